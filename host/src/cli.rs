@@ -1,0 +1,13 @@
+//! Command-line definition. Each subcommand's arguments live with the module that runs it.
+use clap::{Parser, Subcommand};
+
+/// Measure and take apart the network latency of AArch64 virtual machines.
+#[derive(Parser, Debug)]
+#[command(name = "vmprobe", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {}

@@ -1,0 +1,2 @@
+//! The vmprobe host harness as a library: the `vmprobe` binary is a thin shell over it.
+pub mod cli;

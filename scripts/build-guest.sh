@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Build the guest probe: target/guest/vmprobe-guest.elf and the raw arm64 Image
+# target/guest/vmprobe-guest.bin (boots with `qemu-system-aarch64 -M virt -kernel` and U-Boot `booti`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build -p vmprobe-guest --bin vmprobe-guest --target aarch64-unknown-none --profile guest "$@"
+mkdir -p target/guest
+cp target/aarch64-unknown-none/guest/vmprobe-guest target/guest/vmprobe-guest.elf
+objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
+"$objcopy" -O binary target/guest/vmprobe-guest.elf target/guest/vmprobe-guest.bin
+echo "guest: target/guest/vmprobe-guest.bin ($(stat -c %s target/guest/vmprobe-guest.bin) bytes)"
