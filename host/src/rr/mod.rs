@@ -1,0 +1,220 @@
+//! `vmprobe rr`: request/response latency against any echo target.
+//!
+//! Stages, as in hyperfine: [`args`] parses the command line into [`RrOptions`];
+//! [`run`] resolves the target, starts the measuring thread (pinned, signals routed to it),
+//! connects, and drives the [`engine`] loop over a [`transport`] with a [`framing`]; samples
+//! flow into [`crate::stats::Recorder`]s and the per-sample [`log`]; the outcome is a plain
+//! [`RrReport`] that [`crate::export`] turns into text, JSON or CSV.
+//!
+//! Other commands reuse the pieces: [`run_with`] takes a connect closure that runs on the
+//! measuring thread (so it can enter a network namespace first), and [`measure_endpoint`] is
+//! the thread body itself, for a caller that manages its own thread.
+pub mod args;
+pub mod clock;
+pub mod command;
+pub mod engine;
+pub mod error;
+pub mod framing;
+pub mod histlog;
+pub mod log;
+pub mod options;
+pub mod pacing;
+pub mod report;
+pub mod system;
+pub mod transport;
+
+use std::fs::File;
+use std::io;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+pub use args::RrArgs;
+pub use engine::{Limit, Progress};
+pub use error::RrError;
+pub use options::{Proto, RrOptions};
+pub use pacing::Pacing;
+pub use report::RrReport;
+pub use transport::Endpoint;
+
+use engine::{Outcome, Plan, Sample, SampleSink};
+use framing::EchoFraming;
+use log::SampleLog;
+use report::ReportParts;
+use transport::{TcpTransport, Transport, UdpTransport};
+
+use crate::stats::Recorder;
+
+/// What a caller passes to watch and stop a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Control<'a> {
+    /// Raise to stop the run; what was measured is still reported.
+    pub stop: &'a AtomicBool,
+    /// Updated with the number of measured transactions.
+    pub progress: &'a Progress,
+}
+
+/// A finished run: the report and the RTT histogram behind its percentiles.
+#[derive(Debug)]
+pub struct RrRun {
+    /// The report.
+    pub report: RrReport,
+    /// All RTT samples, 1 ns units.
+    pub histogram: Histogram<u64>,
+}
+
+/// Resolves `HOST:PORT` to its first address.
+pub fn resolve(target: &str) -> Result<SocketAddr, RrError> {
+    let mut addrs = target
+        .to_socket_addrs()
+        .map_err(|source| RrError::Resolve { target: target.to_owned(), source })?;
+    addrs.next().ok_or_else(|| RrError::NoAddress(target.to_owned()))
+}
+
+/// Opens a socket to `addr`: a connected UDP socket, or a TCP connection (a refused or
+/// unanswered connection is an error after `timeout`).
+pub fn connect(addr: SocketAddr, proto: Proto, timeout: Duration) -> Result<Endpoint, RrError> {
+    let err = |source| RrError::Connect { proto, addr, source };
+    match proto {
+        Proto::Udp => {
+            let local: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+            let socket = UdpSocket::bind(local).map_err(err)?;
+            socket.connect(addr).map_err(err)?;
+            Ok(Endpoint::Udp(socket))
+        }
+        Proto::Tcp => Ok(Endpoint::Tcp(TcpStream::connect_timeout(&addr, timeout).map_err(err)?)),
+    }
+}
+
+/// Receives samples: statistics for both series and the optional log.
+struct Collector {
+    rtt: Recorder,
+    rx_sw: Recorder,
+    log: Option<SampleLog>,
+}
+
+impl SampleSink for Collector {
+    fn sample(&mut self, sample: &Sample) -> io::Result<()> {
+        if let Outcome::Reply { rtt_ns, rx_sw_rtt_ns } = sample.outcome {
+            self.rtt.record(rtt_ns, sample.id);
+            if let Some(rx) = rx_sw_rtt_ns {
+                self.rx_sw.record(rx, sample.id);
+            }
+        }
+        match self.log.as_mut() {
+            Some(log) => log.write(sample),
+            None => Ok(()),
+        }
+    }
+
+    fn idle(&mut self, now_mono_ns: u64) -> io::Result<()> {
+        match self.log.as_mut() {
+            Some(log) => log.flush(now_mono_ns),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The measuring thread's body: runs the loop over an open `endpoint` in the calling thread
+/// (which the caller has placed and prepared) and reports. `address` is for the report;
+/// `cpus_used` records where the thread runs.
+pub fn measure_endpoint(
+    endpoint: Endpoint,
+    options: &RrOptions,
+    address: SocketAddr,
+    cpus_used: Vec<usize>,
+    log: Option<SampleLog>,
+    control: Control<'_>,
+) -> Result<RrRun, RrError> {
+    let setup = |source| RrError::Setup { what: "cannot prepare the socket", source };
+    let mut transport: Box<dyn Transport> = match endpoint {
+        Endpoint::Udp(s) => Box::new(UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?),
+        Endpoint::Tcp(s) => Box::new(TcpTransport::new(s, options.size, options.busy_poll, options.timeout).map_err(setup)?),
+    };
+    let plan = Plan {
+        limit: options.limit,
+        warmup: options.warmup,
+        pacing: options.pacing,
+        timeout: options.timeout,
+        spin_wait: options.busy_poll,
+    };
+    let mut collector = Collector { rtt: Recorder::new(options.outliers), rx_sw: Recorder::new(0), log };
+    let mut framing = EchoFraming::new(options.size);
+    let (tally, result) =
+        engine::measure(transport.as_mut(), &mut framing, &plan, control.stop, control.progress, &mut collector);
+    let error = match result {
+        Ok(()) => None,
+        // Nothing answered yet: the run could not start at all.
+        Err(e) if tally.transactions == 0 && tally.late == 0 => {
+            return Err(match (options.proto, e.io().kind()) {
+                (Proto::Udp, io::ErrorKind::ConnectionRefused) => RrError::Refused(address),
+                _ => RrError::Measure(e),
+            });
+        }
+        Err(e) => Some(e.to_string()),
+    };
+    let rx_sw = (collector.rx_sw.samples() > 0).then(|| collector.rx_sw.summary());
+    let report = RrReport::new(ReportParts {
+        options,
+        address: address.to_string(),
+        cpus_used,
+        tally,
+        rtt: collector.rtt.summary(),
+        rx_sw,
+        outliers: collector.rtt.outliers(),
+        error,
+    });
+    Ok(RrRun { report, histogram: collector.rtt.histogram().clone() })
+}
+
+/// Runs `options` end to end with the default connect step.
+pub fn run(options: &RrOptions, control: Control<'_>) -> Result<RrRun, RrError> {
+    options.validate()?;
+    let address = resolve(&options.target)?;
+    run_with(options, address, control, move || connect(address, options.proto, options.timeout))
+}
+
+/// Runs `options` against `address`, calling `connect` on the measuring thread after it is
+/// placed (so the closure may first enter a network namespace). Creates the log and
+/// histogram files before measuring, writes the histogram after.
+pub fn run_with<C>(options: &RrOptions, address: SocketAddr, control: Control<'_>, connect: C) -> Result<RrRun, RrError>
+where
+    C: FnOnce() -> Result<Endpoint, RrError> + Send,
+{
+    options.validate()?;
+    let log = match &options.log {
+        Some(path) => {
+            Some(SampleLog::create(path).map_err(|source| RrError::LogFile { path: path.clone(), source })?)
+        }
+        None => None,
+    };
+    let hist_file = match &options.hist {
+        Some(path) => Some(
+            File::create(path)
+                .map_err(|e| RrError::HistFile { path: path.clone(), message: e.to_string() })?,
+        ),
+        None => None,
+    };
+    let run = std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().name("vmprobe-rr".into()).spawn_scoped(scope, move || {
+            let cpus_used = system::place_thread(options.cpu)
+                .map_err(|source| RrError::Affinity { cpu: options.cpu.unwrap_or(0), source })?;
+            system::tight_timer_slack();
+            system::unblock_stop_signals();
+            let endpoint = connect()?;
+            measure_endpoint(endpoint, options, address, cpus_used, log, control)
+        });
+        match thread {
+            Ok(handle) => handle.join().unwrap_or(Err(RrError::ThreadPanicked)),
+            Err(source) => Err(RrError::Setup { what: "cannot start the measuring thread", source }),
+        }
+    })?;
+    if let (Some(mut file), Some(path)) = (hist_file, &options.hist) {
+        let elapsed = Duration::from_secs_f64(run.report.elapsed_s);
+        histlog::write(&mut file, &run.histogram, run.report.start_unix_ns, elapsed)
+            .map_err(|message| RrError::HistFile { path: path.clone(), message })?;
+    }
+    Ok(run)
+}
