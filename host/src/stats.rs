@@ -200,9 +200,9 @@ impl Recorder {
         Summary {
             samples: self.samples,
             min_us: Some(ns_to_us(self.min)),
-            mean_us: Some(self.sum as f64 / n as f64 / 1e3),
+            mean_us: Some(round_ps(self.sum as f64 / n as f64 / 1e3)),
             max_us: Some(ns_to_us(self.max)),
-            stddev_us: Some(stddev_ns / 1e3),
+            stddev_us: Some(round_ps(stddev_ns / 1e3)),
             p50_us: Some(p[0]),
             p90_us: Some(p[1]),
             p99_us: Some(p[2]),
@@ -237,6 +237,12 @@ impl Recorder {
         }
         out
     }
+}
+
+/// Rounds microseconds to the picosecond: more digits than the clocks have, fewer than the
+/// binary float noise of a division.
+fn round_ps(us: f64) -> f64 {
+    (us * 1e6).round() / 1e6
 }
 
 /// Nanoseconds to microseconds as a float.

@@ -189,9 +189,11 @@ where
             tally.interrupted = true;
             break;
         }
+        let mut slot_start = None;
         if let Some(p) = pacer.as_mut() {
             let now = clock::mono_ns();
             let start = p.next_start(now);
+            slot_start = Some(start);
             if start > now {
                 sink.idle(now).map_err(LoopError::Sink)?;
                 if !clock::wait_until(start, plan.spin_wait, stop) {
@@ -212,7 +214,9 @@ where
         transport.send(&request).map_err(LoopError::Send)?;
         if measured {
             if measured_start_mono.is_none() {
-                measured_start_mono = Some(t0);
+                // A paced run's measured time starts at its first slot, so that a duration
+                // of k intervals holds exactly k slots.
+                measured_start_mono = Some(slot_start.map_or(t0, |s| s.min(t0)));
                 tally.start_unix_ns = send_unix_ns;
             }
             tally.sent += 1;
