@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use rr_support::{closed_port, tcp, udp, Action};
 
 fn vmprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vmprobe")).args(args).output().expect("spawn vmprobe")
+    Command::new(env!("CARGO_BIN_EXE_vmprobe"))
+        .args(args)
+        .output()
+        .expect("spawn vmprobe")
 }
 
 /// A failed run: non-zero exit, exactly one line on stderr, no panic.
@@ -25,12 +28,28 @@ fn assert_one_line_failure(out: &Output, expect_code: i32, needle: &str) {
 fn json_summary_has_contract_keys() {
     let server = udp(|_| Action::Echo);
     let addr = server.addr.to_string();
-    let out = vmprobe(&["rr", "--target", &addr, "--count", "300", "--format", "json", "--size", "32"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vmprobe(&[
+        "rr", "--target", &addr, "--count", "300", "--format", "json", "--size", "32",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     for key in [
-        "transactions", "lost", "min_us", "mean_us", "max_us", "stddev_us", "p50_us", "p90_us",
-        "p99_us", "p999_us", "p9999_us", "rate_tps",
+        "transactions",
+        "lost",
+        "min_us",
+        "mean_us",
+        "max_us",
+        "stddev_us",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "p9999_us",
+        "rate_tps",
     ] {
         assert!(v[key].is_number(), "{key}: {v}");
     }
@@ -49,10 +68,30 @@ fn json_summary_has_contract_keys() {
 fn text_first_line_reads_like_netperf() {
     let server = tcp(64, |_| Action::Echo);
     let addr = server.addr.to_string();
-    let out = vmprobe(&["rr", "--target", &addr, "--proto", "tcp", "--count", "100", "--interval", "1ms"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = vmprobe(&[
+        "rr",
+        "--target",
+        &addr,
+        "--proto",
+        "tcp",
+        "--count",
+        "100",
+        "--interval",
+        "1ms",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let first: Vec<f64> = text.lines().next().unwrap().split_whitespace().map(|f| f.parse().unwrap()).collect();
+    let first: Vec<f64> = text
+        .lines()
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .map(|f| f.parse().unwrap())
+        .collect();
     // min mean max stddev rate
     assert_eq!(first.len(), 5, "{text}");
     assert!(first[0] <= first[1] && first[1] <= first[2], "{text}");
@@ -63,7 +102,15 @@ fn text_first_line_reads_like_netperf() {
 #[test]
 fn csv_summary_is_header_and_row() {
     let server = udp(|_| Action::Echo);
-    let out = vmprobe(&["rr", "--target", &server.addr.to_string(), "--count", "50", "--format", "csv"]);
+    let out = vmprobe(&[
+        "rr",
+        "--target",
+        &server.addr.to_string(),
+        "--count",
+        "50",
+        "--format",
+        "csv",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
@@ -79,17 +126,63 @@ fn csv_summary_is_header_and_row() {
 #[test]
 fn bad_arguments_fail_in_one_line() {
     let cases: &[(&[&str], i32, &str)] = &[
-        (&["rr", "--target", "127.0.0.1:7", "--size", "0"], 1, "--size"),
-        (&["rr", "--target", "127.0.0.1:7", "--count", "0"], 1, "--count"),
-        (&["rr", "--target", "127.0.0.1:7", "--interval", "10"], 2, "no unit"),
-        (&["rr", "--target", "127.0.0.1:7", "--timeout", "soon"], 2, "--timeout"),
-        (&["rr", "--target", "127.0.0.1:7", "--count", "5", "--duration", "1s"], 2, "--duration"),
-        (&["rr", "--target", "127.0.0.1:7", "--burst", "3"], 2, "--interval"),
-        (&["rr", "--target", "127.0.0.1:7", "--proto", "sctp"], 2, "sctp"),
+        (
+            &["rr", "--target", "127.0.0.1:7", "--size", "0"],
+            1,
+            "--size",
+        ),
+        (
+            &["rr", "--target", "127.0.0.1:7", "--count", "0"],
+            1,
+            "--count",
+        ),
+        (
+            &["rr", "--target", "127.0.0.1:7", "--interval", "10"],
+            2,
+            "no unit",
+        ),
+        (
+            &["rr", "--target", "127.0.0.1:7", "--timeout", "soon"],
+            2,
+            "--timeout",
+        ),
+        (
+            &[
+                "rr",
+                "--target",
+                "127.0.0.1:7",
+                "--count",
+                "5",
+                "--duration",
+                "1s",
+            ],
+            2,
+            "--duration",
+        ),
+        (
+            &["rr", "--target", "127.0.0.1:7", "--burst", "3"],
+            2,
+            "--interval",
+        ),
+        (
+            &["rr", "--target", "127.0.0.1:7", "--proto", "sctp"],
+            2,
+            "sctp",
+        ),
         (&["rr"], 2, "--target"),
         (&["rr", "--target", "no-port-here"], 1, "no-port-here"),
         (&["rr", "--target", "host.invalid:7"], 1, "host.invalid"),
-        (&["rr", "--target", "127.0.0.1:7", "--log", "/nonexistent-dir/x.csv"], 1, "/nonexistent-dir/x.csv"),
+        (
+            &[
+                "rr",
+                "--target",
+                "127.0.0.1:7",
+                "--log",
+                "/nonexistent-dir/x.csv",
+            ],
+            1,
+            "/nonexistent-dir/x.csv",
+        ),
     ];
     for (args, code, needle) in cases {
         assert_one_line_failure(&vmprobe(args), *code, needle);
@@ -99,8 +192,16 @@ fn bad_arguments_fail_in_one_line() {
 #[test]
 fn closed_ports_fail_in_one_line() {
     let target = format!("127.0.0.1:{}", closed_port());
-    assert_one_line_failure(&vmprobe(&["rr", "--target", &target, "--proto", "tcp", "--count", "3"]), 1, "refused");
-    assert_one_line_failure(&vmprobe(&["rr", "--target", &target, "--proto", "udp", "--count", "3"]), 1, "refused");
+    assert_one_line_failure(
+        &vmprobe(&["rr", "--target", &target, "--proto", "tcp", "--count", "3"]),
+        1,
+        "refused",
+    );
+    assert_one_line_failure(
+        &vmprobe(&["rr", "--target", &target, "--proto", "udp", "--count", "3"]),
+        1,
+        "refused",
+    );
 }
 
 #[test]
@@ -110,7 +211,15 @@ fn sigint_stops_and_still_reports_and_logs() {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("sigint.csv");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-        .args(["rr", "--target", &server.addr.to_string(), "--duration", "60s", "--interval", "1ms"])
+        .args([
+            "rr",
+            "--target",
+            &server.addr.to_string(),
+            "--duration",
+            "60s",
+            "--interval",
+            "1ms",
+        ])
         .args(["--format", "json", "--log", log.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -119,11 +228,17 @@ fn sigint_stops_and_still_reports_and_logs() {
     // Wait until the run is measuring (rows reach the log), then interrupt it.
     let started = Instant::now();
     while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 20 {
-        assert!(started.elapsed() < Duration::from_secs(30), "no samples logged");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no samples logged"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // SAFETY: sending a signal to our own child process.
-    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) },
+        0
+    );
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
@@ -135,31 +250,56 @@ fn sigint_stops_and_still_reports_and_logs() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "{status:?} {stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("summary printed");
     assert_eq!(v["interrupted"], true);
-    let done = v["transactions"].as_u64().unwrap() + v["lost"].as_u64().unwrap() + v["errors"].as_u64().unwrap();
+    let done = v["transactions"].as_u64().unwrap()
+        + v["lost"].as_u64().unwrap()
+        + v["errors"].as_u64().unwrap();
     assert!(done >= 19);
     assert_eq!(v["sent"].as_u64().unwrap(), done);
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.ends_with('\n'));
     let rows: Vec<&str> = text.lines().skip(1).collect();
-    assert_eq!(rows.len() as u64, done, "every measured transaction is in the log");
+    assert_eq!(
+        rows.len() as u64,
+        done,
+        "every measured transaction is in the log"
+    );
     assert!(rows.iter().all(|r| r.split(',').count() == 7));
 }
 
 /// Memory does not grow with run length: a long back-to-back run stays far below 50 MB.
 #[test]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also reports its peak RSS
 fn memory_stays_bounded() {
     let server = udp(|_| Action::Echo);
     let dir = std::env::temp_dir().join(format!("vmprobe-rr-mem-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("mem.csv");
     let child = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-        .args(["rr", "--target", &server.addr.to_string(), "--count", "100000", "--format", "json"])
+        .args([
+            "rr",
+            "--target",
+            &server.addr.to_string(),
+            "--count",
+            "100000",
+            "--format",
+            "json",
+        ])
         .args(["--log", log.to_str().unwrap()])
         .stdout(Stdio::null())
         .spawn()
@@ -174,5 +314,8 @@ fn memory_stays_bounded() {
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
     let max_rss_mb = usage.ru_maxrss as f64 / 1024.0;
     assert!(max_rss_mb < 50.0, "peak RSS {max_rss_mb} MB");
-    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 100_001);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap().lines().count(),
+        100_001
+    );
 }

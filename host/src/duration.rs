@@ -53,7 +53,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     if (int_part.is_empty() && frac_part.is_empty()) || frac_part.contains('.') {
         return Err(bad());
     }
-    let int: u128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| bad())? };
+    let int: u128 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().map_err(|_| bad())?
+    };
     // Exact decimal arithmetic: fraction digits beyond nanoseconds are rounded, not truncated.
     let mut frac_nanos: u128 = 0;
     let mut scale: u128 = 1;
@@ -94,11 +98,26 @@ mod tests {
     #[test]
     fn refusals() {
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
-        assert!(matches!(parse_duration("10"), Err(DurationError::MissingUnit(_))));
-        assert!(matches!(parse_duration("10parsecs"), Err(DurationError::UnknownUnit(_))));
-        assert!(matches!(parse_duration("ms"), Err(DurationError::BadNumber(_))));
-        assert!(matches!(parse_duration("1.2.3ms"), Err(DurationError::BadNumber(_))));
+        assert!(matches!(
+            parse_duration("10"),
+            Err(DurationError::MissingUnit(_))
+        ));
+        assert!(matches!(
+            parse_duration("10parsecs"),
+            Err(DurationError::UnknownUnit(_))
+        ));
+        assert!(matches!(
+            parse_duration("ms"),
+            Err(DurationError::BadNumber(_))
+        ));
+        assert!(matches!(
+            parse_duration("1.2.3ms"),
+            Err(DurationError::BadNumber(_))
+        ));
         assert!(parse_duration("-1ms").is_err());
-        assert!(matches!(parse_duration("99999999999h"), Err(DurationError::TooLarge(_))));
+        assert!(matches!(
+            parse_duration("99999999999h"),
+            Err(DurationError::TooLarge(_))
+        ));
     }
 }

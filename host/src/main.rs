@@ -44,7 +44,10 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
                 .collect();
-            eprintln!("vmprobe: {}", message.join(" ").trim_start_matches("error: "));
+            eprintln!(
+                "vmprobe: {}",
+                message.join(" ").trim_start_matches("error: ")
+            );
             return ExitCode::from(e.exit_code() as u8);
         }
     };

@@ -55,13 +55,19 @@ pub struct Outlier {
 pub struct Outliers {
     keep: usize,
     // Min-heap on (value, Reverse(seq)): the smallest kept sample is on top, ready to be evicted.
-    heap: BinaryHeap<Reverse<(u64, Reverse<u64>, u64, u64)>>,
+    heap: BinaryHeap<Reverse<OutlierKey>>,
 }
+
+/// (value, Reverse(seq), send_unix_ns, send_mono_ns): orders by value, then earlier first.
+type OutlierKey = (u64, Reverse<u64>, u64, u64);
 
 impl Outliers {
     /// Keeps the `keep` largest samples (0 keeps none).
     pub fn new(keep: usize) -> Self {
-        Self { keep, heap: BinaryHeap::with_capacity(keep + 1) }
+        Self {
+            keep,
+            heap: BinaryHeap::with_capacity(keep + 1),
+        }
     }
 
     /// Offers a sample.
@@ -85,10 +91,16 @@ impl Outliers {
         let mut all: Vec<_> = self.heap.iter().map(|Reverse(e)| *e).collect();
         all.sort_by(|a, b| b.cmp(a));
         all.into_iter()
-            .map(|(value, Reverse(seq), send_unix_ns, send_mono_ns)| Outlier {
-                id: SampleId { seq, send_unix_ns, send_mono_ns },
-                rtt_us: ns_to_us(value),
-            })
+            .map(
+                |(value, Reverse(seq), send_unix_ns, send_mono_ns)| Outlier {
+                    id: SampleId {
+                        seq,
+                        send_unix_ns,
+                        send_mono_ns,
+                    },
+                    rtt_us: ns_to_us(value),
+                },
+            )
             .collect()
     }
 }
@@ -255,7 +267,11 @@ mod tests {
     use super::*;
 
     fn id(seq: u64) -> SampleId {
-        SampleId { seq, send_unix_ns: 1_000 + seq, send_mono_ns: 2_000 + seq }
+        SampleId {
+            seq,
+            send_unix_ns: 1_000 + seq,
+            send_mono_ns: 2_000 + seq,
+        }
     }
 
     fn recorder(values: &[u64]) -> Recorder {
@@ -327,7 +343,10 @@ mod tests {
     #[test]
     fn single_sample() {
         let s = recorder(&[42_000]).summary();
-        assert_eq!((s.min_us, s.p50_us, s.p9999_us, s.max_us), (Some(42.0), Some(42.0), Some(42.0), Some(42.0)));
+        assert_eq!(
+            (s.min_us, s.p50_us, s.p9999_us, s.max_us),
+            (Some(42.0), Some(42.0), Some(42.0), Some(42.0))
+        );
         assert_eq!(s.stddev_us, Some(0.0));
     }
 

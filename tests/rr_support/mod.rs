@@ -66,7 +66,9 @@ fn make_realtime() {
 
 fn udp_server(realtime: bool, script: impl Fn(u64) -> Action + Send + 'static) -> Server {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
     let addr = socket.local_addr().unwrap();
     let requests = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -77,7 +79,9 @@ fn udp_server(realtime: bool, script: impl Fn(u64) -> Action + Send + 'static) -
         }
         let mut buf = vec![0u8; 65536];
         while !st.load(Ordering::Relaxed) {
-            let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
+            let Ok((n, peer)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
             let idx = req.fetch_add(1, Ordering::SeqCst);
             let data = buf[..n].to_vec();
             match script(idx) {
@@ -98,7 +102,11 @@ fn udp_server(realtime: bool, script: impl Fn(u64) -> Action + Send + 'static) -
             }
         }
     });
-    Server { addr, requests, stop }
+    Server {
+        addr,
+        requests,
+        stop,
+    }
 }
 
 /// A TCP echo server on 127.0.0.1 for frames of `size` bytes, one connection at a time.
@@ -118,7 +126,8 @@ pub fn tcp(size: usize, script: impl Fn(u64) -> Action + Send + 'static) -> Serv
             };
             conn.set_nonblocking(false).unwrap();
             conn.set_nodelay(true).unwrap();
-            conn.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+            conn.set_read_timeout(Some(Duration::from_millis(50)))
+                .unwrap();
             let mut frame = vec![0u8; size];
             let mut filled = 0;
             while !st.load(Ordering::Relaxed) {
@@ -154,7 +163,11 @@ pub fn tcp(size: usize, script: impl Fn(u64) -> Action + Send + 'static) -> Serv
             }
         }
     });
-    Server { addr, requests, stop }
+    Server {
+        addr,
+        requests,
+        stop,
+    }
 }
 
 /// A loopback port nothing listens on (bound, then released).

@@ -12,20 +12,62 @@ pub(super) struct CsvExporter;
 
 /// Column order: the counts and statistics users read first, then parameters.
 pub(super) const COLUMNS: &[&str] = &[
-    "target", "address", "proto", "transactions", "lost", "errors", "late", "stray", "sent",
-    "min_us", "mean_us", "max_us", "stddev_us", "p50_us", "p90_us", "p99_us", "p999_us",
-    "p9999_us", "rate_tps", "samples", "rx_sw_samples", "rx_sw_min_us", "rx_sw_mean_us",
-    "rx_sw_max_us", "rx_sw_stddev_us", "rx_sw_p50_us", "rx_sw_p90_us", "rx_sw_p99_us",
-    "rx_sw_p999_us", "rx_sw_p9999_us", "size", "count", "duration_s", "interval_us", "burst",
-    "warmup", "timeout_us", "cpu", "cpus_used", "busy_poll", "start_unix_ns", "elapsed_s",
-    "interrupted", "error", "histogram_digits",
+    "target",
+    "address",
+    "proto",
+    "transactions",
+    "lost",
+    "errors",
+    "late",
+    "stray",
+    "sent",
+    "min_us",
+    "mean_us",
+    "max_us",
+    "stddev_us",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "p999_us",
+    "p9999_us",
+    "rate_tps",
+    "samples",
+    "rx_sw_samples",
+    "rx_sw_min_us",
+    "rx_sw_mean_us",
+    "rx_sw_max_us",
+    "rx_sw_stddev_us",
+    "rx_sw_p50_us",
+    "rx_sw_p90_us",
+    "rx_sw_p99_us",
+    "rx_sw_p999_us",
+    "rx_sw_p9999_us",
+    "size",
+    "count",
+    "duration_s",
+    "interval_us",
+    "burst",
+    "warmup",
+    "timeout_us",
+    "cpu",
+    "cpus_used",
+    "busy_poll",
+    "start_unix_ns",
+    "elapsed_s",
+    "interrupted",
+    "error",
+    "histogram_digits",
 ];
 
 fn cell(value: Option<&Value>) -> String {
     match value {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(items)) => items.iter().map(|i| cell(Some(i))).collect::<Vec<_>>().join(" "),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| cell(Some(i)))
+            .collect::<Vec<_>>()
+            .join(" "),
         Some(other) => other.to_string(),
     }
 }

@@ -2,9 +2,9 @@
 //! report, as hyperfine's exporters. The JSON and CSV shapes are a contract.
 mod csv;
 mod json;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::io;
 

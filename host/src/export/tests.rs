@@ -1,19 +1,29 @@
 //! Snapshot tests of every format on fixed reports.
 use super::{csv::COLUMNS, serialize, text::utc, Format};
-use crate::rr::{Limit, Pacing, Proto, RrOptions, RrReport};
 use crate::rr::engine::Tally;
 use crate::rr::report::ReportParts;
+use crate::rr::{Limit, Pacing, Proto, RrOptions, RrReport};
 use crate::stats::{Recorder, SampleId};
 use std::time::Duration;
 
 fn report(values: &[u64]) -> RrReport {
     let mut rtt = Recorder::new(2);
     for (i, v) in values.iter().enumerate() {
-        rtt.record(*v, SampleId { seq: 10 + i as u64, send_unix_ns: 1_763_776_800_000_000_000 + i as u64 * 1_000_000, send_mono_ns: 5_000_000_000 + i as u64 });
+        rtt.record(
+            *v,
+            SampleId {
+                seq: 10 + i as u64,
+                send_unix_ns: 1_763_776_800_000_000_000 + i as u64 * 1_000_000,
+                send_mono_ns: 5_000_000_000 + i as u64,
+            },
+        );
     }
     let options = RrOptions {
         limit: Limit::Count(values.len() as u64 + 1),
-        pacing: Some(Pacing { interval: Duration::from_millis(10), burst: 1 }),
+        pacing: Some(Pacing {
+            interval: Duration::from_millis(10),
+            burst: 1,
+        }),
         proto: Proto::Tcp,
         ..RrOptions::new("localhost:7")
     };
@@ -39,7 +49,9 @@ fn report(values: &[u64]) -> RrReport {
 
 #[test]
 fn text_snapshot() {
-    let text = String::from_utf8(serialize(Format::Text, &report(&[20_000, 30_000, 40_500])).unwrap()).unwrap();
+    let text =
+        String::from_utf8(serialize(Format::Text, &report(&[20_000, 30_000, 40_500])).unwrap())
+            .unwrap();
     let expected = "\
 20.000 30.167 40.500 8.370 1.50
 vmprobe rr tcp localhost:7 (127.0.0.1:7), 64 B, every 10000 us, burst 1, blocking, cpus [1], warm-up 10
@@ -62,7 +74,20 @@ fn text_without_replies() {
 fn json_has_contract_keys() {
     let bytes = serialize(Format::Json, &report(&[20_000, 30_000])).unwrap();
     let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    for key in ["transactions", "lost", "min_us", "mean_us", "max_us", "stddev_us", "p50_us", "p90_us", "p99_us", "p999_us", "p9999_us", "rate_tps"] {
+    for key in [
+        "transactions",
+        "lost",
+        "min_us",
+        "mean_us",
+        "max_us",
+        "stddev_us",
+        "p50_us",
+        "p90_us",
+        "p99_us",
+        "p999_us",
+        "p9999_us",
+        "rate_tps",
+    ] {
         assert!(v[key].is_number(), "{key} in {v}");
     }
     assert_eq!(v["proto"], "tcp");
@@ -93,6 +118,12 @@ fn csv_covers_every_json_scalar() {
 #[test]
 fn utc_dates() {
     assert_eq!(utc(0), "1970-01-01T00:00:00.000000000Z");
-    assert_eq!(utc(951_782_400_123_456_789), "2000-02-29T00:00:00.123456789Z");
-    assert_eq!(utc(1_763_776_800_000_000_000), "2025-11-22T02:00:00.000000000Z");
+    assert_eq!(
+        utc(951_782_400_123_456_789),
+        "2000-02-29T00:00:00.123456789Z"
+    );
+    assert_eq!(
+        utc(1_763_776_800_000_000_000),
+        "2025-11-22T02:00:00.000000000Z"
+    );
 }

@@ -62,7 +62,11 @@ fn series(out: &mut String, label: &str, s: &Summary) {
 impl Exporter for TextExporter {
     fn serialize(&self, r: &RrReport) -> io::Result<Vec<u8>> {
         let mut out = String::new();
-        let rate = if r.transactions > 0 { format!("{:.2}", r.rate_tps) } else { "-".into() };
+        let rate = if r.transactions > 0 {
+            format!("{:.2}", r.rate_tps)
+        } else {
+            "-".into()
+        };
         let _ = writeln!(
             out,
             "{} {} {} {} {}",

@@ -74,7 +74,10 @@ impl RrArgs {
                 (None, Some(d)) => Limit::Duration(d),
                 (None, None) => Limit::Duration(Duration::from_secs(10)),
             },
-            pacing: self.interval.map(|interval| Pacing { interval, burst: self.burst }),
+            pacing: self.interval.map(|interval| Pacing {
+                interval,
+                burst: self.burst,
+            }),
             size: self.size,
             warmup: self.warmup,
             timeout: self.timeout,

@@ -16,23 +16,37 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     let options = args.to_options();
     options.validate()?;
-    let stop = system::install_stop_signals().map_err(|source| RrError::Setup { what: "cannot install signal handlers", source })?;
+    let stop = system::install_stop_signals().map_err(|source| RrError::Setup {
+        what: "cannot install signal handlers",
+        source,
+    })?;
     // Signals go to the measuring thread only (it unblocks them), see `system`.
     system::block_stop_signals();
     let progress = Progress::default();
     let finished = AtomicBool::new(false);
-    let show_progress = args.format == Format::Text && std::io::stdout().is_terminal() && std::io::stderr().is_terminal();
+    let show_progress = args.format == Format::Text
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal();
     let run = std::thread::scope(|scope| {
         if show_progress {
             scope.spawn(|| display_progress(&options, &progress, &finished));
         }
-        let run = super::run(&options, Control { stop, progress: &progress });
+        let run = super::run(
+            &options,
+            Control {
+                stop,
+                progress: &progress,
+            },
+        );
         finished.store(true, Ordering::Relaxed);
         run
     })?;
     let bytes = export::serialize(args.format, &run.report).map_err(RrError::Output)?;
     let mut stdout = std::io::stdout().lock();
-    stdout.write_all(&bytes).and_then(|()| stdout.flush()).map_err(RrError::Output)?;
+    stdout
+        .write_all(&bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(RrError::Output)?;
     match run.report.error {
         Some(e) => Err(RrError::Aborted(e)),
         None => Ok(()),
@@ -51,8 +65,10 @@ fn display_progress(options: &RrOptions, progress: &Progress, finished: &AtomicB
         let done = progress.done.load(Ordering::Relaxed);
         let bar = bar.get_or_insert_with(|| match options.limit {
             Limit::Count(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} transactions, {per_sec}, eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} transactions, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             ),
             Limit::Duration(d) => ProgressBar::new(d.as_secs()).with_style(
                 ProgressStyle::with_template("{bar:40} {pos}/{len} s, {msg} transactions")

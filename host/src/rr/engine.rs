@@ -223,7 +223,10 @@ where
         }
         let deadline = t0.saturating_add(timeout_ns);
         let outcome = loop {
-            match transport.recv(&mut reply, deadline, stop).map_err(LoopError::Recv)? {
+            match transport
+                .recv(&mut reply, deadline, stop)
+                .map_err(LoopError::Recv)?
+            {
                 Received::Data { len, rx_sw_unix_ns } => {
                     let t1 = clock::mono_ns();
                     match framing.check(seq, &request, &reply[..len]) {
@@ -231,7 +234,10 @@ where
                             let rx_sw_rtt_ns = rx_sw_unix_ns
                                 .and_then(|rx| rx.checked_sub(send_unix_ns))
                                 .filter(|rtt| *rtt <= timeout_ns.saturating_mul(2));
-                            break Some(Outcome::Reply { rtt_ns: t1 - t0, rx_sw_rtt_ns });
+                            break Some(Outcome::Reply {
+                                rtt_ns: t1 - t0,
+                                rx_sw_rtt_ns,
+                            });
                         }
                         Verdict::Late => {
                             if measured {
@@ -272,9 +278,16 @@ where
             Outcome::Error => tally.errors += 1,
         }
         tally.elapsed_ns = clock::mono_ns() - measured_start_mono.unwrap_or(t0);
-        let id = SampleId { seq, send_unix_ns, send_mono_ns: t0 };
-        sink.sample(&Sample { id, outcome }).map_err(LoopError::Sink)?;
-        progress.done.store(seq + 1 - plan.warmup, Ordering::Relaxed);
+        let id = SampleId {
+            seq,
+            send_unix_ns,
+            send_mono_ns: t0,
+        };
+        sink.sample(&Sample { id, outcome })
+            .map_err(LoopError::Sink)?;
+        progress
+            .done
+            .store(seq + 1 - plan.warmup, Ordering::Relaxed);
     }
     Ok(())
 }
@@ -325,11 +338,19 @@ mod tests {
             Ok(())
         }
 
-        fn recv(&mut self, buf: &mut [u8], _deadline: u64, _stop: &AtomicBool) -> io::Result<Received> {
+        fn recv(
+            &mut self,
+            buf: &mut [u8],
+            _deadline: u64,
+            _stop: &AtomicBool,
+        ) -> io::Result<Received> {
             Ok(match self.queue.pop_front() {
                 Some(r) => {
                     buf[..r.len()].copy_from_slice(&r);
-                    Received::Data { len: r.len(), rx_sw_unix_ns: None }
+                    Received::Data {
+                        len: r.len(),
+                        rx_sw_unix_ns: None,
+                    }
                 }
                 None => Received::Timeout,
             })
@@ -346,7 +367,12 @@ mod tests {
     }
 
     fn run(acts: Vec<Act>, count: u64, warmup: u64) -> (Tally, Vec<Sample>) {
-        let mut t = Scripted { acts, next: 0, queue: VecDeque::new(), deferred: None };
+        let mut t = Scripted {
+            acts,
+            next: 0,
+            queue: VecDeque::new(),
+            deferred: None,
+        };
         let plan = Plan {
             limit: Limit::Count(count),
             warmup,
@@ -355,8 +381,14 @@ mod tests {
             spin_wait: false,
         };
         let mut sink = Collect::default();
-        let (tally, res) =
-            measure(&mut t, &mut EchoFraming::new(32), &plan, &AtomicBool::new(false), &Progress::default(), &mut sink);
+        let (tally, res) = measure(
+            &mut t,
+            &mut EchoFraming::new(32),
+            &plan,
+            &AtomicBool::new(false),
+            &Progress::default(),
+            &mut sink,
+        );
         res.unwrap();
         (tally, sink.0)
     }
@@ -393,7 +425,12 @@ mod tests {
 
     #[test]
     fn raised_stop_flag_ends_before_sending() {
-        let mut t = Scripted { acts: vec![], next: 0, queue: VecDeque::new(), deferred: None };
+        let mut t = Scripted {
+            acts: vec![],
+            next: 0,
+            queue: VecDeque::new(),
+            deferred: None,
+        };
         let plan = Plan {
             limit: Limit::Count(10),
             warmup: 0,

@@ -43,7 +43,10 @@ impl EchoFraming {
     /// Requests of exactly `size` bytes (at least 1). Below 8 bytes the sequence number is
     /// truncated, so late replies are only told apart modulo 256^size.
     pub fn new(size: usize) -> Self {
-        Self { size: size.max(1), expected_late: vec![0; size.max(1)] }
+        Self {
+            size: size.max(1),
+            expected_late: vec![0; size.max(1)],
+        }
     }
 
     fn seq_len(&self) -> usize {
@@ -158,7 +161,10 @@ mod tests {
         old[63] ^= 0x80;
         assert_eq!(f.check(9, &cur, &old), Verdict::Wrong);
         assert_eq!(f.check(9, &cur, &cur[..63]), Verdict::Wrong);
-        assert_eq!(f.check(9, &cur, &[cur.as_slice(), &[0]].concat()), Verdict::Wrong);
+        assert_eq!(
+            f.check(9, &cur, &[cur.as_slice(), &[0]].concat()),
+            Verdict::Wrong
+        );
         assert_eq!(f.check(9, &cur, &[]), Verdict::Wrong);
     }
 

@@ -24,7 +24,9 @@ pub fn write<W: Write>(
         .with_start_time(start)
         .with_base_time(start)
         .with_max_value_divisor(1000.0);
-    let mut log = builder.begin_log_with(out, &mut serializer).map_err(|e| e.to_string())?;
+    let mut log = builder
+        .begin_log_with(out, &mut serializer)
+        .map_err(|e| e.to_string())?;
     log.write_histogram(histogram, Duration::ZERO, elapsed, Tag::new("rtt"))
         .map_err(|e| e.to_string())
 }
@@ -42,7 +44,13 @@ mod tests {
             h.record(v).unwrap();
         }
         let mut out = Vec::new();
-        write(&mut out, &h, 1_700_000_000_000_000_000, Duration::from_secs(2)).unwrap();
+        write(
+            &mut out,
+            &h,
+            1_700_000_000_000_000_000,
+            Duration::from_secs(2),
+        )
+        .unwrap();
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.contains("#[StartTime: 1700000000.000"), "{text}");
         let mut found = 0;
@@ -50,7 +58,8 @@ mod tests {
             if let Ok(LogEntry::Interval(i)) = entry {
                 assert_eq!(i.tag().map(|t| t.as_str()), Some("rtt"));
                 let bytes = base64_decode(i.encoded_histogram());
-                let back: Histogram<u64> = Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
+                let back: Histogram<u64> =
+                    Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
                 assert_eq!(back.len(), 3);
                 assert_eq!(back.min(), 25_123);
                 found += 1;

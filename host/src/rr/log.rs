@@ -34,22 +34,36 @@ impl<W: Write> SampleLog<W> {
         let mut out = BufWriter::with_capacity(64 * 1024, writer);
         writeln!(out, "{HEADER}")?;
         out.flush()?;
-        Ok(Self { out, last_flush_ns: 0 })
+        Ok(Self {
+            out,
+            last_flush_ns: 0,
+        })
     }
 
     /// Appends one row; flushes if the last flush is more than 100 ms old.
     pub fn write(&mut self, s: &Sample) -> io::Result<()> {
         let id = &s.id;
         match s.outcome {
-            Outcome::Reply { rtt_ns, rx_sw_rtt_ns } => {
+            Outcome::Reply {
+                rtt_ns,
+                rx_sw_rtt_ns,
+            } => {
                 write!(self.out, "{},{},{},0,ok,", id.seq, id.send_unix_ns, rtt_ns)?;
                 if let Some(rx) = rx_sw_rtt_ns {
                     write!(self.out, "{rx}")?;
                 }
                 writeln!(self.out, ",{}", id.send_mono_ns)?;
             }
-            Outcome::Lost => writeln!(self.out, "{},{},,1,lost,,{}", id.seq, id.send_unix_ns, id.send_mono_ns)?,
-            Outcome::Error => writeln!(self.out, "{},{},,0,error,,{}", id.seq, id.send_unix_ns, id.send_mono_ns)?,
+            Outcome::Lost => writeln!(
+                self.out,
+                "{},{},,1,lost,,{}",
+                id.seq, id.send_unix_ns, id.send_mono_ns
+            )?,
+            Outcome::Error => writeln!(
+                self.out,
+                "{},{},,0,error,,{}",
+                id.seq, id.send_unix_ns, id.send_mono_ns
+            )?,
         }
         if id.send_mono_ns.saturating_sub(self.last_flush_ns) >= FLUSH_EVERY_NS {
             self.flush(id.send_mono_ns)?;
@@ -77,11 +91,30 @@ mod tests {
     #[test]
     fn rows() {
         let mut log = SampleLog::new(Vec::new()).unwrap();
-        let id = |seq| SampleId { seq, send_unix_ns: 1_700_000_000_000_000_000 + seq, send_mono_ns: 5 + seq };
-        let ok = Outcome::Reply { rtt_ns: 25_000, rx_sw_rtt_ns: Some(21_000) };
-        log.write(&Sample { id: id(0), outcome: ok }).unwrap();
-        log.write(&Sample { id: id(1), outcome: Outcome::Lost }).unwrap();
-        log.write(&Sample { id: id(2), outcome: Outcome::Error }).unwrap();
+        let id = |seq| SampleId {
+            seq,
+            send_unix_ns: 1_700_000_000_000_000_000 + seq,
+            send_mono_ns: 5 + seq,
+        };
+        let ok = Outcome::Reply {
+            rtt_ns: 25_000,
+            rx_sw_rtt_ns: Some(21_000),
+        };
+        log.write(&Sample {
+            id: id(0),
+            outcome: ok,
+        })
+        .unwrap();
+        log.write(&Sample {
+            id: id(1),
+            outcome: Outcome::Lost,
+        })
+        .unwrap();
+        log.write(&Sample {
+            id: id(2),
+            outcome: Outcome::Error,
+        })
+        .unwrap();
         let text = String::from_utf8(log.into_inner().unwrap()).unwrap();
         assert_eq!(
             text,

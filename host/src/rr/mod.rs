@@ -69,22 +69,37 @@ pub struct RrRun {
 pub fn resolve(target: &str) -> Result<SocketAddr, RrError> {
     let mut addrs = target
         .to_socket_addrs()
-        .map_err(|source| RrError::Resolve { target: target.to_owned(), source })?;
-    addrs.next().ok_or_else(|| RrError::NoAddress(target.to_owned()))
+        .map_err(|source| RrError::Resolve {
+            target: target.to_owned(),
+            source,
+        })?;
+    addrs
+        .next()
+        .ok_or_else(|| RrError::NoAddress(target.to_owned()))
 }
 
 /// Opens a socket to `addr`: a connected UDP socket, or a TCP connection (a refused or
 /// unanswered connection is an error after `timeout`).
 pub fn connect(addr: SocketAddr, proto: Proto, timeout: Duration) -> Result<Endpoint, RrError> {
-    let err = |source| RrError::Connect { proto, addr, source };
+    let err = |source| RrError::Connect {
+        proto,
+        addr,
+        source,
+    };
     match proto {
         Proto::Udp => {
-            let local: SocketAddr = if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+            let local: SocketAddr = if addr.is_ipv4() {
+                ([0, 0, 0, 0], 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
             let socket = UdpSocket::bind(local).map_err(err)?;
             socket.connect(addr).map_err(err)?;
             Ok(Endpoint::Udp(socket))
         }
-        Proto::Tcp => Ok(Endpoint::Tcp(TcpStream::connect_timeout(&addr, timeout).map_err(err)?)),
+        Proto::Tcp => Ok(Endpoint::Tcp(
+            TcpStream::connect_timeout(&addr, timeout).map_err(err)?,
+        )),
     }
 }
 
@@ -97,7 +112,11 @@ struct Collector {
 
 impl SampleSink for Collector {
     fn sample(&mut self, sample: &Sample) -> io::Result<()> {
-        if let Outcome::Reply { rtt_ns, rx_sw_rtt_ns } = sample.outcome {
+        if let Outcome::Reply {
+            rtt_ns,
+            rx_sw_rtt_ns,
+        } = sample.outcome
+        {
             self.rtt.record(rtt_ns, sample.id);
             if let Some(rx) = rx_sw_rtt_ns {
                 self.rx_sw.record(rx, sample.id);
@@ -128,10 +147,18 @@ pub fn measure_endpoint(
     log: Option<SampleLog>,
     control: Control<'_>,
 ) -> Result<RrRun, RrError> {
-    let setup = |source| RrError::Setup { what: "cannot prepare the socket", source };
+    let setup = |source| RrError::Setup {
+        what: "cannot prepare the socket",
+        source,
+    };
     let mut transport: Box<dyn Transport> = match endpoint {
-        Endpoint::Udp(s) => Box::new(UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?),
-        Endpoint::Tcp(s) => Box::new(TcpTransport::new(s, options.size, options.busy_poll, options.timeout).map_err(setup)?),
+        Endpoint::Udp(s) => {
+            Box::new(UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?)
+        }
+        Endpoint::Tcp(s) => Box::new(
+            TcpTransport::new(s, options.size, options.busy_poll, options.timeout)
+                .map_err(setup)?,
+        ),
     };
     let plan = Plan {
         limit: options.limit,
@@ -140,10 +167,20 @@ pub fn measure_endpoint(
         timeout: options.timeout,
         spin_wait: options.busy_poll,
     };
-    let mut collector = Collector { rtt: Recorder::new(options.outliers), rx_sw: Recorder::new(0), log };
+    let mut collector = Collector {
+        rtt: Recorder::new(options.outliers),
+        rx_sw: Recorder::new(0),
+        log,
+    };
     let mut framing = EchoFraming::new(options.size);
-    let (tally, result) =
-        engine::measure(transport.as_mut(), &mut framing, &plan, control.stop, control.progress, &mut collector);
+    let (tally, result) = engine::measure(
+        transport.as_mut(),
+        &mut framing,
+        &plan,
+        control.stop,
+        control.progress,
+        &mut collector,
+    );
     let error = match result {
         Ok(()) => None,
         // Nothing answered yet: the run could not start at all.
@@ -166,55 +203,78 @@ pub fn measure_endpoint(
         outliers: collector.rtt.outliers(),
         error,
     });
-    Ok(RrRun { report, histogram: collector.rtt.histogram().clone() })
+    Ok(RrRun {
+        report,
+        histogram: collector.rtt.histogram().clone(),
+    })
 }
 
 /// Runs `options` end to end with the default connect step.
 pub fn run(options: &RrOptions, control: Control<'_>) -> Result<RrRun, RrError> {
     options.validate()?;
     let address = resolve(&options.target)?;
-    run_with(options, address, control, move || connect(address, options.proto, options.timeout))
+    run_with(options, address, control, move || {
+        connect(address, options.proto, options.timeout)
+    })
 }
 
 /// Runs `options` against `address`, calling `connect` on the measuring thread after it is
 /// placed (so the closure may first enter a network namespace). Creates the log and
 /// histogram files before measuring, writes the histogram after.
-pub fn run_with<C>(options: &RrOptions, address: SocketAddr, control: Control<'_>, connect: C) -> Result<RrRun, RrError>
+pub fn run_with<C>(
+    options: &RrOptions,
+    address: SocketAddr,
+    control: Control<'_>,
+    connect: C,
+) -> Result<RrRun, RrError>
 where
     C: FnOnce() -> Result<Endpoint, RrError> + Send,
 {
     options.validate()?;
     let log = match &options.log {
-        Some(path) => {
-            Some(SampleLog::create(path).map_err(|source| RrError::LogFile { path: path.clone(), source })?)
-        }
+        Some(path) => Some(SampleLog::create(path).map_err(|source| RrError::LogFile {
+            path: path.clone(),
+            source,
+        })?),
         None => None,
     };
     let hist_file = match &options.hist {
-        Some(path) => Some(
-            File::create(path)
-                .map_err(|e| RrError::HistFile { path: path.clone(), message: e.to_string() })?,
-        ),
+        Some(path) => Some(File::create(path).map_err(|e| RrError::HistFile {
+            path: path.clone(),
+            message: e.to_string(),
+        })?),
         None => None,
     };
     let run = std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new().name("vmprobe-rr".into()).spawn_scoped(scope, move || {
-            let cpus_used = system::place_thread(options.cpu)
-                .map_err(|source| RrError::Affinity { cpu: options.cpu.unwrap_or(0), source })?;
-            system::tight_timer_slack();
-            system::unblock_stop_signals();
-            let endpoint = connect()?;
-            measure_endpoint(endpoint, options, address, cpus_used, log, control)
-        });
+        let thread = std::thread::Builder::new()
+            .name("vmprobe-rr".into())
+            .spawn_scoped(scope, move || {
+                let cpus_used =
+                    system::place_thread(options.cpu).map_err(|source| RrError::Affinity {
+                        cpu: options.cpu.unwrap_or(0),
+                        source,
+                    })?;
+                system::tight_timer_slack();
+                system::unblock_stop_signals();
+                let endpoint = connect()?;
+                measure_endpoint(endpoint, options, address, cpus_used, log, control)
+            });
         match thread {
             Ok(handle) => handle.join().unwrap_or(Err(RrError::ThreadPanicked)),
-            Err(source) => Err(RrError::Setup { what: "cannot start the measuring thread", source }),
+            Err(source) => Err(RrError::Setup {
+                what: "cannot start the measuring thread",
+                source,
+            }),
         }
     })?;
     if let (Some(mut file), Some(path)) = (hist_file, &options.hist) {
         let elapsed = Duration::from_secs_f64(run.report.elapsed_s);
-        histlog::write(&mut file, &run.histogram, run.report.start_unix_ns, elapsed)
-            .map_err(|message| RrError::HistFile { path: path.clone(), message })?;
+        histlog::write(&mut file, &run.histogram, run.report.start_unix_ns, elapsed).map_err(
+            |message| RrError::HistFile {
+                path: path.clone(),
+                message,
+            },
+        )?;
     }
     Ok(run)
 }

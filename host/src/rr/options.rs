@@ -88,11 +88,16 @@ impl RrOptions {
             Proto::Tcp => MAX_TCP_SIZE,
         };
         if self.size == 0 || self.size > max {
-            return bad(format!("--size must be between 1 and {max} bytes for {}, not {}", self.proto, self.size));
+            return bad(format!(
+                "--size must be between 1 and {max} bytes for {}, not {}",
+                self.proto, self.size
+            ));
         }
         match self.limit {
             Limit::Count(0) => return bad("--count must be at least 1".into()),
-            Limit::Duration(d) if d.is_zero() => return bad("--duration must be longer than 0".into()),
+            Limit::Duration(d) if d.is_zero() => {
+                return bad("--duration must be longer than 0".into())
+            }
             _ => {}
         }
         if let Some(p) = self.pacing {
@@ -126,17 +131,50 @@ mod tests {
     fn refusals() {
         let base = RrOptions::new("x:1");
         let cases = [
-            RrOptions { size: 0, ..base.clone() },
-            RrOptions { size: MAX_UDP_SIZE + 1, ..base.clone() },
-            RrOptions { limit: Limit::Count(0), ..base.clone() },
-            RrOptions { limit: Limit::Duration(Duration::ZERO), ..base.clone() },
-            RrOptions { timeout: Duration::ZERO, ..base.clone() },
-            RrOptions { pacing: Some(Pacing { interval: Duration::ZERO, burst: 1 }), ..base.clone() },
-            RrOptions { pacing: Some(Pacing { interval: Duration::from_millis(1), burst: 0 }), ..base.clone() },
+            RrOptions {
+                size: 0,
+                ..base.clone()
+            },
+            RrOptions {
+                size: MAX_UDP_SIZE + 1,
+                ..base.clone()
+            },
+            RrOptions {
+                limit: Limit::Count(0),
+                ..base.clone()
+            },
+            RrOptions {
+                limit: Limit::Duration(Duration::ZERO),
+                ..base.clone()
+            },
+            RrOptions {
+                timeout: Duration::ZERO,
+                ..base.clone()
+            },
+            RrOptions {
+                pacing: Some(Pacing {
+                    interval: Duration::ZERO,
+                    burst: 1,
+                }),
+                ..base.clone()
+            },
+            RrOptions {
+                pacing: Some(Pacing {
+                    interval: Duration::from_millis(1),
+                    burst: 0,
+                }),
+                ..base.clone()
+            },
         ];
         for c in cases {
             assert!(matches!(c.validate(), Err(RrError::Options(_))), "{c:?}");
         }
-        RrOptions { size: MAX_UDP_SIZE + 1, proto: Proto::Tcp, ..base }.validate().unwrap();
+        RrOptions {
+            size: MAX_UDP_SIZE + 1,
+            proto: Proto::Tcp,
+            ..base
+        }
+        .validate()
+        .unwrap();
     }
 }

@@ -62,7 +62,10 @@ mod tests {
     use super::*;
 
     fn pacer(interval_us: u64, burst: u32) -> Pacer {
-        Pacer::new(Pacing { interval: Duration::from_micros(interval_us), burst })
+        Pacer::new(Pacing {
+            interval: Duration::from_micros(interval_us),
+            burst,
+        })
     }
 
     #[test]

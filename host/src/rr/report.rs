@@ -127,7 +127,11 @@ impl RrReport {
             late: t.late,
             stray: t.stray,
             rtt: parts.rtt,
-            rate_tps: if elapsed_s > 0.0 { (t.transactions as f64 / elapsed_s * 1e3).round() / 1e3 } else { 0.0 },
+            rate_tps: if elapsed_s > 0.0 {
+                (t.transactions as f64 / elapsed_s * 1e3).round() / 1e3
+            } else {
+                0.0
+            },
             rx_sw: parts.rx_sw,
             outliers: parts.outliers,
             histogram_digits: crate::stats::SIGNIFICANT_DIGITS,

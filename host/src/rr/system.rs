@@ -70,7 +70,9 @@ pub fn allowed_cpus() -> io::Result<Vec<usize>> {
         set
     };
     // SAFETY: CPU_ISSET only reads the set, for indexes below CPU_SETSIZE.
-    Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
 }
 
 /// Restricts the calling thread to `cpus`.

@@ -39,7 +39,8 @@ pub trait Transport {
     fn send(&mut self, request: &[u8]) -> io::Result<()>;
     /// Receives one reply into `buf` (which is large enough for any reply of interest),
     /// giving up at CLOCK_MONOTONIC `deadline_ns` or when `stop` is raised.
-    fn recv(&mut self, buf: &mut [u8], deadline_ns: u64, stop: &AtomicBool) -> io::Result<Received>;
+    fn recv(&mut self, buf: &mut [u8], deadline_ns: u64, stop: &AtomicBool)
+        -> io::Result<Received>;
 }
 
 /// An open socket to the target: what a connect step hands to the measured loop.
@@ -68,10 +69,17 @@ fn enable_rx_timestamps(fd: RawFd) -> bool {
 }
 
 /// One `recvmsg` that also collects an SCM_TIMESTAMPING software timestamp.
-fn recv_with_timestamp(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<(usize, bool, Option<u64>)> {
+fn recv_with_timestamp(
+    fd: RawFd,
+    buf: &mut [u8],
+    flags: libc::c_int,
+) -> io::Result<(usize, bool, Option<u64>)> {
     // u64 storage keeps the control buffer aligned for cmsghdr.
     let mut control = [0u64; 16];
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: an all-zero msghdr is a valid empty header; the fields are filled below.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -90,7 +98,8 @@ fn recv_with_timestamp(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Res
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPING {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPING
+            {
                 // struct scm_timestamping { struct timespec ts[3]; }: ts[0] is the software stamp.
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
                 if ts.tv_sec != 0 || ts.tv_nsec != 0 {
@@ -116,8 +125,15 @@ struct Waiter {
 
 impl Waiter {
     fn new(fd: RawFd, busy_poll: bool, timeout: Duration) -> io::Result<Self> {
-        let slice_ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX).clamp(1_000, STOP_CHECK_NS);
-        let mut w = Self { fd, busy_poll, rcvtimeo_ns: 0, slice_ns };
+        let slice_ns = u64::try_from(timeout.as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1_000, STOP_CHECK_NS);
+        let mut w = Self {
+            fd,
+            busy_poll,
+            rcvtimeo_ns: 0,
+            slice_ns,
+        };
         if !busy_poll {
             w.set_rcvtimeo(slice_ns)?;
         }
@@ -155,7 +171,11 @@ impl Waiter {
         stop: &AtomicBool,
         mut attempt: impl FnMut(libc::c_int) -> io::Result<Option<T>>,
     ) -> io::Result<Result<T, Received>> {
-        let flags = if self.busy_poll { libc::MSG_DONTWAIT } else { 0 };
+        let flags = if self.busy_poll {
+            libc::MSG_DONTWAIT
+        } else {
+            0
+        };
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Ok(Err(Received::Stopped));
@@ -175,7 +195,11 @@ impl Waiter {
             match attempt(flags) {
                 Ok(Some(v)) => return Ok(Ok(v)),
                 Ok(None) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e),
             }
             if self.busy_poll {
@@ -199,7 +223,11 @@ impl UdpTransport {
         socket.set_nonblocking(busy_poll)?;
         let fd = socket.as_raw_fd();
         let rx_timestamps = enable_rx_timestamps(fd);
-        Ok(Self { waiter: Waiter::new(fd, busy_poll, timeout)?, socket, rx_timestamps })
+        Ok(Self {
+            waiter: Waiter::new(fd, busy_poll, timeout)?,
+            socket,
+            rx_timestamps,
+        })
     }
 
     /// Whether the kernel agreed to timestamp received datagrams.
@@ -220,13 +248,21 @@ impl Transport for UdpTransport {
         }
     }
 
-    fn recv(&mut self, buf: &mut [u8], deadline_ns: u64, stop: &AtomicBool) -> io::Result<Received> {
+    fn recv(
+        &mut self,
+        buf: &mut [u8],
+        deadline_ns: u64,
+        stop: &AtomicBool,
+    ) -> io::Result<Received> {
         let fd = self.socket.as_raw_fd();
         let got = self.waiter.wait(deadline_ns, stop, |flags| {
             let (len, truncated, rx) = recv_with_timestamp(fd, buf, flags)?;
             // A datagram longer than the buffer is reported as one byte too long: wrong.
             let len = if truncated { buf.len() } else { len };
-            Ok(Some(Received::Data { len, rx_sw_unix_ns: rx }))
+            Ok(Some(Received::Data {
+                len,
+                rx_sw_unix_ns: rx,
+            }))
         })?;
         Ok(got.unwrap_or_else(|r| r))
     }
@@ -244,7 +280,12 @@ pub struct TcpTransport {
 
 impl TcpTransport {
     /// Prepares a connected stream for frames of `frame_len` bytes.
-    pub fn new(stream: TcpStream, frame_len: usize, busy_poll: bool, timeout: Duration) -> io::Result<Self> {
+    pub fn new(
+        stream: TcpStream,
+        frame_len: usize,
+        busy_poll: bool,
+        timeout: Duration,
+    ) -> io::Result<Self> {
         stream.set_nodelay(true)?;
         stream.set_nonblocking(busy_poll)?;
         let fd = stream.as_raw_fd();
@@ -272,7 +313,12 @@ impl Transport for TcpTransport {
             match self.stream.write(rest) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => rest = &rest[n..],
-                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                    ) =>
+                {
                     std::hint::spin_loop()
                 }
                 Err(e) => return Err(e),
@@ -281,14 +327,22 @@ impl Transport for TcpTransport {
         Ok(())
     }
 
-    fn recv(&mut self, buf: &mut [u8], deadline_ns: u64, stop: &AtomicBool) -> io::Result<Received> {
+    fn recv(
+        &mut self,
+        buf: &mut [u8],
+        deadline_ns: u64,
+        stop: &AtomicBool,
+    ) -> io::Result<Received> {
         let fd = self.stream.as_raw_fd();
         let (frame, filled) = (&mut self.frame, &mut self.filled);
         // A frame cut by a timeout stays buffered: the stream keeps its framing.
         let got = self.waiter.wait(deadline_ns, stop, |flags| {
             let (n, _, rx) = recv_with_timestamp(fd, &mut frame[*filled..], flags)?;
             if n == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed by the target"));
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed by the target",
+                ));
             }
             *filled += n;
             Ok((*filled == frame.len()).then_some(rx))
@@ -298,7 +352,10 @@ impl Transport for TcpTransport {
                 let len = self.frame.len().min(buf.len());
                 buf[..len].copy_from_slice(&self.frame[..len]);
                 self.filled = 0;
-                Ok(Received::Data { len, rx_sw_unix_ns: rx })
+                Ok(Received::Data {
+                    len,
+                    rx_sw_unix_ns: rx,
+                })
             }
             Err(r) => Ok(r),
         }
