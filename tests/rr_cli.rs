@@ -300,7 +300,12 @@ fn memory_stays_bounded() {
             "--format",
             "json",
         ])
-        .args(["--log", log.to_str().unwrap()])
+        .args([
+            "--log",
+            log.to_str().unwrap(),
+            "--hist",
+            dir.join("mem.hlog").to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();

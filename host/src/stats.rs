@@ -12,8 +12,9 @@
 //!   1 ns bucket, so percentiles there are the exact sample value. Above that a bucket spans at
 //!   most 2^-17 of its value; the reported value is the bucket's midpoint, clamped to
 //!   [min, max], so it is within 0.0004 % of the true sample (4 ns at 1 ms, 4 us at 1 s).
-//! - Memory is that histogram (about 8 MB up to 16 ms, plus 1 MB per doubling of the largest
-//!   value seen; it grows on demand) and the `N` largest samples ([`Outliers`]).
+//! - Memory is that histogram (32-bit counts, which saturate rather than wrap: about 4 MB up
+//!   to 16 ms, plus 0.5 MB per doubling of the largest value seen; it grows on demand) and
+//!   the `N` largest samples ([`Outliers`]).
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -134,7 +135,7 @@ pub struct Summary {
 /// Accumulates samples (nanoseconds) into exact moments, a histogram and the largest samples.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    histogram: Histogram<u64>,
+    histogram: Histogram<u32>,
     samples: u64,
     sum: u128,
     sum_squares: u128,
@@ -179,8 +180,13 @@ impl Recorder {
     }
 
     /// The histogram of all samples (1 ns units), e.g. to write an HdrHistogram log.
-    pub fn histogram(&self) -> &Histogram<u64> {
+    pub fn histogram(&self) -> &Histogram<u32> {
         &self.histogram
+    }
+
+    /// Gives up the recorder for its histogram.
+    pub fn into_histogram(self) -> Histogram<u32> {
+        self.histogram
     }
 
     /// The largest samples, largest first.
@@ -233,7 +239,7 @@ impl Recorder {
         let mut seen = 0u64;
         let mut next = 0;
         for bucket in self.histogram.iter_recorded() {
-            seen += bucket.count_at_value();
+            seen += u64::from(bucket.count_at_value());
             while next < ranks.len() && seen >= ranks[next] {
                 let mid = self.histogram.median_equivalent(bucket.value_iterated_to());
                 out.push(ns_to_us(mid.clamp(self.min, self.max)));

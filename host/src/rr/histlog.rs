@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 /// Writes one interval covering the run. `start_unix_ns` is the run's start.
 pub fn write<W: Write>(
     out: &mut W,
-    histogram: &Histogram<u64>,
+    histogram: &Histogram<u32>,
     start_unix_ns: u64,
     elapsed: Duration,
 ) -> Result<(), String> {
@@ -39,7 +39,7 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let mut h = Histogram::<u64>::new_with_bounds(1, 1 << 24, 5).unwrap();
+        let mut h = Histogram::<u32>::new_with_bounds(1, 1 << 24, 5).unwrap();
         for v in [25_123u64, 30_000, 1_000_001] {
             h.record(v).unwrap();
         }
@@ -58,7 +58,7 @@ mod tests {
             if let Ok(LogEntry::Interval(i)) = entry {
                 assert_eq!(i.tag().map(|t| t.as_str()), Some("rtt"));
                 let bytes = base64_decode(i.encoded_histogram());
-                let back: Histogram<u64> =
+                let back: Histogram<u32> =
                     Deserializer::new().deserialize(&mut &bytes[..]).unwrap();
                 assert_eq!(back.len(), 3);
                 assert_eq!(back.min(), 25_123);

@@ -62,7 +62,7 @@ pub struct RrRun {
     /// The report.
     pub report: RrReport,
     /// All RTT samples, 1 ns units.
-    pub histogram: Histogram<u64>,
+    pub histogram: Histogram<u32>,
 }
 
 /// Resolves `HOST:PORT` to its first address.
@@ -192,20 +192,22 @@ pub fn measure_endpoint(
         }
         Err(e) => Some(e.to_string()),
     };
-    let rx_sw = (collector.rx_sw.samples() > 0).then(|| collector.rx_sw.summary());
+    let Collector { rtt, rx_sw, log } = collector;
+    drop(log);
+    let rx_sw = (rx_sw.samples() > 0).then(|| rx_sw.summary());
     let report = RrReport::new(ReportParts {
         options,
         address: address.to_string(),
         cpus_used,
         tally,
-        rtt: collector.rtt.summary(),
+        rtt: rtt.summary(),
         rx_sw,
-        outliers: collector.rtt.outliers(),
+        outliers: rtt.outliers(),
         error,
     });
     Ok(RrRun {
         report,
-        histogram: collector.rtt.histogram().clone(),
+        histogram: rtt.into_histogram(),
     })
 }
 
