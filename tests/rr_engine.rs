@@ -330,3 +330,40 @@ fn tempfile(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
+
+/// An echo service that goes away for a moment (the kernel answers ICMP port unreachable)
+/// and comes back: the run goes on, the requests in the gap are lost, nothing is fatal.
+#[test]
+fn udp_service_restart_mid_run_is_loss_not_failure() {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..20 {
+            let (n, peer) = socket.recv_from(&mut buf).unwrap();
+            socket.send_to(&buf[..n], peer).unwrap();
+        }
+        drop(socket);
+        std::thread::sleep(Duration::from_millis(150));
+        let socket = std::net::UdpSocket::bind(addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            socket.send_to(&buf[..n], peer).unwrap();
+        }
+    });
+    let mut o = RrOptions {
+        timeout: Duration::from_millis(30),
+        ..options(addr, Proto::Udp, 40)
+    };
+    o.pacing = Some(Pacing {
+        interval: Duration::from_millis(10),
+        burst: 1,
+    });
+    let r = run(&o);
+    assert_eq!(r.error, None);
+    assert!(r.lost >= 1, "{r:?}");
+    assert_eq!(r.transactions + r.lost, 40, "{r:?}");
+    assert!(r.transactions >= 20);
+}

@@ -70,10 +70,12 @@ fn display_progress(options: &RrOptions, progress: &Progress, finished: &AtomicB
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             ),
-            Limit::Duration(d) => ProgressBar::new(d.as_secs()).with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} s, {msg} transactions")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
+            Limit::Duration(d) => ProgressBar::new(d.as_secs())
+                .with_style(
+                    ProgressStyle::with_template("{bar:40} {pos}/{len} s, {msg} transactions")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                )
+                .with_message(done.to_string()),
         });
         match options.limit {
             Limit::Count(_) => bar.set_position(done),

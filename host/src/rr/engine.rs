@@ -171,6 +171,7 @@ where
     let mut pacer = plan.pacing.map(Pacer::new);
     let mut measured_start_mono: Option<u64> = None;
     tally.first_seq = plan.warmup;
+    let mut answered = false;
 
     for seq in 0u64.. {
         let measured = seq >= plan.warmup;
@@ -211,7 +212,13 @@ where
         framing.encode(seq, &mut request);
         let send_unix_ns = clock::realtime_ns();
         let t0 = clock::mono_ns();
-        transport.send(&request).map_err(LoopError::Send)?;
+        // Once the target has answered, an ICMP "port unreachable" (a restarting echo
+        // service) is not fatal: the transaction waits for its timeout and counts as lost.
+        let transient = |e: &io::Error| answered && e.kind() == io::ErrorKind::ConnectionRefused;
+        match transport.send(&request) {
+            Err(e) if !transient(&e) => return Err(LoopError::Send(e)),
+            _ => {}
+        }
         if measured {
             if measured_start_mono.is_none() {
                 // A paced run's measured time starts at its first slot, so that a duration
@@ -223,14 +230,17 @@ where
         }
         let deadline = t0.saturating_add(timeout_ns);
         let outcome = loop {
-            match transport
-                .recv(&mut reply, deadline, stop)
-                .map_err(LoopError::Recv)?
-            {
+            let received = match transport.recv(&mut reply, deadline, stop) {
+                Ok(r) => r,
+                Err(e) if transient(&e) => continue,
+                Err(e) => return Err(LoopError::Recv(e)),
+            };
+            match received {
                 Received::Data { len, rx_sw_unix_ns } => {
                     let t1 = clock::mono_ns();
                     match framing.check(seq, &request, &reply[..len]) {
                         Verdict::Match => {
+                            answered = true;
                             let rx_sw_rtt_ns = rx_sw_unix_ns
                                 .and_then(|rx| rx.checked_sub(send_unix_ns))
                                 .filter(|rtt| *rtt <= timeout_ns.saturating_mul(2));
