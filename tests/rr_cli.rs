@@ -324,3 +324,42 @@ fn memory_stays_bounded() {
         100_001
     );
 }
+
+/// The target hangs up mid-run: what was measured is still printed, then one error line and
+/// a non-zero exit.
+#[test]
+fn tcp_hang_up_mid_run_reports_then_fails() {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut frame = [0u8; 16];
+        for _ in 0..10 {
+            conn.read_exact(&mut frame).unwrap();
+            conn.write_all(&frame).unwrap();
+        }
+    });
+    let out = vmprobe(&[
+        "rr",
+        "--target",
+        &addr.to_string(),
+        "--proto",
+        "tcp",
+        "--size",
+        "16",
+        "--warmup",
+        "0",
+        "--count",
+        "50",
+        "--format",
+        "json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("closed"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("summary printed");
+    assert_eq!(v["transactions"], 10);
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("closed")));
+}
