@@ -195,16 +195,16 @@ where
             let now = clock::mono_ns();
             let start = p.next_start(now);
             slot_start = Some(start);
+            if let (Limit::Duration(d), Some(t0)) = (plan.limit, measured_start_mono) {
+                if start.saturating_sub(t0) >= d.as_nanos() as u64 {
+                    break; // the slot is past the end of the run: do not wait for it
+                }
+            }
             if start > now {
                 sink.idle(now).map_err(LoopError::Sink)?;
                 if !clock::wait_until(start, plan.spin_wait, stop) {
                     tally.interrupted = true;
                     break;
-                }
-            }
-            if let (Limit::Duration(d), Some(t0)) = (plan.limit, measured_start_mono) {
-                if start.saturating_sub(t0) >= d.as_nanos() as u64 {
-                    break; // the slot is past the end of the run
                 }
             }
         }
