@@ -93,7 +93,7 @@ fn udp_loss_every_fifth_request() {
         }
     });
     let r = run(&RrOptions {
-        timeout: Duration::from_millis(30),
+        timeout: Duration::from_millis(100),
         ..options(server.addr, Proto::Udp, 50)
     });
     assert_eq!(
@@ -104,20 +104,21 @@ fn udp_loss_every_fifth_request() {
 
 #[test]
 fn udp_late_reply_is_not_the_next_ones() {
-    // Reply 3 arrives 150 ms late, after its 40 ms timeout, while request 4 or 5 waits.
+    // Reply 3 comes 350 ms after its request, long after its 100 ms timeout, while one of
+    // the later requests (every 60 ms) waits for its own reply.
     let server = udp(|n| {
         if n == 3 {
-            Action::Delay(Duration::from_millis(150))
+            Action::Delay(Duration::from_millis(350))
         } else {
             Action::Echo
         }
     });
     let mut o = RrOptions {
-        timeout: Duration::from_millis(40),
+        timeout: Duration::from_millis(100),
         ..options(server.addr, Proto::Udp, 12)
     };
     o.pacing = Some(Pacing {
-        interval: Duration::from_millis(30),
+        interval: Duration::from_millis(60),
         burst: 1,
     });
     let log = tempfile("late.csv");
@@ -136,7 +137,7 @@ fn udp_late_reply_is_not_the_next_ones() {
     assert_eq!(lost.len(), 1);
     assert!(lost[0].starts_with("3,"), "{lost:?}");
     // Every reply that was counted was shorter than the delay: none is the late one.
-    assert!(r.rtt.max_us.unwrap() < 150_000.0);
+    assert!(r.rtt.max_us.unwrap() < 350_000.0);
 }
 
 #[test]
@@ -196,7 +197,7 @@ fn udp_reply_with_corrupted_sequence_is_stray_then_lost() {
         }
     });
     let r = run(&RrOptions {
-        timeout: Duration::from_millis(30),
+        timeout: Duration::from_millis(100),
         ..options(server.addr, Proto::Udp, 5)
     });
     assert_eq!((r.transactions, r.lost, r.stray, r.errors), (4, 1, 1, 0));
@@ -295,7 +296,7 @@ fn held_replies_read_as_the_hold_time() {
 fn log_has_every_transaction_and_hist_file_is_written() {
     let server = udp(|n| if n == 7 { Action::Drop } else { Action::Echo });
     let mut o = RrOptions {
-        timeout: Duration::from_millis(30),
+        timeout: Duration::from_millis(100),
         ..options(server.addr, Proto::Udp, 100)
     };
     let (log, hist) = (tempfile("all.csv"), tempfile("all.hlog"));
@@ -354,16 +355,16 @@ fn udp_service_restart_mid_run_is_loss_not_failure() {
         }
     });
     let mut o = RrOptions {
-        timeout: Duration::from_millis(30),
+        timeout: Duration::from_millis(100),
         ..options(addr, Proto::Udp, 40)
     };
     o.pacing = Some(Pacing {
-        interval: Duration::from_millis(10),
+        interval: Duration::from_millis(20),
         burst: 1,
     });
     let r = run(&o);
     assert_eq!(r.error, None);
     assert!(r.lost >= 1, "{r:?}");
     assert_eq!(r.transactions + r.lost, 40, "{r:?}");
-    assert!(r.transactions >= 20);
+    assert!(r.transactions >= 10, "{r:?}");
 }
