@@ -138,10 +138,35 @@ impl SampleSink for Collector {
 
 /// The measuring thread's body: runs the loop over an open `endpoint` in the calling thread
 /// (which the caller has placed and prepared) and reports. `address` is for the report;
-/// `cpus_used` records where the thread runs.
+/// `cpus_used` records where the thread runs. Requests are byte-exact echo frames
+/// ([`EchoFraming`]); [`measure_endpoint_framed`] takes another format.
 pub fn measure_endpoint(
     endpoint: Endpoint,
     options: &RrOptions,
+    address: SocketAddr,
+    cpus_used: Vec<usize>,
+    log: Option<SampleLog>,
+    control: Control<'_>,
+) -> Result<RrRun, RrError> {
+    let mut framing = EchoFraming::new(options.size);
+    measure_endpoint_framed(
+        endpoint,
+        options,
+        &mut framing,
+        address,
+        cpus_used,
+        log,
+        control,
+    )
+}
+
+/// [`measure_endpoint`] with a caller's [`framing::Framing`], e.g. one that carries guest
+/// timestamps back in each reply and keeps them for its owner. Its `request_len()` must be
+/// `options.size` for TCP framing to hold.
+pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
+    endpoint: Endpoint,
+    options: &RrOptions,
+    framing: &mut F,
     address: SocketAddr,
     cpus_used: Vec<usize>,
     log: Option<SampleLog>,
@@ -172,10 +197,9 @@ pub fn measure_endpoint(
         rx_sw: Recorder::new(0),
         log,
     };
-    let mut framing = EchoFraming::new(options.size);
     let (tally, result) = engine::measure(
         transport.as_mut(),
-        &mut framing,
+        framing,
         &plan,
         control.stop,
         control.progress,
