@@ -5,7 +5,7 @@
 //! Theil-Sen (median of pairwise slopes, then median intercept), which shrugs off a minority of
 //! bad points. The bound is exact under the model's one assumption, that the guest counter is
 //! linear in host time over the fitted span: the fitted line minus the true line is itself a
-//! line, at every point at most `|residual| + half_width` (+ one tick of counter quantisation),
+//! line, at every point at most `|residual| + half_width` (+ the counter's quantisation),
 //! so over the span between the first and last point it is at most the largest of those.
 
 /// One observation of the guest counter against host time.
@@ -75,8 +75,8 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Fit a line through `points` (non-empty). With fewer than two distinct `x` the slope is
-/// `nominal_slope`. `tick_ns` is the counter's resolution, added to the bound for quantisation.
-pub(crate) fn fit(points: &[Point], nominal_slope: f64, tick_ns: f64) -> Fit {
+/// `nominal_slope`. `quantum_ns` is added to the bound for the counter's quantisation.
+pub(crate) fn fit(points: &[Point], nominal_slope: f64, quantum_ns: f64) -> Fit {
     debug_assert!(!points.is_empty());
     let mut slopes = Vec::with_capacity(points.len() * points.len().saturating_sub(1) / 2);
     for (i, p) in points.iter().enumerate() {
@@ -98,7 +98,7 @@ pub(crate) fn fit(points: &[Point], nominal_slope: f64, tick_ns: f64) -> Fit {
         .iter()
         .map(|p| (p.y - intercept - slope * p.x).abs() + p.half_width)
         .fold(0.0, f64::max)
-        + tick_ns;
+        + quantum_ns;
     let x_min = points.iter().map(|p| p.x).fold(f64::INFINITY, f64::min);
     let x_max = points.iter().map(|p| p.x).fold(f64::NEG_INFINITY, f64::max);
     Fit {

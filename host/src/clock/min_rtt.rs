@@ -80,7 +80,8 @@ pub fn estimate(
             half_width: c.delta_ns.max(0.0) / 2.0,
         })
         .collect();
-    let fit = fit::fit(&points, tick_ns, tick_ns);
+    // Quantisation: each reading is up to a tick early, and so is the residence taken off δ.
+    let fit = fit::fit(&points, tick_ns, 2.0 * tick_ns);
     let mut m = ClockMapping::from_fit(Method::MinRttFit, fit, ref_ticks, ref_host_ns, cntfrq_hz);
     let min_delta = envelope
         .iter()

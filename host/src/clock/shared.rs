@@ -31,7 +31,9 @@ pub struct HostCounterReading {
 /// What the host knows about the counter it shares with the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharedCounter {
-    /// Readings taken over the run (at least one; two or more also measure the rate).
+    /// Readings taken over the run (at least one; two or more also measure the rate). Take one
+    /// before the first exchange and one after the last: outside the readings' span the bound
+    /// grows with the rate uncertainty.
     pub readings: Vec<HostCounterReading>,
     /// Host counter frequency (`CNTFRQ_EL0` on the host), Hz.
     pub counter_hz: u32,
