@@ -112,6 +112,21 @@ pub struct Repr {
 }
 
 impl Repr {
+    /// A request whose whole datagram is `datagram_len` bytes long (or as short as possible,
+    /// [`HEADER_LEN`](crate::HEADER_LEN) + [`FIXED_LEN`], if that is less), asking for a reply
+    /// of `reply_len` bytes.
+    pub const fn sized(host_send_ns: u64, datagram_len: usize, reply_len: u16) -> Repr {
+        Repr {
+            host_send_ns,
+            reply_len,
+            rx: RxStamps {
+                irq_entry: None,
+                rx_seen: None,
+            },
+            padding: datagram_len.saturating_sub(crate::HEADER_LEN + FIXED_LEN),
+        }
+    }
+
     /// Parse an echo request body.
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
         packet.check_len()?;
@@ -199,6 +214,15 @@ mod test {
             }
         );
         assert_eq!(r.host_send_ns, 0x1234);
+    }
+
+    #[test]
+    fn test_sized() {
+        assert_eq!(
+            Repr::sized(1, 100, 200).buffer_len() + crate::HEADER_LEN,
+            100
+        );
+        assert_eq!(Repr::sized(1, 3, 0).padding, 0);
     }
 
     #[test]

@@ -7,6 +7,24 @@
 //! frames every datagram; [`Datagram`] ties the header to the body its `kind` names. All
 //! integers are big-endian. Nothing allocates.
 //!
+//! # Messages
+//! | kind | direction | body | reply |
+//! |---|---|---|---|
+//! | [`EchoRequest`](Kind::EchoRequest) | host → guest | [`echo_request`] | `EchoReply` |
+//! | [`EchoReply`](Kind::EchoReply) | guest → host | [`echo_reply`] | |
+//! | [`StatsRequest`](Kind::StatsRequest) | host → guest | empty | `StatsReply` |
+//! | [`StatsReply`](Kind::StatsReply) | guest → host | [`stats_reply`] | |
+//! | [`BenchRequest`](Kind::BenchRequest) | host → guest | [`bench_request`] | `BenchResult` or `Error` |
+//! | [`BenchResult`](Kind::BenchResult) | guest → host | [`bench_result`] | |
+//! | [`SamplesRequest`](Kind::SamplesRequest) | host → guest | [`samples_request`] | `Samples` or `Error` |
+//! | [`Samples`](Kind::Samples) | guest → host | [`samples`] | |
+//! | [`PowerOff`](Kind::PowerOff) | host → guest | empty | `PowerOffAck`, then the VM powers off |
+//! | [`PowerOffAck`](Kind::PowerOffAck) | guest → host | empty | |
+//! | [`Error`](Kind::Error) | guest → host | [`error_reply`] | |
+//!
+//! Every reply carries its request's `sequence` and `flags`. The guest sends nothing for a
+//! malformed or unknown datagram; it counts it (see [`GuestStats`]).
+//!
 //! # The no-panic contract
 //! - After `check_len` (or `new_checked`) succeeds, no accessor of that `Packet` panics.
 //! - `Repr::parse` and [`Datagram::parse`] never panic, whatever the bytes: every malformed,
