@@ -309,9 +309,45 @@ mod tests {
         assert!(!stamp_rx(&mut f, RxStamps::default()));
     }
 
+    /// The Internet checksum of `data`, computed from scratch.
+    fn full_checksum(data: &[u8]) -> u16 {
+        let mut sum: u32 = data
+            .chunks_exact(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
     #[test]
     fn checksum_adjust_matches_recomputation() {
-        // Zero result is sent as 0xffff.
+        let mut state = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5000 {
+            let mut data = [0u8; 64];
+            data.iter_mut().for_each(|b| *b = next() as u8);
+            let before = full_checksum(&data);
+            let at = (next() % 28) as usize * 2;
+            let len = 2 + (next() % 4) as usize * 2;
+            let old = data[at..at + len].to_vec();
+            data[at..at + len]
+                .iter_mut()
+                .for_each(|b| *b = next() as u8);
+            let expect = match full_checksum(&data) {
+                0 => 0xffff,
+                c => c,
+            };
+            let got = adjust_checksum(before, &old, &data[at..at + len]);
+            assert_eq!(got, expect);
+        }
+        // A computed zero goes out as all ones; an unchanged word leaves the checksum alone.
         assert_eq!(adjust_checksum(0xffff, &[0, 0], &[0, 0]), 0xffff);
         assert_eq!(
             adjust_checksum(0x1234, &[0x00, 0x01], &[0x00, 0x01]),

@@ -223,6 +223,12 @@ impl ClockMapping {
         self.fit.bound_at(self.x(ticks))
     }
 
+    /// A guest counter interval (e.g. interrupt entry to RX seen, a notify's duration) in host
+    /// ns, at the fitted rate.
+    pub fn duration_ns(&self, ticks: u64) -> f64 {
+        ticks as f64 * self.fit.slope
+    }
+
     /// Split an exchange into host-to-guest, guest residence and guest-to-host.
     pub fn one_way(&self, e: &Exchange) -> OneWay {
         let rx = self.to_host_ns(e.g_rx);

@@ -193,6 +193,9 @@ fn one_way_parts_sum_to_the_rtt_and_match_the_truth() {
     let c = clock(50.0);
     let truth = simulate(c, &SYMMETRIC, 1000, 11);
     let m = min_rtt::estimate(&exchanges(&truth), HZ, &MinRttConfig::default()).unwrap();
+    // 62.5 MHz nominal, guest 50 ppm fast: a guest tick is a little shorter than 16 ns.
+    let tick = m.duration_ns(1_000_000) / 1e6;
+    assert!((tick - 16.0 / 1.000_05).abs() < 16.0 * m.drift_uncertainty_ppm.unwrap() * 1e-6);
     for t in &truth {
         let w = m.one_way(&t.exchange);
         assert_eq!(w.h2g_ns + w.residence_ns + w.g2h_ns, w.rtt_ns);
