@@ -1,5 +1,6 @@
 //! The vmprobe host harness as a library: the `vmprobe` binary is a thin shell over it.
 pub mod cli;
+pub mod clock;
 pub mod duration;
 pub mod export;
 pub mod rr;
