@@ -10,4 +10,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Follow packets through a host trace (ftrace) stage by stage.
+    Trace(crate::trace::TraceArgs),
+}
