@@ -318,21 +318,21 @@ impl Analyzer {
                 if let Some(mask) = field(e.name, d, "target_mask") {
                     let mask = mask.split_whitespace().next().unwrap_or("");
                     for target in hex_mask_cpus(mask) {
-                        self.timeline.ipi(target, ts, why);
+                        self.timeline.ipi_sent(target, ts, why);
                     }
                 }
             }
             Role::IpiSendCpu => {
                 let target = field(e.name, d, "cpu").and_then(|c| c.parse().ok());
                 if let Some(target) = target {
-                    self.timeline.ipi(target, ts, ipi_callback(e.name, d));
+                    self.timeline.ipi_sent(target, ts, ipi_callback(e.name, d));
                 }
             }
             Role::IpiSendMask => {
                 if let Some(list) = field(e.name, d, "cpumask") {
                     let name = ipi_callback(e.name, d);
                     for target in cpu_list(list) {
-                        self.timeline.ipi(target, ts, name);
+                        self.timeline.ipi_sent(target, ts, name);
                     }
                 }
             }
@@ -426,8 +426,10 @@ impl Analyzer {
     }
 }
 
+/// Nanoseconds to seconds, rounded once (a plain `ns as f64` loses the microseconds of a
+/// wall-clock timestamp).
 fn secs(ns: u64) -> f64 {
-    ns as f64 / 1e9
+    (ns / 1_000_000_000) as f64 + (ns % 1_000_000_000) as f64 / 1e9
 }
 
 /// `(Rescheduling interrupts)` -> `Rescheduling interrupts`.

@@ -23,7 +23,11 @@ enum Mark {
     Task,
     Irq,
     SoftIrq,
+    /// An IPI seen arriving on the CPU (arm64 `ipi_entry`).
     Ipi,
+    /// An IPI sent towards the CPU (`ipi_raise`, `ipi_send_cpu`): used only where no
+    /// arrival is recorded, so an IPI is not counted twice.
+    IpiSent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -140,13 +144,19 @@ impl Timeline {
         self.push(cpu, Entry { ts, mark: Mark::SoftIrq, id });
     }
 
-    /// Records an IPI for `cpu`.
+    /// Records an IPI arriving on `cpu`.
     pub fn ipi(&mut self, cpu: u32, ts: u64, name: &str) {
+        let id = self.name_id(name);
+        self.push(cpu, Entry { ts, mark: Mark::Ipi, id });
+    }
+
+    /// Records an IPI sent towards `cpu` (from any CPU).
+    pub fn ipi_sent(&mut self, cpu: u32, ts: u64, name: &str) {
         if cpu > MAX_CPU {
             return;
         }
         let id = self.name_id(name);
-        self.push(cpu, Entry { ts, mark: Mark::Ipi, id });
+        self.push(cpu, Entry { ts, mark: Mark::IpiSent, id });
     }
 
     fn learn_task(&mut self, pid: u32, comm: &str) {
@@ -218,6 +228,7 @@ impl Timeline {
         }
         let mut time: HashMap<u32, u64> = HashMap::new();
         let (mut irqs, mut ipis, mut softirqs) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let mut sent = HashMap::new();
         let mut at = from;
         for e in c.entries.range(first_in..) {
             if e.ts > to {
@@ -233,6 +244,7 @@ impl Timeline {
                 }
                 Mark::Irq => *irqs.entry(e.id).or_insert(0u64) += 1,
                 Mark::Ipi => *ipis.entry(e.id).or_insert(0u64) += 1,
+                Mark::IpiSent => *sent.entry(e.id).or_insert(0u64) += 1,
                 Mark::SoftIrq => *softirqs.entry(e.id).or_insert(0u64) += 1,
             }
         }
@@ -241,7 +253,7 @@ impl Timeline {
         }
         Activity {
             tasks: self.shares(time, span),
-            ipis: self.counts(ipis),
+            ipis: self.counts(if ipis.is_empty() { sent } else { ipis }),
             irqs: self.counts(irqs),
             softirqs: self.counts(softirqs),
             history_complete: complete,
@@ -292,6 +304,7 @@ mod tests {
         t.switch_to(1, 1_000, 0, "swapper/1");
         t.switch_to(1, 2_000, 9, "qemu-worker");
         t.ipi(1, 2_500, "Rescheduling interrupts");
+        t.ipi_sent(1, 2_499, "Rescheduling interrupts"); // same IPI seen at the sender
         t.ipi(1, 3_000, "Rescheduling interrupts");
         t.irq(1, 3_500, "arch_timer");
         t.running(1, 4_000, 9, "qemu-worker"); // no change: no entry
@@ -318,5 +331,8 @@ mod tests {
         assert_eq!((a.tasks[0].task.as_str(), a.tasks[0].share), ("b", 1.0));
         assert!(a.history_complete);
         assert_eq!(t.activity(9, 0, 1), Activity::default());
+        // Only the sender side recorded: those count.
+        t.ipi_sent(0, 5_100, "resched_curr");
+        assert_eq!(t.activity(0, 5_000, 5_200).ipis, [Count { name: "resched_curr".into(), count: 1 }]);
     }
 }
