@@ -287,6 +287,11 @@ impl Recorder {
         }
     }
 
+    /// The private tracefs instance directory (removed by [`Recorder::stop`]).
+    pub fn instance(&self) -> &Path {
+        &self.instance
+    }
+
     /// What was missing or could not be set up, one sentence each.
     pub fn notes(&self) -> &[String] {
         &self.notes

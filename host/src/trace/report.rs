@@ -177,7 +177,7 @@ impl Report {
                 g.start, g.duration_us, g.stage, g.packet, g.cpu, g.from_cpu, g.task, g.pid
             )?;
             let tasks: Vec<String> =
-                g.activity.tasks.iter().map(|t| format!("{}-{} {:.0}%", t.task, t.pid, t.share * 100.0)).collect();
+                g.activity.tasks.iter().map(|t| format!("{}-{} {:.1}%", t.task, t.pid, t.share * 100.0)).collect();
             writeln!(
                 out,
                 "      ran on cpu {}: {}{}",
