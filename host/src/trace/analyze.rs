@@ -15,7 +15,29 @@ use super::report::{Gap, Marker, Ordered, Report, Unparsed};
 use super::stats::{us, Durations};
 use super::timeline::{Timeline, MAX_CPU};
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
+
+/// FNV-1a for the per-line event-name lookup: names are short, and SipHash cost more than
+/// parsing the line.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
 
 /// Analysis settings.
 #[derive(Debug, Clone)]
@@ -93,7 +115,7 @@ pub struct Analyzer {
     path: PathSpec,
     cfg: Config,
     timeout_ns: u64,
-    interest: HashMap<String, Interest>,
+    interest: FastMap<Interest>,
     /// `waiting[k]`: packets that crossed stage `k - 1` and wait for stage `k`.
     waiting: Vec<VecDeque<Packet>>,
     pairs: Vec<Durations>,
@@ -121,7 +143,7 @@ impl Analyzer {
     /// An analyser for `path`.
     pub fn new(path: PathSpec, cfg: Config) -> Self {
         let timeout_ns = cfg.timeout_ns.unwrap_or(path.timeout_ns).max(1);
-        let mut interest: HashMap<String, Interest> = HashMap::new();
+        let mut interest: FastMap<Interest> = FastMap::default();
         for (name, role) in ROLES {
             interest.entry((*name).to_owned()).or_default().role = Some(*role);
         }

@@ -22,20 +22,21 @@ pub fn field<'a>(event: &str, details: &'a str, key: &str) -> Option<&'a str> {
     }
 }
 
-/// Generic `key=value` lookup.
+/// Generic `key=value` lookup: finds each `=` and compares the token before it.
 fn key_value<'a>(details: &'a str, key: &str) -> Option<&'a str> {
     let b = details.as_bytes();
+    let k = key.as_bytes();
     let mut from = 0;
-    while let Some(off) = details[from..].find(key) {
-        let at = from + off;
-        let end = at + key.len();
-        let starts_token = at == 0 || b[at - 1].is_ascii_whitespace();
-        if starts_token && b.get(end) == Some(&b'=') {
-            let vstart = end + 1;
-            let vend = value_end(b, vstart);
-            return Some(details[vstart..vend].trim_end());
+    while let Some(off) = memchr::memchr(b'=', &b[from..]) {
+        let eq = from + off;
+        if eq >= k.len() && &b[eq - k.len()..eq] == k {
+            let at = eq - k.len();
+            if at == 0 || b[at - 1].is_ascii_whitespace() {
+                let vend = value_end(b, eq + 1);
+                return Some(details[eq + 1..vend].trim_ascii_end());
+            }
         }
-        from = end;
+        from = eq + 1;
     }
     None
 }

@@ -57,7 +57,7 @@ pub struct Event<'a> {
 
 /// Parses one line (without its newline). `None` means the line is not in a known format.
 pub fn parse(line: &str) -> Option<Record<'_>> {
-    let s = line.trim();
+    let s = line.trim_ascii();
     if s.is_empty() || s.starts_with('#') || s.starts_with("cpus=") || s.starts_with("version") {
         return Some(Record::Skip);
     }
@@ -83,20 +83,20 @@ fn parse_event(s: &str) -> Option<Event<'_>> {
     let b = s.as_bytes();
     let (open, close, cpu) = find_cpu_field(b)?;
     let (task, pid) = task_pid(&s[..open])?;
-    let mut rest = s[close + 1..].trim_start();
+    let mut rest = s[close + 1..].trim_ascii_start();
     let (ts_ns, after) = match timestamp(rest) {
         Some(t) => t,
         None => {
             // tracefs prints a flags column (`d.h1.`) before the timestamp.
-            let sp = rest.find(char::is_whitespace)?;
-            rest = rest[sp..].trim_start();
+            let sp = rest.find([' ', '\t'])?;
+            rest = rest[sp..].trim_ascii_start();
             timestamp(rest)?
         }
     };
-    let rest = after.trim_start();
-    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let rest = after.trim_ascii_start();
+    let end = rest.find([' ', '\t']).unwrap_or(rest.len());
     let word = &rest[..end];
-    let tail = rest[end..].trim_start();
+    let tail = rest[end..].trim_ascii_start();
     if let Some(name) = word.strip_suffix(':') {
         if name.is_empty() {
             return None;
@@ -112,19 +112,19 @@ fn parse_event(s: &str) -> Option<Event<'_>> {
     if word.is_empty() || !word.bytes().all(is_symbol_byte) {
         return None;
     }
-    let parent = tail.strip_prefix("<-").map(str::trim_start).unwrap_or(tail);
+    let parent = tail.strip_prefix("<-").map(str::trim_ascii_start).unwrap_or(tail);
     Some(Event { task, pid, cpu, ts_ns, kind: Kind::Function, name: word, details: parent })
 }
 
 /// trace-cmd's `function:  func <-- parent`.
 fn function_event<'a>(ev: Event<'a>, tail: &'a str) -> Option<Event<'a>> {
-    let end = tail.find(char::is_whitespace).unwrap_or(tail.len());
+    let end = tail.find([' ', '\t']).unwrap_or(tail.len());
     let func = &tail[..end];
     if func.is_empty() {
         return None;
     }
-    let rest = tail[end..].trim_start();
-    let parent = rest.trim_start_matches('<').trim_start_matches('-').trim_start();
+    let rest = tail[end..].trim_ascii_start();
+    let parent = rest.trim_start_matches(['<', '-']).trim_ascii_start();
     Some(Event { kind: Kind::Function, name: func, details: parent, ..ev })
 }
 
@@ -166,16 +166,16 @@ fn find_cpu_field(b: &[u8]) -> Option<(usize, usize, u32)> {
 /// Splits `[buffer:]  comm-pid [(tgid)]` into comm and pid. Comm may contain spaces and dashes;
 /// the pid is after the last dash.
 fn task_pid(head: &str) -> Option<(&str, u32)> {
-    let mut h = head.trim_end();
+    let mut h = head.trim_ascii_end();
     if h.ends_with(')') {
         // record-tgid column: `(   1234)` or `(-------)`.
-        h = h[..h.rfind('(')?].trim_end();
+        h = h[..h.rfind('(')?].trim_ascii_end();
     }
-    let mut h = h.trim_start();
+    let mut h = h.trim_ascii_start();
     // trace-cmd prefixes events from an instance with `name:`.
-    if let Some(sp) = h.find(char::is_whitespace) {
+    if let Some(sp) = h.find([' ', '\t']) {
         if h[..sp].ends_with(':') {
-            h = h[sp..].trim_start();
+            h = h[sp..].trim_ascii_start();
         }
     }
     let dash = h.rfind('-')?;

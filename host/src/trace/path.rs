@@ -80,15 +80,33 @@ struct PathFile {
 struct StageFile {
     name: Option<String>,
     event: String,
-    task: Option<String>,
+    task: Option<OneOrMany>,
     fields: Option<FieldsFile>,
 }
 
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum FieldsFile {
-    Table(BTreeMap<String, String>),
+    Table(BTreeMap<String, OneOrMany>),
     List(Vec<String>),
+}
+
+/// A pattern, or an array of alternatives.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn compile(&self) -> Result<Pattern, TraceError> {
+        match self {
+            OneOrMany::One(p) => Pattern::parse(p),
+            OneOrMany::Many(v) if v.is_empty() => Err(TraceError::Path("empty list of patterns".into())),
+            OneOrMany::Many(v) => Ok(Pattern::AnyOf(v.iter().map(|p| Pattern::parse(p)).collect::<Result<_, _>>()?)),
+        }
+    }
 }
 
 impl PathSpec {
@@ -160,24 +178,22 @@ impl Stage {
         }
         let fields = match s.fields {
             None => Vec::new(),
-            Some(FieldsFile::Table(t)) => t.into_iter().collect(),
+            Some(FieldsFile::Table(t)) => {
+                t.into_iter().map(|(k, v)| Ok((k, v.compile()?))).collect::<Result<_, TraceError>>()?
+            }
             Some(FieldsFile::List(l)) => l
                 .into_iter()
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), Pattern::parse(v)?)),
                     _ => Err(TraceError::Path(format!("field matcher `{kv}` is not key=value"))),
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let fields = fields
-            .into_iter()
-            .map(|(k, v)| Ok((k, Pattern::parse(&v)?)))
-            .collect::<Result<Vec<_>, TraceError>>()?;
         let name = s.name.unwrap_or_else(|| event.clone());
         if name.is_empty() || name.contains("__") {
             return Err(TraceError::Path(format!("stage name `{name}` must be non-empty without `__`")));
         }
-        Ok(Stage { name, event, task: s.task.as_deref().map(Pattern::parse).transpose()?, fields })
+        Ok(Stage { name, event, task: s.task.as_ref().map(OneOrMany::compile).transpose()?, fields })
     }
 }
 
@@ -239,7 +255,7 @@ mod tests {
             name = "wake"
             event = "sched_waking"
             task = "~ksoft"
-            fields = { comm = "qemu*" }
+            fields = { comm = ["nope", "qemu*"] }
             "#,
             "mine",
         )

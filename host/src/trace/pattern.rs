@@ -6,6 +6,9 @@
 //! | `qemu*`, `v?`  | glob: `*` any run, `?` any one character  |
 //! | `~TCG`         | any value containing `TCG`                |
 //! | `re:^CPU \d+/` | a regular expression (`regex-lite` syntax)|
+//! | `["a*", "b"]`  | any of them (TOML array)                  |
+//!
+//! Globs are much faster than regexes; prefer them on events that occur on every packet.
 
 use super::error::TraceError;
 
@@ -20,6 +23,8 @@ pub enum Pattern {
     Contains(String),
     /// Regular expression.
     Regex(regex_lite::Regex),
+    /// Any of several patterns (a TOML array).
+    AnyOf(Vec<Pattern>),
 }
 
 impl Pattern {
@@ -45,6 +50,7 @@ impl Pattern {
             Pattern::Glob(g) => glob(g.as_bytes(), value.as_bytes()),
             Pattern::Contains(s) => value.contains(s.as_str()),
             Pattern::Regex(r) => r.is_match(value),
+            Pattern::AnyOf(v) => v.iter().any(|p| p.matches(value)),
         }
     }
 }
