@@ -193,3 +193,33 @@ fn cli_lists_and_prints_builtin_paths() {
     let out = vmprobe(&["trace", "paths", "tap-tcg"]);
     assert!(String::from_utf8(out.stdout).unwrap().contains("[[stage]]"));
 }
+
+fn tap_tcg(vars: &[(&str, &str)]) -> Report {
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let spec = PathSpec::resolve_with("tap-tcg", &vars).unwrap();
+    analyze_file(&data("tap-tcg-excerpt.txt"), spec, Config::default()).unwrap()
+}
+
+#[test]
+fn tap_tcg_on_real_lines_with_skipped_wakeups() {
+    // Six echo requests from python3; one kernel frame (len=70) from another task has no reply.
+    let r = tap_tcg(&[("tap", "vmptap0"), ("qemu_pid", "29654"), ("client", "python3")]);
+    let j = json(&r);
+    assert_eq!((r.packets, r.incomplete), (6, 0));
+    // QEMU's main loop was already awake twice when the guest notified.
+    assert_eq!(j["skipped"]["guest_notify"], 2);
+    // qemu_read is matched by skbaddr, the rest in order; every round trip is sub-millisecond.
+    assert_eq!(stage(&j, "tap_xmit__qemu_read")["count"], 6);
+    assert!(r.total.max_us.unwrap() < 1000.0, "{:?}", r.total);
+    assert_eq!(stage(&j, "guest_notify__tap_reply")["count"], 4);
+}
+
+#[test]
+fn tap_tcg_unanswered_frame_shows_why_the_client_variable_exists() {
+    let r = tap_tcg(&[("tap", "vmptap0"), ("qemu_pid", "29654")]);
+    // The unanswered frame takes the next reply: one packet left incomplete, one too long.
+    assert_eq!((r.packets, r.incomplete), (6, 1));
+    assert!(r.total.max_us.unwrap() > 1000.0);
+    let e = PathSpec::resolve_with("tap-tcg", &[("nic".into(), "x".into())]).unwrap_err();
+    assert!(e.to_string().contains("client"), "{e}");
+}

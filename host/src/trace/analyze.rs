@@ -102,6 +102,43 @@ struct Packet {
     id: u64,
     /// (timestamp, cpu) of each boundary crossed so far.
     stamps: Vec<(u64, u32)>,
+    /// Field values captured for later `same` constraints, by capture slot.
+    captured: Vec<Option<Box<str>>>,
+}
+
+/// Field values a stage's `same` constraints need: slot `i` holds `field` as seen at `stage`.
+#[derive(Debug, Default)]
+struct Captures {
+    /// (stage, field) per slot.
+    slots: Vec<(usize, String)>,
+    /// Per stage: (field, slot) that must match when crossing it.
+    checks: Vec<Vec<(String, usize)>>,
+}
+
+impl Captures {
+    fn new(path: &PathSpec) -> Self {
+        let mut c = Captures { slots: Vec::new(), checks: vec![Vec::new(); path.stages.len()] };
+        for (k, s) in path.stages.iter().enumerate() {
+            for (field, at) in &s.same {
+                let key = (*at, field.clone());
+                let slot = c.slots.iter().position(|x| *x == key).unwrap_or_else(|| {
+                    c.slots.push(key);
+                    c.slots.len() - 1
+                });
+                c.checks[k].push((field.clone(), slot));
+            }
+        }
+        c
+    }
+
+    /// Stores the values stage `k` must capture from `e`.
+    fn capture(&self, k: usize, e: &Event<'_>, p: &mut Packet) {
+        for (slot, (at, f)) in self.slots.iter().enumerate() {
+            if *at == k {
+                p.captured[slot] = field(e.name, e.details, f).map(Box::from);
+            }
+        }
+    }
 }
 
 /// Unparseable lines kept as examples in the report.
@@ -116,6 +153,7 @@ pub struct Analyzer {
     cfg: Config,
     timeout_ns: u64,
     interest: FastMap<Interest>,
+    captures: Captures,
     /// `waiting[k]`: packets that crossed stage `k - 1` and wait for stage `k`.
     waiting: Vec<VecDeque<Packet>>,
     pairs: Vec<Durations>,
@@ -129,6 +167,7 @@ pub struct Analyzer {
     next_id: u64,
     packets: u64,
     incomplete_after: Vec<u64>,
+    skipped: Vec<u64>,
     lines: u64,
     events: u64,
     unparsed: u64,
@@ -152,12 +191,14 @@ impl Analyzer {
         }
         let n = path.stages.len();
         Analyzer {
+            captures: Captures::new(&path),
             waiting: (0..n).map(|_| VecDeque::new()).collect(),
             pairs: (1..n).map(|_| Durations::new()).collect(),
             total: Durations::new(),
             // Gaps are at most one timeout long; keep a little more history than that.
             timeline: Timeline::new(timeout_ns.saturating_add(cfg.gap_ns)),
             incomplete_after: vec![0; n],
+            skipped: vec![0; n],
             path,
             cfg,
             timeout_ns,
@@ -236,15 +277,16 @@ impl Analyzer {
         for &k in &stages[..ns] {
             if k == 0 {
                 starts = self.path.stages[0].matches(e);
-            } else if !self.waiting[k].is_empty() && self.path.stages[k].matches(e) {
-                self.advance(k, e);
+            } else if self.path.stages[k].matches(e) && self.advance(k, e) {
                 return;
             }
         }
         if starts {
             let id = self.next_id;
             self.next_id += 1;
-            self.enqueue(1, Packet { id, stamps: vec![(ts, e.cpu)] });
+            let mut p = Packet { id, stamps: vec![(ts, e.cpu)], captured: vec![None; self.captures.slots.len()] };
+            self.captures.capture(0, e, &mut p);
+            self.enqueue(1, p);
         }
     }
 
@@ -257,16 +299,56 @@ impl Analyzer {
         }
     }
 
-    /// Moves the oldest packet waiting for stage `k` across it.
-    fn advance(&mut self, k: usize, e: &Event<'_>) {
-        let Some(mut p) = self.waiting[k].pop_front() else {
-            return;
+    /// Index of the oldest packet in `waiting[q]` that agrees with stage `k`'s `same` fields.
+    fn fitting(&self, q: usize, k: usize, e: &Event<'_>) -> Option<usize> {
+        let checks = &self.captures.checks[k];
+        if checks.is_empty() {
+            return if self.waiting[q].is_empty() { None } else { Some(0) };
+        }
+        let values: Vec<Option<&str>> = checks.iter().map(|(f, _)| field(e.name, e.details, f)).collect();
+        self.waiting[q].iter().position(|p| {
+            checks.iter().zip(&values).all(|((_, slot), v)| v.is_some() && p.captured[*slot].as_deref() == *v)
+        })
+    }
+
+    /// Moves the oldest fitting packet waiting for stage `k` across it; a packet waiting for
+    /// optional stages just before `k` may skip them. False when no waiting packet fits.
+    fn advance(&mut self, k: usize, e: &Event<'_>) -> bool {
+        let mut best: Option<(usize, usize)> = None;
+        let mut q = k;
+        loop {
+            if let Some(at) = self.fitting(q, k, e) {
+                let older = best.is_none_or(|(bq, ba)| self.waiting[q][at].id < self.waiting[bq][ba].id);
+                if older {
+                    best = Some((q, at));
+                }
+            }
+            if q < 2 || !self.path.stages[q - 1].optional {
+                break;
+            }
+            q -= 1;
+        }
+        let Some((q, at)) = best else {
+            return false;
         };
+        let Some(mut p) = self.waiting[q].remove(at) else {
+            return false;
+        };
+        self.captures.capture(k, e, &mut p);
+        let from = p.stamps.len() - 1;
         let &(t0, cpu0) = p.stamps.last().expect("a waiting packet has crossed a stage");
         let d = e.ts_ns.saturating_sub(t0);
-        self.pairs[k - 1].record(d);
+        if q == k {
+            self.pairs[k - 1].record(d);
+        }
+        // Optional stages this packet went past: the pairs around them are not measured; the
+        // stamp is repeated so stage indices stay aligned.
+        for skipped in q..k {
+            self.skipped[skipped] += 1;
+            p.stamps.push((e.ts_ns, e.cpu));
+        }
         if d > self.cfg.gap_ns {
-            self.gap(&p, k, t0, cpu0, e);
+            self.gap(&p, from, k, t0, cpu0, e);
         }
         p.stamps.push((e.ts_ns, e.cpu));
         if k + 1 == self.path.stages.len() {
@@ -275,9 +357,10 @@ impl Analyzer {
         } else {
             self.enqueue(k + 1, p);
         }
+        true
     }
 
-    fn gap(&mut self, p: &Packet, k: usize, t0: u64, cpu0: u32, e: &Event<'_>) {
+    fn gap(&mut self, p: &Packet, from: usize, k: usize, t0: u64, cpu0: u32, e: &Event<'_>) {
         if self.gaps.len() >= self.cfg.max_gaps {
             self.gaps_omitted += 1;
             return;
@@ -289,7 +372,7 @@ impl Analyzer {
             duration_us: us(e.ts_ns.saturating_sub(t0)),
             cpu: e.cpu,
             from_cpu: cpu0,
-            stage: format!("{}__{}", s[k - 1].name, s[k].name),
+            stage: format!("{}__{}", s[from].name, s[k].name),
             packet: p.id,
             task: e.task.to_owned(),
             pid: e.pid,
@@ -403,6 +486,9 @@ impl Analyzer {
             incomplete,
             incomplete_after: Ordered(
                 s.iter().zip(&self.incomplete_after).map(|(st, &n)| (st.name.clone(), n)).collect(),
+            ),
+            skipped: Ordered(
+                s.iter().zip(&self.skipped).filter(|(st, _)| st.optional).map(|(st, &n)| (st.name.clone(), n)).collect(),
             ),
             stages: Ordered(names.into_iter().zip(self.pairs.iter().map(Durations::summary)).collect()),
             total: self.total.summary(),

@@ -3,13 +3,22 @@
 //! ```toml
 //! name = "my-path"
 //! timeout = "100ms"          # a started packet that stalls this long is incomplete
+//! [vars]                     # defaults for `{name}` placeholders; `--var tap=vmptap0`
+//! tap = "*tap*"
 //! [[stage]]
 //! name = "xmit"              # optional, defaults to the event name; must be unique
 //! event = "net_dev_xmit"     # a tracepoint or a traced function
 //! task = "qemu*"             # optional matcher on the current task's command name
-//! fields = { dev = "tap*" }  # optional matchers on the event's fields (or ["dev=tap*"])
+//! pid = "1234"               # optional matcher on the current task's pid
+//! fields = { dev = "{tap}" } # optional matchers on the event's fields (or ["dev=tap*"])
+//! [[stage]]
+//! event = "skb_copy_datagram_iovec"
+//! same = { skbaddr = "xmit" } # this field must equal its value at stage `xmit`
 //! ```
-//! Matchers are [`Pattern`]s: exact, glob, `~substring` or `re:regex`.
+//! Matchers are [`Pattern`]s: exact, glob, `~substring` or `re:regex`, or an array of them.
+//! `optional = true` lets a packet pass a boundary that does not always happen (a wakeup of a
+//! thread that happened to be awake already). `same` correlates one packet's events exactly (for example by `skbaddr`); without it,
+//! packets cross each boundary in FIFO order.
 
 use super::error::TraceError;
 use super::fields::field;
@@ -48,8 +57,14 @@ pub struct Stage {
     pub event: String,
     /// Matcher on the current task's command name.
     pub task: Option<Pattern>,
+    /// Matcher on the current task's pid.
+    pub pid: Option<Pattern>,
     /// Matchers on fields of the event's details.
     pub fields: Vec<(String, Pattern)>,
+    /// Fields that must equal the value captured at an earlier stage: (field, stage index).
+    pub same: Vec<(String, usize)>,
+    /// A packet may go past this boundary without it (the next stage's event is taken).
+    pub optional: bool,
 }
 
 impl Stage {
@@ -60,10 +75,30 @@ impl Stage {
                 return false;
             }
         }
+        if let Some(p) = &self.pid {
+            let mut buf = [0u8; 10];
+            if !p.matches(format_u32(ev.pid, &mut buf)) {
+                return false;
+            }
+        }
         self.fields
             .iter()
             .all(|(k, p)| field(ev.name, ev.details, k).is_some_and(|v| p.matches(v)))
     }
+}
+
+/// Decimal digits of `v` in `buf`, without allocating.
+fn format_u32(mut v: u32, buf: &mut [u8; 10]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).expect("ASCII digits")
 }
 
 #[derive(Deserialize)]
@@ -71,6 +106,8 @@ impl Stage {
 struct PathFile {
     name: Option<String>,
     timeout: Option<String>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
     #[serde(default)]
     stage: Vec<StageFile>,
 }
@@ -81,7 +118,12 @@ struct StageFile {
     name: Option<String>,
     event: String,
     task: Option<OneOrMany>,
+    pid: Option<OneOrMany>,
     fields: Option<FieldsFile>,
+    #[serde(default)]
+    same: BTreeMap<String, String>,
+    #[serde(default)]
+    optional: bool,
 }
 
 #[derive(Deserialize)]
@@ -100,20 +142,51 @@ enum OneOrMany {
 }
 
 impl OneOrMany {
-    fn compile(&self) -> Result<Pattern, TraceError> {
+    fn compile(&self, vars: &Vars) -> Result<Pattern, TraceError> {
         match self {
-            OneOrMany::One(p) => Pattern::parse(p),
+            OneOrMany::One(p) => Pattern::parse(&vars.expand(p)?),
             OneOrMany::Many(v) if v.is_empty() => Err(TraceError::Path("empty list of patterns".into())),
-            OneOrMany::Many(v) => Ok(Pattern::AnyOf(v.iter().map(|p| Pattern::parse(p)).collect::<Result<_, _>>()?)),
+            OneOrMany::Many(v) => {
+                Ok(Pattern::AnyOf(v.iter().map(|p| Pattern::parse(&vars.expand(p)?)).collect::<Result<_, _>>()?))
+            }
         }
+    }
+}
+
+/// `{name}` placeholder values: the path's `[vars]` defaults overridden by the caller's.
+struct Vars(BTreeMap<String, String>);
+
+impl Vars {
+    fn expand(&self, text: &str) -> Result<String, TraceError> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = rest[open..]
+                .find('}')
+                .ok_or_else(|| TraceError::Path(format!("unclosed `{{` in `{text}`")))?;
+            let name = &rest[open + 1..open + close];
+            let value = self.0.get(name).ok_or_else(|| {
+                TraceError::Path(format!("`{{{name}}}` in `{text}` is not a variable; define it under [vars]"))
+            })?;
+            out.push_str(value);
+            rest = &rest[open + close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
     }
 }
 
 impl PathSpec {
     /// A built-in path by name, or a TOML file when `spec` is not a built-in name.
     pub fn resolve(spec: &str) -> Result<Self, TraceError> {
+        Self::resolve_with(spec, &[])
+    }
+
+    /// Like [`PathSpec::resolve`], setting `{name}` variables (`tap`, `qemu_pid`, ...).
+    pub fn resolve_with(spec: &str, vars: &[(String, String)]) -> Result<Self, TraceError> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == spec) {
-            return Self::from_toml(text, spec);
+            return Self::from_toml_with(text, spec, vars);
         }
         let p = Path::new(spec);
         if !p.exists() {
@@ -129,13 +202,31 @@ impl PathSpec {
             source,
         })?;
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("custom");
-        Self::from_toml(&text, stem).map_err(|e| TraceError::Path(format!("{spec}: {e}")))
+        Self::from_toml_with(&text, stem, vars).map_err(|e| TraceError::Path(format!("{spec}: {e}")))
     }
 
     /// Parses and validates a TOML path definition; `default_name` names it when the file
     /// does not.
     pub fn from_toml(text: &str, default_name: &str) -> Result<Self, TraceError> {
-        let f: PathFile = toml::from_str(text).map_err(|e| TraceError::Path(e.to_string()))?;
+        Self::from_toml_with(text, default_name, &[])
+    }
+
+    /// [`PathSpec::from_toml`] with `{name}` variables set; each must be declared in `[vars]`.
+    pub fn from_toml_with(text: &str, default_name: &str, vars: &[(String, String)]) -> Result<Self, TraceError> {
+        let mut f: PathFile = toml::from_str(text).map_err(|e| TraceError::Path(e.to_string()))?;
+        for (k, v) in vars {
+            match f.vars.get_mut(k) {
+                Some(slot) => *slot = v.clone(),
+                None => {
+                    let known: Vec<&str> = f.vars.keys().map(String::as_str).collect();
+                    return Err(TraceError::Path(format!(
+                        "this path has no variable `{k}` (it has: {})",
+                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                    )));
+                }
+            }
+        }
+        let vars = Vars(std::mem::take(&mut f.vars));
         let timeout_ns = match &f.timeout {
             Some(t) => parse_duration_ns(t)?,
             None => DEFAULT_TIMEOUT_NS,
@@ -143,15 +234,19 @@ impl PathSpec {
         if timeout_ns == 0 {
             return Err(TraceError::Path("timeout must be positive".into()));
         }
-        let mut stages = Vec::with_capacity(f.stage.len());
+        let mut stages: Vec<Stage> = Vec::with_capacity(f.stage.len());
         for s in f.stage {
-            stages.push(Stage::from_file(s)?);
+            let stage = Stage::from_file(s, &vars, &stages)?;
+            stages.push(stage);
         }
         if stages.len() < 2 {
             return Err(TraceError::Path(format!(
                 "a path needs at least two [[stage]] entries, found {}",
                 stages.len()
             )));
+        }
+        if stages.first().is_some_and(|s| s.optional) || stages.last().is_some_and(|s| s.optional) {
+            return Err(TraceError::Path("the first and last stages cannot be optional".into()));
         }
         for (i, s) in stages.iter().enumerate() {
             if stages[..i].iter().any(|o| o.name == s.name) {
@@ -171,7 +266,7 @@ impl PathSpec {
 }
 
 impl Stage {
-    fn from_file(s: StageFile) -> Result<Self, TraceError> {
+    fn from_file(s: StageFile, vars: &Vars, earlier: &[Stage]) -> Result<Self, TraceError> {
         let event = s.event.trim().to_owned();
         if event.is_empty() || event.contains(char::is_whitespace) {
             return Err(TraceError::Path(format!("bad event name `{}`", s.event)));
@@ -179,12 +274,12 @@ impl Stage {
         let fields = match s.fields {
             None => Vec::new(),
             Some(FieldsFile::Table(t)) => {
-                t.into_iter().map(|(k, v)| Ok((k, v.compile()?))).collect::<Result<_, TraceError>>()?
+                t.into_iter().map(|(k, v)| Ok((k, v.compile(vars)?))).collect::<Result<_, TraceError>>()?
             }
             Some(FieldsFile::List(l)) => l
                 .into_iter()
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), Pattern::parse(v)?)),
+                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), Pattern::parse(&vars.expand(v)?)?)),
                     _ => Err(TraceError::Path(format!("field matcher `{kv}` is not key=value"))),
                 })
                 .collect::<Result<_, _>>()?,
@@ -193,7 +288,25 @@ impl Stage {
         if name.is_empty() || name.contains("__") {
             return Err(TraceError::Path(format!("stage name `{name}` must be non-empty without `__`")));
         }
-        Ok(Stage { name, event, task: s.task.as_ref().map(OneOrMany::compile).transpose()?, fields })
+        let same = s
+            .same
+            .into_iter()
+            .map(|(field, stage)| match earlier.iter().position(|e| e.name == stage) {
+                Some(i) => Ok((field, i)),
+                None => Err(TraceError::Path(format!(
+                    "stage `{name}`: `same` refers to `{stage}`, which is not an earlier stage"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Stage {
+            name,
+            event,
+            task: s.task.as_ref().map(|t| t.compile(vars)).transpose()?,
+            pid: s.pid.as_ref().map(|p| p.compile(vars)).transpose()?,
+            fields,
+            same,
+            optional: s.optional,
+        })
     }
 }
 
@@ -286,6 +399,42 @@ mod tests {
         let badkv = "[[stage]]\nevent = \"a\"\nfields = [\"nokey\"]\n[[stage]]\nevent = \"b\"\n";
         assert!(PathSpec::from_toml(badkv, "x").unwrap_err().to_string().contains("key=value"));
         assert!(PathSpec::resolve("no-such-path").unwrap_err().to_string().contains("tap-tcg"));
+    }
+
+    #[test]
+    fn vars_pid_and_same() {
+        let text = r#"
+            [vars]
+            tap = "*tap*"
+            qemu_pid = "*"
+            [[stage]]
+            name = "xmit"
+            event = "net_dev_xmit"
+            fields = { dev = "{tap}" }
+            [[stage]]
+            name = "read"
+            event = "skb_copy_datagram_iovec"
+            pid = "{qemu_pid}"
+            same = { skbaddr = "xmit" }
+        "#;
+        let vars = [("tap".to_owned(), "vmptap0".to_owned()), ("qemu_pid".to_owned(), "77".to_owned())];
+        let p = PathSpec::from_toml_with(text, "v", &vars).unwrap();
+        assert_eq!(p.stages[1].same, [("skbaddr".to_owned(), 0)]);
+        let ev = |l: &'static str| match parse(l) {
+            Some(Record::Event(e)) => e,
+            _ => panic!(),
+        };
+        assert!(p.stages[0].matches(&ev("a-1 [000] 1.0: net_dev_xmit: dev=vmptap0 skbaddr=0x1 len=98 rc=0")));
+        assert!(!p.stages[0].matches(&ev("a-1 [000] 1.0: net_dev_xmit: dev=othertap skbaddr=0x1 len=98 rc=0")));
+        assert!(p.stages[1].matches(&ev("q-77 [000] 1.0: skb_copy_datagram_iovec: skbaddr=0x1 len=98")));
+        assert!(!p.stages[1].matches(&ev("q-78 [000] 1.0: skb_copy_datagram_iovec: skbaddr=0x1 len=98")));
+        let bad = [("nope".to_owned(), "x".to_owned())];
+        let e = PathSpec::from_toml_with(text, "v", &bad).unwrap_err().to_string();
+        assert!(e.contains("no variable `nope`") && e.contains("qemu_pid"), "{e}");
+        let undefined = "[[stage]]\nevent = \"a\"\ntask = \"{x}\"\n[[stage]]\nevent = \"b\"\n";
+        assert!(PathSpec::from_toml(undefined, "u").unwrap_err().to_string().contains("not a variable"));
+        let later = "[[stage]]\nevent = \"a\"\nsame = { k = \"b\" }\n[[stage]]\nevent = \"b\"\n";
+        assert!(PathSpec::from_toml(later, "l").unwrap_err().to_string().contains("not an earlier stage"));
     }
 
     #[test]

@@ -84,6 +84,18 @@ impl MarkerWriter {
         (&*self.file).write_all(line.as_bytes())
     }
 
+    /// A new descriptor on the marker file that child processes inherit (no close-on-exec),
+    /// for a child that cannot open tracefs itself (another mount namespace).
+    pub fn inheritable_fd(&self) -> io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsRawFd;
+        let fd = self.file.try_clone()?;
+        // SAFETY: F_SETFD on a descriptor we own only changes its close-on-exec flag.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(fd.into())
+    }
+
     /// Writes a free-form line (trimmed to one line).
     pub fn note(&self, text: &str) -> io::Result<()> {
         let line = format!("{}\n", text.lines().next().unwrap_or(""));

@@ -31,6 +31,8 @@ pub struct Report {
     pub incomplete: u64,
     /// Incomplete packets by the last stage they reached.
     pub incomplete_after: Ordered<u64>,
+    /// Packets that went past each optional stage without it (only optional stages listed).
+    pub skipped: Ordered<u64>,
     /// Per consecutive stage pair `<from>__<to>`.
     pub stages: Ordered<Summary>,
     /// First to last stage.
@@ -159,6 +161,11 @@ impl Report {
             let after: Vec<String> =
                 self.incomplete_after.0.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{n} after {s}")).collect();
             writeln!(out, "\nincomplete: {}", after.join(", "))?;
+        }
+        let skipped: Vec<String> =
+            self.skipped.0.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{s} by {n}")).collect();
+        if !skipped.is_empty() {
+            writeln!(out, "optional stages skipped: {}", skipped.join(", "))?;
         }
         if self.packets == 0 && self.incomplete == 0 {
             writeln!(out, "\nno event matched the first stage of path {}; is this the right --path?", self.path)?;

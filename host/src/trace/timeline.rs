@@ -159,15 +159,13 @@ impl Timeline {
         self.push(cpu, Entry { ts, mark: Mark::IpiSent, id });
     }
 
+    /// Remembers the newest real command name of `pid` (names change on exec; `<...>` means
+    /// the kernel did not save one).
     fn learn_task(&mut self, pid: u32, comm: &str) {
         let comm = if pid == 0 { "<idle>" } else { comm };
         match self.tasks.get_mut(&pid) {
             Some(known) if known.as_str() == comm || comm == "<...>" => {}
-            Some(known) => {
-                if known == "<...>" {
-                    *known = comm.to_owned();
-                }
-            }
+            Some(known) => *known = comm.to_owned(),
             None => {
                 self.tasks.insert(pid, comm.to_owned());
             }
