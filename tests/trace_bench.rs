@@ -20,7 +20,7 @@ fn generate(path: &Path, mb: u64) -> (u64, u64, u64) {
     let (mut bytes, mut packets, mut gaps) = (0u64, 0u64, 0u64);
     let mut t: u64 = 5_000_000_000_000; // ns
     let mut line = String::with_capacity(256);
-    let mut emit = |w: &mut BufWriter<File>, line: &mut String, bytes: &mut u64| {
+    let emit = |w: &mut BufWriter<File>, line: &mut String, bytes: &mut u64| {
         line.push('\n');
         w.write_all(line.as_bytes()).unwrap();
         *bytes += line.len() as u64;
@@ -34,7 +34,10 @@ fn generate(path: &Path, mb: u64) -> (u64, u64, u64) {
         emit(&mut w, &mut line, &mut bytes);
         for i in 0..3 {
             t += 2_000;
-            line.push_str(&format!("         sockperf-2000    [000] ...1. {}: tcp_sendmsg_{i} <-inet_sendmsg", ts(t)));
+            line.push_str(&format!(
+                "         sockperf-2000    [000] ...1. {}: tcp_sendmsg_{i} <-inet_sendmsg",
+                ts(t)
+            ));
             emit(&mut w, &mut line, &mut bytes);
         }
         t += 3_000;
@@ -97,7 +100,11 @@ fn timed(cmd: &mut Command) -> (f64, f64, i64, Vec<u8>) {
     let start = Instant::now();
     let out = cmd.output().unwrap();
     let secs = start.elapsed().as_secs_f64();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after = children_usage();
     (secs, cpu_secs(&after) - before, after.ru_maxrss, out.stdout)
 }
@@ -105,7 +112,10 @@ fn timed(cmd: &mut Command) -> (f64, f64, i64, Vec<u8>) {
 #[test]
 #[ignore = "benchmark: run scripts/bench-trace.sh"]
 fn analyze_throughput_and_memory() {
-    let mb: u64 = std::env::var("VMPROBE_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024);
+    let mb: u64 = std::env::var("VMPROBE_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
     let dir = std::env::temp_dir();
     let bin = env!("CARGO_BIN_EXE_vmprobe");
     let mut rss_seen = Vec::new();
@@ -115,7 +125,12 @@ fn analyze_throughput_and_memory() {
         let mbytes = bytes as f64 / (1 << 20) as f64;
         // Reference: the same file split into lines and nothing else (wc -l).
         let (_, ref_cpu, _, _) = timed(Command::new("wc").arg("-l").arg(&file));
-        let (s, cpu, rss, out) = timed(Command::new(bin).args(["trace", "analyze"]).arg(&file).args(["--path", "tap-tcg", "--gap", "1ms", "--format", "json"]));
+        let (s, cpu, rss, out) = timed(
+            Command::new(bin)
+                .args(["trace", "analyze"])
+                .arg(&file)
+                .args(["--path", "tap-tcg", "--gap", "1ms", "--format", "json"]),
+        );
         let j: serde_json::Value = serde_json::from_slice(&out).unwrap();
         println!(
             "trace bench: {mbytes:.0} MiB, {packets} packets: analyze {s:.2} s wall = {:.0} MiB/s, {cpu:.2} s CPU = {:.0} MiB/s; \
@@ -127,7 +142,10 @@ fn analyze_throughput_and_memory() {
             rss / 1024
         );
         assert_eq!(j["packets"].as_u64(), Some(packets));
-        assert_eq!(j["gaps"].as_array().unwrap().len() as u64 + j["gaps_omitted"].as_u64().unwrap(), gaps);
+        assert_eq!(
+            j["gaps"].as_array().unwrap().len() as u64 + j["gaps_omitted"].as_u64().unwrap(),
+            gaps
+        );
         assert_eq!(j["gaps"][0]["tasks"][0]["task"], "worker");
         assert_eq!(j["unparsed_lines"].as_u64(), Some(packets));
         rss_seen.push(rss);
@@ -135,5 +153,10 @@ fn analyze_throughput_and_memory() {
     }
     // Streaming: eight times the input must not need noticeably more memory.
     // (RUSAGE_CHILDREN reports the largest child so far; `wc` is far smaller.)
-    assert!(rss_seen[1] < rss_seen[0] + 16 * 1024, "peak RSS grew from {} to {} KiB", rss_seen[0], rss_seen[1]);
+    assert!(
+        rss_seen[1] < rss_seen[0] + 16 * 1024,
+        "peak RSS grew from {} to {} KiB",
+        rss_seen[0],
+        rss_seen[1]
+    );
 }

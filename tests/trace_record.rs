@@ -25,10 +25,21 @@ fn tracefs_or_skip() -> Option<PathBuf> {
 
 /// Global tracefs state a recorder must not change.
 fn global_state(t: &Path) -> Vec<(String, String)> {
-    ["tracing_on", "current_tracer", "set_event", "trace_clock", "buffer_size_kb"]
-        .iter()
-        .map(|f| (f.to_string(), std::fs::read_to_string(t.join(f)).unwrap_or_default()))
-        .collect()
+    [
+        "tracing_on",
+        "current_tracer",
+        "set_event",
+        "trace_clock",
+        "buffer_size_kb",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            std::fs::read_to_string(t.join(f)).unwrap_or_default(),
+        )
+    })
+    .collect()
 }
 
 fn out_file(name: &str) -> PathBuf {
@@ -49,14 +60,20 @@ fields = { dev = "lo" }
 
 #[test]
 fn records_real_packets_and_markers_and_leaves_global_state_alone() {
-    let Some(tracefs) = tracefs_or_skip() else { return };
+    let Some(tracefs) = tracefs_or_skip() else {
+        return;
+    };
     let before = global_state(&tracefs);
     let spec = PathSpec::from_toml(LOOPBACK, "loopback").unwrap();
     let out = out_file("loopback.trace");
     let rec = Recorder::start(&spec, &out, &RecordOptions::default()).unwrap();
     let instance = rec.instance().to_owned();
     assert!(instance.starts_with(tracefs.join("instances")) && instance.is_dir());
-    assert!(rec.events().iter().any(|e| e == "net:net_dev_xmit"), "{:?}", rec.events());
+    assert!(
+        rec.events().iter().any(|e| e == "net:net_dev_xmit"),
+        "{:?}",
+        rec.events()
+    );
     assert!(rec.events().iter().any(|e| e == "sched:sched_switch"));
     assert!(rec.notes().is_empty(), "{:?}", rec.notes());
     let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -64,7 +81,8 @@ fn records_real_packets_and_markers_and_leaves_global_state_alone() {
     let marker = rec.marker();
     let mut buf = [0u8; 64];
     for seq in 0..20u64 {
-        tx.send_to(b"vmprobe trace test", rx.local_addr().unwrap()).unwrap();
+        tx.send_to(b"vmprobe trace test", rx.local_addr().unwrap())
+            .unwrap();
         rx.recv(&mut buf).unwrap();
         if seq % 2 == 0 {
             marker.mark(seq, 1000.0 + seq as f64).unwrap();
@@ -74,8 +92,15 @@ fn records_real_packets_and_markers_and_leaves_global_state_alone() {
     drop(marker);
     let summary = rec.stop().unwrap();
     assert!(summary.bytes > 0);
-    assert_eq!(global_state(&tracefs), before, "global tracefs state changed");
-    assert!(!instance.exists(), "the recorder's instance was not removed");
+    assert_eq!(
+        global_state(&tracefs),
+        before,
+        "global tracefs state changed"
+    );
+    assert!(
+        !instance.exists(),
+        "the recorder's instance was not removed"
+    );
 
     let report = analyze_file(&out, spec, Config::default()).unwrap();
     // Other tests may use loopback at the same time: at least our 20 datagrams.
@@ -96,7 +121,10 @@ fn missing_events_are_named_and_recording_goes_on() {
     )
     .unwrap();
     let out = out_file("missing.trace");
-    let opts = RecordOptions { context_events: false, ..RecordOptions::default() };
+    let opts = RecordOptions {
+        context_events: false,
+        ..RecordOptions::default()
+    };
     let rec = Recorder::start(&spec, &out, &opts).unwrap();
     assert_eq!(rec.events(), ["sched:sched_switch"]);
     assert!(rec.functions().is_empty());

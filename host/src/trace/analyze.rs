@@ -28,7 +28,11 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &b in bytes {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0100_0000_01b3);
@@ -56,7 +60,13 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { gap_ns: 500_000, timeout_ns: None, max_in_flight: 10_000, max_gaps: 10_000, max_markers: 10_000 }
+        Config {
+            gap_ns: 500_000,
+            timeout_ns: None,
+            max_in_flight: 10_000,
+            max_gaps: 10_000,
+            max_markers: 10_000,
+        }
     }
 }
 
@@ -117,7 +127,10 @@ struct Captures {
 
 impl Captures {
     fn new(path: &PathSpec) -> Self {
-        let mut c = Captures { slots: Vec::new(), checks: vec![Vec::new(); path.stages.len()] };
+        let mut c = Captures {
+            slots: Vec::new(),
+            checks: vec![Vec::new(); path.stages.len()],
+        };
         for (k, s) in path.stages.iter().enumerate() {
             for (field, at) in &s.same {
                 let key = (*at, field.clone());
@@ -245,7 +258,10 @@ impl Analyzer {
             if t.len() < text.len() {
                 t.push('…');
             }
-            self.unparsed_examples.push(Unparsed { line: self.lines, text: t });
+            self.unparsed_examples.push(Unparsed {
+                line: self.lines,
+                text: t,
+            });
         }
     }
 
@@ -284,7 +300,11 @@ impl Analyzer {
         if starts {
             let id = self.next_id;
             self.next_id += 1;
-            let mut p = Packet { id, stamps: vec![(ts, e.cpu)], captured: vec![None; self.captures.slots.len()] };
+            let mut p = Packet {
+                id,
+                stamps: vec![(ts, e.cpu)],
+                captured: vec![None; self.captures.slots.len()],
+            };
             self.captures.capture(0, e, &mut p);
             self.enqueue(1, p);
         }
@@ -303,11 +323,21 @@ impl Analyzer {
     fn fitting(&self, q: usize, k: usize, e: &Event<'_>) -> Option<usize> {
         let checks = &self.captures.checks[k];
         if checks.is_empty() {
-            return if self.waiting[q].is_empty() { None } else { Some(0) };
+            return if self.waiting[q].is_empty() {
+                None
+            } else {
+                Some(0)
+            };
         }
-        let values: Vec<Option<&str>> = checks.iter().map(|(f, _)| field(e.name, e.details, f)).collect();
+        let values: Vec<Option<&str>> = checks
+            .iter()
+            .map(|(f, _)| field(e.name, e.details, f))
+            .collect();
         self.waiting[q].iter().position(|p| {
-            checks.iter().zip(&values).all(|((_, slot), v)| v.is_some() && p.captured[*slot].as_deref() == *v)
+            checks
+                .iter()
+                .zip(&values)
+                .all(|((_, slot), v)| v.is_some() && p.captured[*slot].as_deref() == *v)
         })
     }
 
@@ -318,7 +348,8 @@ impl Analyzer {
         let mut q = k;
         loop {
             if let Some(at) = self.fitting(q, k, e) {
-                let older = best.is_none_or(|(bq, ba)| self.waiting[q][at].id < self.waiting[bq][ba].id);
+                let older =
+                    best.is_none_or(|(bq, ba)| self.waiting[q][at].id < self.waiting[bq][ba].id);
                 if older {
                     best = Some((q, at));
                 }
@@ -336,7 +367,10 @@ impl Analyzer {
         };
         self.captures.capture(k, e, &mut p);
         let from = p.stamps.len() - 1;
-        let &(t0, cpu0) = p.stamps.last().expect("a waiting packet has crossed a stage");
+        let &(t0, cpu0) = p
+            .stamps
+            .last()
+            .expect("a waiting packet has crossed a stage");
         let d = e.ts_ns.saturating_sub(t0);
         if q == k {
             self.pairs[k - 1].record(d);
@@ -406,7 +440,9 @@ impl Analyzer {
                 }
             }
             Role::Irq => {
-                let name = field(e.name, d, "name").or_else(|| field(e.name, d, "irq")).unwrap_or(d);
+                let name = field(e.name, d, "name")
+                    .or_else(|| field(e.name, d, "irq"))
+                    .unwrap_or(d);
                 self.timeline.irq(cpu, ts, name);
             }
             Role::SoftIrq => {
@@ -446,12 +482,18 @@ impl Analyzer {
     }
 
     fn marker(&mut self, e: &Event<'_>) {
-        let text = e.details.strip_prefix("tracing_mark_write:").unwrap_or(e.details).trim_start();
+        let text = e
+            .details
+            .strip_prefix("tracing_mark_write:")
+            .unwrap_or(e.details)
+            .trim_start();
         let Some(body) = text.strip_prefix("vmprobe ") else {
             return;
         };
         let seq = field("", body, "seq").and_then(|v| v.parse().ok());
-        let rtt = field("", body, "rtt_us").and_then(|v| v.parse::<f64>().ok()).filter(|v| v.is_finite() && *v >= 0.0);
+        let rtt = field("", body, "rtt_us")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0);
         let (Some(seq), Some(rtt_us)) = (seq, rtt) else {
             return;
         };
@@ -459,7 +501,14 @@ impl Analyzer {
             self.markers_omitted += 1;
             return;
         }
-        self.markers.push(Marker { seq, rtt_us, ts: secs(e.ts_ns), ts_ns: e.ts_ns, cpu: e.cpu, gaps: Vec::new() });
+        self.markers.push(Marker {
+            seq,
+            rtt_us,
+            ts: secs(e.ts_ns),
+            ts_ns: e.ts_ns,
+            cpu: e.cpu,
+            gaps: Vec::new(),
+        });
     }
 
     /// Ends the stream: packets still in flight are incomplete. Fails when no line was a trace
@@ -485,12 +534,24 @@ impl Analyzer {
             packets: self.packets,
             incomplete,
             incomplete_after: Ordered(
-                s.iter().zip(&self.incomplete_after).map(|(st, &n)| (st.name.clone(), n)).collect(),
+                s.iter()
+                    .zip(&self.incomplete_after)
+                    .map(|(st, &n)| (st.name.clone(), n))
+                    .collect(),
             ),
             skipped: Ordered(
-                s.iter().zip(&self.skipped).filter(|(st, _)| st.optional).map(|(st, &n)| (st.name.clone(), n)).collect(),
+                s.iter()
+                    .zip(&self.skipped)
+                    .filter(|(st, _)| st.optional)
+                    .map(|(st, &n)| (st.name.clone(), n))
+                    .collect(),
             ),
-            stages: Ordered(names.into_iter().zip(self.pairs.iter().map(Durations::summary)).collect()),
+            stages: Ordered(
+                names
+                    .into_iter()
+                    .zip(self.pairs.iter().map(Durations::summary))
+                    .collect(),
+            ),
             total: self.total.summary(),
             gap_threshold_us: us(self.cfg.gap_ns),
             timeout_us: us(self.timeout_ns),
@@ -512,7 +573,7 @@ impl Analyzer {
     /// Puts each marker next to the gaps overlapping the round trip it reports.
     fn link_markers(&mut self) {
         let slack = self.cfg.gap_ns;
-        for (mi, m) in self.markers.iter_mut().enumerate() {
+        for m in self.markers.iter_mut() {
             let rtt_ns = (m.rtt_us * 1e3) as u64;
             let lo = m.ts_ns.saturating_sub(rtt_ns).saturating_sub(slack);
             let hi = m.ts_ns.saturating_add(slack);
@@ -529,7 +590,6 @@ impl Analyzer {
                     self.gaps[gi].markers.push(m.seq);
                 }
             }
-            let _ = mi;
         }
     }
 }
@@ -565,7 +625,9 @@ fn hex_mask_cpus(mask: &str) -> impl Iterator<Item = u32> + '_ {
         .enumerate()
         .flat_map(|(nibble, c)| {
             let v = (c as char).to_digit(16).unwrap_or(0);
-            (0..4).filter(move |b| v & (1 << b) != 0).map(move |b| nibble as u32 * 4 + b)
+            (0..4)
+                .filter(move |b| v & (1 << b) != 0)
+                .map(move |b| nibble as u32 * 4 + b)
         })
         .filter(|&c| c <= MAX_CPU)
 }
@@ -587,12 +649,27 @@ mod tests {
     #[test]
     fn ipi_target_parsing() {
         assert_eq!(hex_mask_cpus("0000000000000008").collect::<Vec<_>>(), [3]);
-        assert_eq!(hex_mask_cpus("00000001,00000003").collect::<Vec<_>>(), [0, 1, 32]);
+        assert_eq!(
+            hex_mask_cpus("00000001,00000003").collect::<Vec<_>>(),
+            [0, 1, 32]
+        );
         assert_eq!(cpu_list("0-2,5").collect::<Vec<_>>(), [0, 1, 2, 5]);
         assert_eq!(cpu_list("x").count(), 0);
-        assert_eq!(reason("target_mask=08 (Rescheduling interrupts)"), "Rescheduling interrupts");
+        assert_eq!(
+            reason("target_mask=08 (Rescheduling interrupts)"),
+            "Rescheduling interrupts"
+        );
         let d = "cpu=1 callsite=on_each_cpu_cond_mask+0x20/0x60 callback=generic_smp_call_function_single_interrupt+0x0/0x10";
-        assert_eq!(ipi_callback("ipi_send_cpu", d), "generic_smp_call_function_single_interrupt");
-        assert_eq!(ipi_callback("ipi_send_cpu", "cpu=1 callsite=resched_curr+0x5c/0x70 callback=0x0"), "resched_curr");
+        assert_eq!(
+            ipi_callback("ipi_send_cpu", d),
+            "generic_smp_call_function_single_interrupt"
+        );
+        assert_eq!(
+            ipi_callback(
+                "ipi_send_cpu",
+                "cpu=1 callsite=resched_curr+0x5c/0x70 callback=0x0"
+            ),
+            "resched_curr"
+        );
     }
 }

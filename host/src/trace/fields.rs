@@ -117,7 +117,10 @@ mod tests {
         assert_eq!(field("sched_switch", d, "prev_state"), Some("S"));
         assert_eq!(field("sched_switch", d, "next_comm"), Some("swapper/1"));
         assert_eq!(field("sched_switch", d, "next_prio"), Some("120"));
-        assert_eq!(field("net_dev_xmit", "dev=tap0 skbaddr=0xff len=98 rc=0", "len"), Some("98"));
+        assert_eq!(
+            field("net_dev_xmit", "dev=tap0 skbaddr=0xff len=98 rc=0", "len"),
+            Some("98")
+        );
         // `pid` must not match inside `next_pid`.
         assert_eq!(field("x", "next_pid=3", "pid"), None);
         assert_eq!(field("x", "dev=tap0", "nope"), None);

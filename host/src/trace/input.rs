@@ -54,7 +54,12 @@ pub fn for_each_line<R: Read>(mut r: R, mut f: impl FnMut(&[u8])) -> io::Result<
 }
 
 /// Discards input up to and including the next newline, keeping what follows it.
-fn skip_to_newline<R: Read>(r: &mut R, buf: &mut [u8], total: &mut u64, filled: &mut usize) -> io::Result<()> {
+fn skip_to_newline<R: Read>(
+    r: &mut R,
+    buf: &mut [u8],
+    total: &mut u64,
+    filled: &mut usize,
+) -> io::Result<()> {
     loop {
         let n = r.read(&mut buf[..CHUNK])?;
         *total += n as u64;
@@ -71,7 +76,11 @@ fn skip_to_newline<R: Read>(r: &mut R, buf: &mut [u8], total: &mut u64, filled: 
 
 /// Streams the lines of the trace at `path` into `f`; returns the bytes of text read.
 pub fn read_trace(path: &Path, f: impl FnMut(&[u8])) -> Result<u64, TraceError> {
-    let io_err = |what, source| TraceError::Io { what, path: path.to_owned(), source };
+    let io_err = |what, source| TraceError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    };
     if path == Path::new("-") {
         return for_each_line(io::stdin().lock(), f).map_err(|e| io_err("reading", e));
     }
@@ -100,7 +109,10 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 
 /// Runs `trace-cmd report -t` (nanosecond timestamps) on a binary trace and streams its text.
 fn read_trace_dat(path: &Path, f: impl FnMut(&[u8])) -> Result<u64, TraceError> {
-    let fail = |reason: String| TraceError::TraceCmd { path: path.to_owned(), reason };
+    let fail = |reason: String| TraceError::TraceCmd {
+        path: path.to_owned(),
+        reason,
+    };
     let mut child = Command::new("trace-cmd")
         .args(["report", "-t", "-i"])
         .arg(path)
@@ -139,7 +151,10 @@ mod tests {
 
     #[test]
     fn splits_lines_including_a_last_partial_one() {
-        assert_eq!(lines(b"a\nbb\n\nccc"), [b"a".to_vec(), b"bb".to_vec(), vec![], b"ccc".to_vec()]);
+        assert_eq!(
+            lines(b"a\nbb\n\nccc"),
+            [b"a".to_vec(), b"bb".to_vec(), vec![], b"ccc".to_vec()]
+        );
         assert!(lines(b"").is_empty());
     }
 

@@ -101,7 +101,15 @@ fn parse_event(s: &str) -> Option<Event<'_>> {
         if name.is_empty() {
             return None;
         }
-        let ev = Event { task, pid, cpu, ts_ns, kind: Kind::Tracepoint, name, details: tail };
+        let ev = Event {
+            task,
+            pid,
+            cpu,
+            ts_ns,
+            kind: Kind::Tracepoint,
+            name,
+            details: tail,
+        };
         return Some(match name {
             "function" => function_event(ev, tail)?,
             "funcgraph_entry" => graph_entry(ev, tail)?,
@@ -112,8 +120,19 @@ fn parse_event(s: &str) -> Option<Event<'_>> {
     if word.is_empty() || !word.bytes().all(is_symbol_byte) {
         return None;
     }
-    let parent = tail.strip_prefix("<-").map(str::trim_ascii_start).unwrap_or(tail);
-    Some(Event { task, pid, cpu, ts_ns, kind: Kind::Function, name: word, details: parent })
+    let parent = tail
+        .strip_prefix("<-")
+        .map(str::trim_ascii_start)
+        .unwrap_or(tail);
+    Some(Event {
+        task,
+        pid,
+        cpu,
+        ts_ns,
+        kind: Kind::Function,
+        name: word,
+        details: parent,
+    })
 }
 
 /// trace-cmd's `function:  func <-- parent`.
@@ -125,7 +144,12 @@ fn function_event<'a>(ev: Event<'a>, tail: &'a str) -> Option<Event<'a>> {
     }
     let rest = tail[end..].trim_ascii_start();
     let parent = rest.trim_start_matches(['<', '-']).trim_ascii_start();
-    Some(Event { kind: Kind::Function, name: func, details: parent, ..ev })
+    Some(Event {
+        kind: Kind::Function,
+        name: func,
+        details: parent,
+        ..ev
+    })
 }
 
 /// trace-cmd's `funcgraph_entry:   0.123 us   |  func() {`.
@@ -135,7 +159,12 @@ fn graph_entry<'a>(ev: Event<'a>, tail: &'a str) -> Option<Event<'a>> {
     if func.is_empty() {
         return None;
     }
-    Some(Event { kind: Kind::Function, name: func, details: "", ..ev })
+    Some(Event {
+        kind: Kind::Function,
+        name: func,
+        details: "",
+        ..ev
+    })
 }
 
 fn is_symbol_byte(c: u8) -> bool {
@@ -245,29 +274,57 @@ mod tests {
         let e = ev("    vhost-802-812   [003] 1670566189.497292: function:             kvm_vgic_inject_irq");
         assert_eq!((e.task, e.pid, e.cpu), ("vhost-802", 812, 3));
         assert_eq!(e.ts_ns, 1_670_566_189_497_292_000);
-        assert_eq!((e.kind, e.name, e.details), (Kind::Function, "kvm_vgic_inject_irq", ""));
+        assert_eq!(
+            (e.kind, e.name, e.details),
+            (Kind::Function, "kvm_vgic_inject_irq", "")
+        );
         let e = ev("bash-1 [000] 1.000000001: function:   vfs_read <-- ksys_read");
-        assert_eq!((e.name, e.details, e.ts_ns), ("vfs_read", "ksys_read", 1_000_000_001));
+        assert_eq!(
+            (e.name, e.details, e.ts_ns),
+            ("vfs_read", "ksys_read", 1_000_000_001)
+        );
     }
 
     #[test]
     fn trace_cmd_tracepoint_and_instance_prefix() {
-        let e = ev("kvm-1449        [003] 1670566189.501429: kvm_entry:            PC: 0xffffb18595f88104");
-        assert_eq!((e.task, e.pid, e.kind, e.name), ("kvm", 1449, Kind::Tracepoint, "kvm_entry"));
+        let e = ev(
+            "kvm-1449        [003] 1670566189.501429: kvm_entry:            PC: 0xffffb18595f88104",
+        );
+        assert_eq!(
+            (e.task, e.pid, e.kind, e.name),
+            ("kvm", 1449, Kind::Tracepoint, "kvm_entry")
+        );
         assert_eq!(e.details, "PC: 0xffffb18595f88104");
         let e = ev("vmpt:      rcu_preempt-15    [001]   370.953242: sched_switch:         rcu_preempt:15 [120] W ==> swapper/1:0 [120]");
-        assert_eq!((e.task, e.pid, e.cpu, e.name), ("rcu_preempt", 15, 1, "sched_switch"));
+        assert_eq!(
+            (e.task, e.pid, e.cpu, e.name),
+            ("rcu_preempt", 15, 1, "sched_switch")
+        );
         assert_eq!(e.details, "rcu_preempt:15 [120] W ==> swapper/1:0 [120]");
     }
 
     #[test]
     fn tracefs_lines_with_flags_tgid_and_function() {
         let e = ev("          <idle>-0       [001] d.h1.   371.136545: irq_handler_entry: irq=42 name=virtio3-tx");
-        assert_eq!((e.task, e.pid, e.cpu, e.ts_ns), ("<idle>", 0, 1, 371_136_545_000));
-        assert_eq!((e.name, e.details), ("irq_handler_entry", "irq=42 name=virtio3-tx"));
-        let e = ev("  CPU 0/TCG-4242  (   4200) [002] .N..   12.5: kvm_vcpu_kick <-vgic_queue_irq_unlock");
-        assert_eq!((e.task, e.pid, e.cpu, e.ts_ns), ("CPU 0/TCG", 4242, 2, 12_500_000_000));
-        assert_eq!((e.kind, e.name, e.details), (Kind::Function, "kvm_vcpu_kick", "vgic_queue_irq_unlock"));
+        assert_eq!(
+            (e.task, e.pid, e.cpu, e.ts_ns),
+            ("<idle>", 0, 1, 371_136_545_000)
+        );
+        assert_eq!(
+            (e.name, e.details),
+            ("irq_handler_entry", "irq=42 name=virtio3-tx")
+        );
+        let e = ev(
+            "  CPU 0/TCG-4242  (   4200) [002] .N..   12.5: kvm_vcpu_kick <-vgic_queue_irq_unlock",
+        );
+        assert_eq!(
+            (e.task, e.pid, e.cpu, e.ts_ns),
+            ("CPU 0/TCG", 4242, 2, 12_500_000_000)
+        );
+        assert_eq!(
+            (e.kind, e.name, e.details),
+            (Kind::Function, "kvm_vcpu_kick", "vgic_queue_irq_unlock")
+        );
     }
 
     #[test]
@@ -285,13 +342,13 @@ mod tests {
     fn malformed_lines_are_rejected() {
         for bad in [
             "garbage",
-            "bash-12 [001] 1.5 sched_switch: x",   // no colon after timestamp
-            "bash [001] 1.5: sched_switch: x",     // no pid
-            "bash-12 [0x1] 1.5: sched_switch: x",  // bad cpu
-            "bash-12 [001] 1.: x: y",              // empty fraction
+            "bash-12 [001] 1.5 sched_switch: x", // no colon after timestamp
+            "bash [001] 1.5: sched_switch: x",   // no pid
+            "bash-12 [0x1] 1.5: sched_switch: x", // bad cpu
+            "bash-12 [001] 1.: x: y",            // empty fraction
             "bash-12 [001] 99999999999999999999.1: x: y", // overflow
-            "bash-12 [001] 1.5: :",                // empty event
-            "bash-12 [001] 1.5: not|a|symbol",     // neither event nor function
+            "bash-12 [001] 1.5: :",              // empty event
+            "bash-12 [001] 1.5: not|a|symbol",   // neither event nor function
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

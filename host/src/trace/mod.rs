@@ -130,7 +130,11 @@ pub fn analyze_file(file: &Path, spec: PathSpec, cfg: Config) -> Result<Report, 
 fn record_command(r: &RecordArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     use anyhow::Context;
     let spec = PathSpec::resolve_with(&r.path, &r.vars)?;
-    let opts = RecordOptions { buffer_kb: r.buffer_kb, context_events: !r.no_context, ..RecordOptions::default() };
+    let opts = RecordOptions {
+        buffer_kb: r.buffer_kb,
+        context_events: !r.no_context,
+        ..RecordOptions::default()
+    };
     let rec = Recorder::start(&spec, &r.output, &opts)?;
     for n in rec.notes() {
         eprintln!("vmprobe: trace: {n}");
@@ -157,7 +161,11 @@ fn record_command(r: &RecordArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         summary.bytes,
         summary.output.display(),
         summary.events.join(","),
-        if summary.functions.is_empty() { "no".into() } else { summary.functions.join(",") },
+        if summary.functions.is_empty() {
+            "no".into()
+        } else {
+            summary.functions.join(",")
+        },
         summary.lost_events
     )?;
     let status = status??;
@@ -188,7 +196,12 @@ impl Drop for IgnoreInterrupt {
 /// Runs `vmprobe trace ...`, writing to `out`. A closed output (`| head`) is not an error.
 pub fn run(args: &TraceArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     match run_inner(args, out) {
-        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => Ok(()),
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -197,7 +210,11 @@ fn run_inner(args: &TraceArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     match &args.command {
         TraceCommand::Analyze(a) => {
             let spec = PathSpec::resolve_with(&a.path, &a.vars)?;
-            let cfg = Config { gap_ns: a.gap, timeout_ns: a.timeout, ..Config::default() };
+            let cfg = Config {
+                gap_ns: a.gap,
+                timeout_ns: a.timeout,
+                ..Config::default()
+            };
             let report = analyze_file(&a.file, spec, cfg)?;
             match a.format {
                 Format::Json => report.write_json(out)?,

@@ -145,10 +145,14 @@ impl OneOrMany {
     fn compile(&self, vars: &Vars) -> Result<Pattern, TraceError> {
         match self {
             OneOrMany::One(p) => Pattern::parse(&vars.expand(p)?),
-            OneOrMany::Many(v) if v.is_empty() => Err(TraceError::Path("empty list of patterns".into())),
-            OneOrMany::Many(v) => {
-                Ok(Pattern::AnyOf(v.iter().map(|p| Pattern::parse(&vars.expand(p)?)).collect::<Result<_, _>>()?))
+            OneOrMany::Many(v) if v.is_empty() => {
+                Err(TraceError::Path("empty list of patterns".into()))
             }
+            OneOrMany::Many(v) => Ok(Pattern::AnyOf(
+                v.iter()
+                    .map(|p| Pattern::parse(&vars.expand(p)?))
+                    .collect::<Result<_, _>>()?,
+            )),
         }
     }
 }
@@ -167,7 +171,9 @@ impl Vars {
                 .ok_or_else(|| TraceError::Path(format!("unclosed `{{` in `{text}`")))?;
             let name = &rest[open + 1..open + close];
             let value = self.0.get(name).ok_or_else(|| {
-                TraceError::Path(format!("`{{{name}}}` in `{text}` is not a variable; define it under [vars]"))
+                TraceError::Path(format!(
+                    "`{{{name}}}` in `{text}` is not a variable; define it under [vars]"
+                ))
             })?;
             out.push_str(value);
             rest = &rest[open + close + 1..];
@@ -202,7 +208,8 @@ impl PathSpec {
             source,
         })?;
         let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("custom");
-        Self::from_toml_with(&text, stem, vars).map_err(|e| TraceError::Path(format!("{spec}: {e}")))
+        Self::from_toml_with(&text, stem, vars)
+            .map_err(|e| TraceError::Path(format!("{spec}: {e}")))
     }
 
     /// Parses and validates a TOML path definition; `default_name` names it when the file
@@ -212,7 +219,11 @@ impl PathSpec {
     }
 
     /// [`PathSpec::from_toml`] with `{name}` variables set; each must be declared in `[vars]`.
-    pub fn from_toml_with(text: &str, default_name: &str, vars: &[(String, String)]) -> Result<Self, TraceError> {
+    pub fn from_toml_with(
+        text: &str,
+        default_name: &str,
+        vars: &[(String, String)],
+    ) -> Result<Self, TraceError> {
         let mut f: PathFile = toml::from_str(text).map_err(|e| TraceError::Path(e.to_string()))?;
         for (k, v) in vars {
             match f.vars.get_mut(k) {
@@ -221,7 +232,11 @@ impl PathSpec {
                     let known: Vec<&str> = f.vars.keys().map(String::as_str).collect();
                     return Err(TraceError::Path(format!(
                         "this path has no variable `{k}` (it has: {})",
-                        if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
                     )));
                 }
             }
@@ -246,7 +261,9 @@ impl PathSpec {
             )));
         }
         if stages.first().is_some_and(|s| s.optional) || stages.last().is_some_and(|s| s.optional) {
-            return Err(TraceError::Path("the first and last stages cannot be optional".into()));
+            return Err(TraceError::Path(
+                "the first and last stages cannot be optional".into(),
+            ));
         }
         for (i, s) in stages.iter().enumerate() {
             if stages[..i].iter().any(|o| o.name == s.name) {
@@ -256,12 +273,19 @@ impl PathSpec {
                 )));
             }
         }
-        Ok(PathSpec { name: f.name.unwrap_or_else(|| default_name.to_owned()), timeout_ns, stages })
+        Ok(PathSpec {
+            name: f.name.unwrap_or_else(|| default_name.to_owned()),
+            timeout_ns,
+            stages,
+        })
     }
 
     /// Names of the consecutive stage pairs, `<from>__<to>`.
     pub fn stage_pair_names(&self) -> Vec<String> {
-        self.stages.windows(2).map(|w| format!("{}__{}", w[0].name, w[1].name)).collect()
+        self.stages
+            .windows(2)
+            .map(|w| format!("{}__{}", w[0].name, w[1].name))
+            .collect()
     }
 }
 
@@ -273,30 +297,39 @@ impl Stage {
         }
         let fields = match s.fields {
             None => Vec::new(),
-            Some(FieldsFile::Table(t)) => {
-                t.into_iter().map(|(k, v)| Ok((k, v.compile(vars)?))).collect::<Result<_, TraceError>>()?
-            }
+            Some(FieldsFile::Table(t)) => t
+                .into_iter()
+                .map(|(k, v)| Ok((k, v.compile(vars)?)))
+                .collect::<Result<_, TraceError>>()?,
             Some(FieldsFile::List(l)) => l
                 .into_iter()
                 .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), Pattern::parse(&vars.expand(v)?)?)),
-                    _ => Err(TraceError::Path(format!("field matcher `{kv}` is not key=value"))),
+                    Some((k, v)) if !k.trim().is_empty() => {
+                        Ok((k.trim().to_owned(), Pattern::parse(&vars.expand(v)?)?))
+                    }
+                    _ => Err(TraceError::Path(format!(
+                        "field matcher `{kv}` is not key=value"
+                    ))),
                 })
                 .collect::<Result<_, _>>()?,
         };
         let name = s.name.unwrap_or_else(|| event.clone());
         if name.is_empty() || name.contains("__") {
-            return Err(TraceError::Path(format!("stage name `{name}` must be non-empty without `__`")));
+            return Err(TraceError::Path(format!(
+                "stage name `{name}` must be non-empty without `__`"
+            )));
         }
         let same = s
             .same
             .into_iter()
-            .map(|(field, stage)| match earlier.iter().position(|e| e.name == stage) {
-                Some(i) => Ok((field, i)),
-                None => Err(TraceError::Path(format!(
-                    "stage `{name}`: `same` refers to `{stage}`, which is not an earlier stage"
-                ))),
-            })
+            .map(
+                |(field, stage)| match earlier.iter().position(|e| e.name == stage) {
+                    Some(i) => Ok((field, i)),
+                    None => Err(TraceError::Path(format!(
+                        "stage `{name}`: `same` refers to `{stage}`, which is not an earlier stage"
+                    ))),
+                },
+            )
             .collect::<Result<_, _>>()?;
         Ok(Stage {
             name,
@@ -313,7 +346,9 @@ impl Stage {
 /// Parses `500us`, `2ms`, `1.5s`, `800ns`; a bare number is microseconds.
 pub fn parse_duration_ns(text: &str) -> Result<u64, TraceError> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale = match unit.trim() {
         "ns" => 1.0,
@@ -322,9 +357,11 @@ pub fn parse_duration_ns(text: &str) -> Result<u64, TraceError> {
         "s" => 1e9,
         _ => return Err(TraceError::Duration(text.to_owned())),
     };
-    let v: f64 = num.parse().map_err(|_| TraceError::Duration(text.to_owned()))?;
+    let v: f64 = num
+        .parse()
+        .map_err(|_| TraceError::Duration(text.to_owned()))?;
     let ns = v * scale;
-    if !ns.is_finite() || ns < 0.0 || ns > 1e18 {
+    if !ns.is_finite() || !(0.0..=1e18).contains(&ns) {
         return Err(TraceError::Duration(text.to_owned()));
     }
     Ok(ns.round() as u64)
@@ -384,21 +421,35 @@ mod tests {
         assert!(!p.stages[0].matches(&x));
         let w = ev("ksoftirqd/0-9 [000] 1.0: sched_waking: comm=qemu-system-aar pid=5 prio=120 target_cpu=001");
         assert!(p.stages[1].matches(&w));
-        let w = ev("bash-9 [000] 1.0: sched_waking: comm=qemu-system-aar pid=5 prio=120 target_cpu=001");
+        let w = ev(
+            "bash-9 [000] 1.0: sched_waking: comm=qemu-system-aar pid=5 prio=120 target_cpu=001",
+        );
         assert!(!p.stages[1].matches(&w));
     }
 
     #[test]
     fn bad_paths_are_clear_errors() {
         let one = "[[stage]]\nevent = \"a\"\n";
-        assert!(PathSpec::from_toml(one, "x").unwrap_err().to_string().contains("at least two"));
+        assert!(PathSpec::from_toml(one, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("at least two"));
         let dup = "[[stage]]\nevent = \"a\"\n[[stage]]\nevent = \"a\"\n";
-        assert!(PathSpec::from_toml(dup, "x").unwrap_err().to_string().contains("used twice"));
+        assert!(PathSpec::from_toml(dup, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("used twice"));
         let unknown = "[[stage]]\nevent = \"a\"\nbogus = 1\n[[stage]]\nevent = \"b\"\n";
         assert!(PathSpec::from_toml(unknown, "x").is_err());
         let badkv = "[[stage]]\nevent = \"a\"\nfields = [\"nokey\"]\n[[stage]]\nevent = \"b\"\n";
-        assert!(PathSpec::from_toml(badkv, "x").unwrap_err().to_string().contains("key=value"));
-        assert!(PathSpec::resolve("no-such-path").unwrap_err().to_string().contains("tap-tcg"));
+        assert!(PathSpec::from_toml(badkv, "x")
+            .unwrap_err()
+            .to_string()
+            .contains("key=value"));
+        assert!(PathSpec::resolve("no-such-path")
+            .unwrap_err()
+            .to_string()
+            .contains("tap-tcg"));
     }
 
     #[test]
@@ -417,24 +468,46 @@ mod tests {
             pid = "{qemu_pid}"
             same = { skbaddr = "xmit" }
         "#;
-        let vars = [("tap".to_owned(), "vmptap0".to_owned()), ("qemu_pid".to_owned(), "77".to_owned())];
+        let vars = [
+            ("tap".to_owned(), "vmptap0".to_owned()),
+            ("qemu_pid".to_owned(), "77".to_owned()),
+        ];
         let p = PathSpec::from_toml_with(text, "v", &vars).unwrap();
         assert_eq!(p.stages[1].same, [("skbaddr".to_owned(), 0)]);
         let ev = |l: &'static str| match parse(l) {
             Some(Record::Event(e)) => e,
             _ => panic!(),
         };
-        assert!(p.stages[0].matches(&ev("a-1 [000] 1.0: net_dev_xmit: dev=vmptap0 skbaddr=0x1 len=98 rc=0")));
-        assert!(!p.stages[0].matches(&ev("a-1 [000] 1.0: net_dev_xmit: dev=othertap skbaddr=0x1 len=98 rc=0")));
-        assert!(p.stages[1].matches(&ev("q-77 [000] 1.0: skb_copy_datagram_iovec: skbaddr=0x1 len=98")));
-        assert!(!p.stages[1].matches(&ev("q-78 [000] 1.0: skb_copy_datagram_iovec: skbaddr=0x1 len=98")));
+        assert!(p.stages[0].matches(&ev(
+            "a-1 [000] 1.0: net_dev_xmit: dev=vmptap0 skbaddr=0x1 len=98 rc=0"
+        )));
+        assert!(!p.stages[0].matches(&ev(
+            "a-1 [000] 1.0: net_dev_xmit: dev=othertap skbaddr=0x1 len=98 rc=0"
+        )));
+        assert!(p.stages[1].matches(&ev(
+            "q-77 [000] 1.0: skb_copy_datagram_iovec: skbaddr=0x1 len=98"
+        )));
+        assert!(!p.stages[1].matches(&ev(
+            "q-78 [000] 1.0: skb_copy_datagram_iovec: skbaddr=0x1 len=98"
+        )));
         let bad = [("nope".to_owned(), "x".to_owned())];
-        let e = PathSpec::from_toml_with(text, "v", &bad).unwrap_err().to_string();
-        assert!(e.contains("no variable `nope`") && e.contains("qemu_pid"), "{e}");
+        let e = PathSpec::from_toml_with(text, "v", &bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no variable `nope`") && e.contains("qemu_pid"),
+            "{e}"
+        );
         let undefined = "[[stage]]\nevent = \"a\"\ntask = \"{x}\"\n[[stage]]\nevent = \"b\"\n";
-        assert!(PathSpec::from_toml(undefined, "u").unwrap_err().to_string().contains("not a variable"));
+        assert!(PathSpec::from_toml(undefined, "u")
+            .unwrap_err()
+            .to_string()
+            .contains("not a variable"));
         let later = "[[stage]]\nevent = \"a\"\nsame = { k = \"b\" }\n[[stage]]\nevent = \"b\"\n";
-        assert!(PathSpec::from_toml(later, "l").unwrap_err().to_string().contains("not an earlier stage"));
+        assert!(PathSpec::from_toml(later, "l")
+            .unwrap_err()
+            .to_string()
+            .contains("not an earlier stage"));
     }
 
     #[test]

@@ -50,7 +50,12 @@ pub struct RecordOptions {
 
 impl Default for RecordOptions {
     fn default() -> Self {
-        RecordOptions { tracefs: None, buffer_kb: 8192, context_events: true, clock: Some("mono".into()) }
+        RecordOptions {
+            tracefs: None,
+            buffer_kb: 8192,
+            context_events: true,
+            clock: Some("mono".into()),
+        }
     }
 }
 
@@ -119,7 +124,11 @@ pub struct Recorder {
 static INSTANCE_SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TraceError + 'a {
-    move |source| TraceError::Io { what, path: path.to_owned(), source }
+    move |source| TraceError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The tracefs mount point: from /proc/mounts, else mounted at [`DEFAULT_TRACEFS`].
@@ -142,7 +151,11 @@ pub fn find_or_mount_tracefs() -> Result<PathBuf, TraceError> {
     let status = std::process::Command::new("mount")
         .args(["-t", "tracefs", "nodev", DEFAULT_TRACEFS])
         .status()
-        .map_err(|e| TraceError::Tracefs(format!("tracefs is not mounted and `mount` could not run: {e}")))?;
+        .map_err(|e| {
+            TraceError::Tracefs(format!(
+                "tracefs is not mounted and `mount` could not run: {e}"
+            ))
+        })?;
     if !status.success() || !target.join("instances").is_dir() {
         return Err(TraceError::Tracefs(format!(
             "tracefs is not mounted and `mount -t tracefs nodev {DEFAULT_TRACEFS}` failed ({status}); recording needs root"
@@ -168,16 +181,27 @@ fn write_file(p: &Path, value: &str) -> io::Result<()> {
 
 impl Recorder {
     /// Starts recording the events and functions of `path` (plus context events) into `output`.
-    pub fn start(path: &PathSpec, output: &Path, opts: &RecordOptions) -> Result<Recorder, TraceError> {
+    pub fn start(
+        path: &PathSpec,
+        output: &Path,
+        opts: &RecordOptions,
+    ) -> Result<Recorder, TraceError> {
         let tracefs = match &opts.tracefs {
             Some(t) => t.clone(),
             None => find_or_mount_tracefs()?,
         };
         let events = available_events(&tracefs)?;
-        let name = format!("vmprobe-{}-{}", std::process::id(), INSTANCE_SEQ.fetch_add(1, Ordering::Relaxed));
+        let name = format!(
+            "vmprobe-{}-{}",
+            std::process::id(),
+            INSTANCE_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         let instance = tracefs.join("instances").join(&name);
         fs::create_dir(&instance).map_err(|e| {
-            TraceError::Tracefs(format!("cannot create tracefs instance {}: {e}", instance.display()))
+            TraceError::Tracefs(format!(
+                "cannot create tracefs instance {}: {e}",
+                instance.display()
+            ))
         })?;
         // From here on, failure must remove the instance: build the recorder first.
         let out = File::create(output).map_err(io_err("creating", output));
@@ -193,7 +217,11 @@ impl Recorder {
             Ok(f) => f,
             Err(e) => {
                 let _ = fs::remove_dir(&instance);
-                return Err(TraceError::Io { what: "opening", path: marker_path, source: e });
+                return Err(TraceError::Io {
+                    what: "opening",
+                    path: marker_path,
+                    source: e,
+                });
             }
         };
         let mut rec = Recorder {
@@ -204,7 +232,9 @@ impl Recorder {
             notes: Vec::new(),
             stop: Arc::new(AtomicBool::new(false)),
             drain: None,
-            marker: MarkerWriter { file: Arc::new(marker_file) },
+            marker: MarkerWriter {
+                file: Arc::new(marker_file),
+            },
         };
         rec.configure(&tracefs, path, &events, opts);
         let pipe = rec.instance.join("trace_pipe");
@@ -220,25 +250,42 @@ impl Recorder {
             rec.events.join(","),
             rec.functions.join(",")
         );
-        w.write_all(header.as_bytes()).map_err(io_err("writing", output))?;
+        w.write_all(header.as_bytes())
+            .map_err(io_err("writing", output))?;
         let stop = rec.stop.clone();
         rec.drain = Some(std::thread::spawn(move || drain(reader, w, &stop)));
-        write_file(&rec.instance.join("tracing_on"), "1").map_err(io_err("starting", &rec.instance))?;
+        write_file(&rec.instance.join("tracing_on"), "1")
+            .map_err(io_err("starting", &rec.instance))?;
         Ok(rec)
     }
 
-    fn configure(&mut self, tracefs: &Path, path: &PathSpec, events: &HashMap<String, String>, opts: &RecordOptions) {
+    fn configure(
+        &mut self,
+        tracefs: &Path,
+        path: &PathSpec,
+        events: &HashMap<String, String>,
+        opts: &RecordOptions,
+    ) {
         let inst = self.instance.clone();
         let _ = write_file(&inst.join("tracing_on"), "0");
         if let Err(e) = write_file(&inst.join("buffer_size_kb"), &opts.buffer_kb.to_string()) {
-            self.notes.push(format!("could not set buffer_size_kb to {}: {e}", opts.buffer_kb));
+            self.notes.push(format!(
+                "could not set buffer_size_kb to {}: {e}",
+                opts.buffer_kb
+            ));
         }
         if let Some(clock) = &opts.clock {
             if let Err(e) = write_file(&inst.join("trace_clock"), clock) {
-                self.notes.push(format!("trace clock `{clock}` unavailable ({e}); using the default"));
+                self.notes.push(format!(
+                    "trace clock `{clock}` unavailable ({e}); using the default"
+                ));
             }
         }
-        let mut wanted: Vec<(&str, bool)> = path.stages.iter().map(|s| (s.event.as_str(), true)).collect();
+        let mut wanted: Vec<(&str, bool)> = path
+            .stages
+            .iter()
+            .map(|s| (s.event.as_str(), true))
+            .collect();
         if opts.context_events {
             wanted.extend(CONTEXT_EVENTS.iter().map(|e| (*e, false)));
         }
@@ -252,7 +299,9 @@ impl Recorder {
                 let enable = inst.join("events").join(sys).join(name).join("enable");
                 match write_file(&enable, "1") {
                     Ok(()) => self.events.push(full.clone()),
-                    Err(e) => self.notes.push(format!("event {full}: cannot enable ({e})")),
+                    Err(e) => self
+                        .notes
+                        .push(format!("event {full}: cannot enable ({e})")),
                 }
             } else if is_stage && !functions.contains(&ev) {
                 functions.push(ev);
@@ -273,7 +322,8 @@ impl Recorder {
                 return;
             }
         };
-        let (present, absent): (Vec<&str>, Vec<&str>) = functions.into_iter().partition(|f| known.contains(*f));
+        let (present, absent): (Vec<&str>, Vec<&str>) =
+            functions.into_iter().partition(|f| known.contains(*f));
         if !absent.is_empty() {
             self.notes.push(format!(
                 "no tracepoint or traceable function named {} on this kernel; not recorded",
@@ -286,14 +336,21 @@ impl Recorder {
         // Never switch the function tracer on without a filter: it would trace everything.
         let filter = inst.join("set_ftrace_filter");
         if let Err(e) = write_file(&filter, &present.join("\n")) {
-            self.notes.push(format!("cannot set {} ({e}); functions {} not recorded", filter.display(), present.join(", ")));
+            self.notes.push(format!(
+                "cannot set {} ({e}); functions {} not recorded",
+                filter.display(),
+                present.join(", ")
+            ));
             let _ = write_file(&filter, "");
             return;
         }
         match write_file(&inst.join("current_tracer"), "function") {
             Ok(()) => self.functions = present.iter().map(|s| s.to_string()).collect(),
             Err(e) => {
-                self.notes.push(format!("cannot select the function tracer ({e}); functions {} not recorded", present.join(", ")));
+                self.notes.push(format!(
+                    "cannot select the function tracer ({e}); functions {} not recorded",
+                    present.join(", ")
+                ));
                 let _ = write_file(&filter, "");
             }
         }
@@ -366,7 +423,8 @@ impl Recorder {
                 s.lines()
                     .filter_map(|l| {
                         let (k, v) = l.split_once(':')?;
-                        matches!(k.trim(), "overrun" | "dropped events").then(|| v.trim().parse::<u64>().ok())?
+                        matches!(k.trim(), "overrun" | "dropped events")
+                            .then(|| v.trim().parse::<u64>().ok())?
                     })
                     .collect::<Vec<_>>()
             })
@@ -378,7 +436,11 @@ impl Recorder {
             return Ok(());
         }
         // The instance cannot be removed while a file in it is open: close the marker.
-        self.marker = MarkerWriter { file: Arc::new(File::open("/dev/null").map_err(io_err("opening", Path::new("/dev/null")))?) };
+        self.marker = MarkerWriter {
+            file: Arc::new(
+                File::open("/dev/null").map_err(io_err("opening", Path::new("/dev/null")))?,
+            ),
+        };
         let mut last = None;
         for _ in 0..50 {
             match fs::remove_dir(&self.instance) {
@@ -410,7 +472,10 @@ fn read_function_names(p: &Path) -> io::Result<std::collections::HashSet<String>
     let mut text = String::new();
     File::open(p)?.read_to_string(&mut text)?;
     // Lines are `name` or `name [module]`.
-    Ok(text.lines().filter_map(|l| l.split_whitespace().next().map(str::to_owned)).collect())
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect())
 }
 
 /// Copies `trace_pipe` to the output until told to stop and the pipe is empty.

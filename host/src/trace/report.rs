@@ -138,8 +138,19 @@ impl Report {
             "path {}: {} packets complete, {} incomplete; {} events in {} lines, {} unparsed, {} lost",
             self.path, self.packets, self.incomplete, self.events, self.lines, self.unparsed_lines, self.lost_events
         )?;
-        let w = self.stages.0.iter().map(|(n, _)| n.len()).max().unwrap_or(5).max(5);
-        writeln!(out, "\n{:<w$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}", "stage", "count", "min_us", "p50_us", "p99_us", "max_us", "mean_us")?;
+        let w = self
+            .stages
+            .0
+            .iter()
+            .map(|(n, _)| n.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        writeln!(
+            out,
+            "\n{:<w$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            "stage", "count", "min_us", "p50_us", "p99_us", "max_us", "mean_us"
+        )?;
         let row = |out: &mut dyn Write, name: &str, s: &Summary| {
             writeln!(
                 out,
@@ -158,24 +169,42 @@ impl Report {
         }
         row(out, "total", &self.total)?;
         if self.incomplete > 0 {
-            let after: Vec<String> =
-                self.incomplete_after.0.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{n} after {s}")).collect();
+            let after: Vec<String> = self
+                .incomplete_after
+                .0
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(s, n)| format!("{n} after {s}"))
+                .collect();
             writeln!(out, "\nincomplete: {}", after.join(", "))?;
         }
-        let skipped: Vec<String> =
-            self.skipped.0.iter().filter(|(_, n)| *n > 0).map(|(s, n)| format!("{s} by {n}")).collect();
+        let skipped: Vec<String> = self
+            .skipped
+            .0
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{s} by {n}"))
+            .collect();
         if !skipped.is_empty() {
             writeln!(out, "optional stages skipped: {}", skipped.join(", "))?;
         }
         if self.packets == 0 && self.incomplete == 0 {
-            writeln!(out, "\nno event matched the first stage of path {}; is this the right --path?", self.path)?;
+            writeln!(
+                out,
+                "\nno event matched the first stage of path {}; is this the right --path?",
+                self.path
+            )?;
         }
         writeln!(
             out,
             "\ngaps longer than {:.0} us: {}{}",
             self.gap_threshold_us,
             self.gaps.len() as u64 + self.gaps_omitted,
-            if self.gaps_omitted > 0 { format!(" ({} not listed)", self.gaps_omitted) } else { String::new() }
+            if self.gaps_omitted > 0 {
+                format!(" ({} not listed)", self.gaps_omitted)
+            } else {
+                String::new()
+            }
         )?;
         for (i, g) in self.gaps.iter().enumerate() {
             writeln!(
@@ -183,29 +212,63 @@ impl Report {
                 "  #{i} {:.6}  {:>9.1} us  {}  packet {} on cpu {} (from cpu {}), ended by {}-{}",
                 g.start, g.duration_us, g.stage, g.packet, g.cpu, g.from_cpu, g.task, g.pid
             )?;
-            let tasks: Vec<String> =
-                g.activity.tasks.iter().map(|t| format!("{}-{} {:.1}%", t.task, t.pid, t.share * 100.0)).collect();
+            let tasks: Vec<String> = g
+                .activity
+                .tasks
+                .iter()
+                .map(|t| format!("{}-{} {:.1}%", t.task, t.pid, t.share * 100.0))
+                .collect();
             writeln!(
                 out,
                 "      ran on cpu {}: {}{}",
                 g.cpu,
-                if tasks.is_empty() { "(no record)".into() } else { tasks.join(", ") },
-                if g.activity.history_complete { "" } else { " (partial history)" }
+                if tasks.is_empty() {
+                    "(no record)".into()
+                } else {
+                    tasks.join(", ")
+                },
+                if g.activity.history_complete {
+                    ""
+                } else {
+                    " (partial history)"
+                }
             )?;
-            for (label, list) in [("IPIs", &g.activity.ipis), ("IRQs", &g.activity.irqs), ("softirqs", &g.activity.softirqs)] {
+            for (label, list) in [
+                ("IPIs", &g.activity.ipis),
+                ("IRQs", &g.activity.irqs),
+                ("softirqs", &g.activity.softirqs),
+            ] {
                 if !list.is_empty() {
-                    let v: Vec<String> = list.iter().map(|c| format!("{} x{}", c.name, c.count)).collect();
+                    let v: Vec<String> = list
+                        .iter()
+                        .map(|c| format!("{} x{}", c.name, c.count))
+                        .collect();
                     writeln!(out, "      {label}: {}", v.join(", "))?;
                 }
             }
             for m in self.markers.iter().filter(|m| g.markers.contains(&m.seq)) {
-                writeln!(out, "      outlier marker seq={} rtt_us={:.1} at {:.6}", m.seq, m.rtt_us, m.ts)?;
+                writeln!(
+                    out,
+                    "      outlier marker seq={} rtt_us={:.1} at {:.6}",
+                    m.seq, m.rtt_us, m.ts
+                )?;
             }
         }
         if !self.markers.is_empty() {
-            let alone: Vec<String> =
-                self.markers.iter().filter(|m| m.gaps.is_empty()).map(|m| format!("seq={} rtt_us={:.1}", m.seq, m.rtt_us)).collect();
-            writeln!(out, "\nmarkers: {} ({} without a gap nearby{}{})", self.markers.len(), alone.len(), if alone.is_empty() { "" } else { ": " }, alone.join(", "))?;
+            let alone: Vec<String> = self
+                .markers
+                .iter()
+                .filter(|m| m.gaps.is_empty())
+                .map(|m| format!("seq={} rtt_us={:.1}", m.seq, m.rtt_us))
+                .collect();
+            writeln!(
+                out,
+                "\nmarkers: {} ({} without a gap nearby{}{})",
+                self.markers.len(),
+                alone.len(),
+                if alone.is_empty() { "" } else { ": " },
+                alone.join(", ")
+            )?;
         }
         for u in &self.unparsed_examples {
             writeln!(out, "unparsed line {}: {}", u.line, u.text)?;

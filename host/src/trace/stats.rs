@@ -41,9 +41,16 @@ impl Durations {
     /// An empty accumulator.
     pub fn new() -> Self {
         // 1 ns .. ~1 hour; auto-resize covers anything longer.
-        let mut hist = Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid HDR bounds");
+        let mut hist =
+            Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("valid HDR bounds");
         hist.auto(true);
-        Durations { hist, count: 0, min: u64::MAX, max: 0, sum: 0 }
+        Durations {
+            hist,
+            count: 0,
+            min: u64::MAX,
+            max: 0,
+            sum: 0,
+        }
     }
 
     /// Adds one duration.
@@ -64,7 +71,14 @@ impl Durations {
     /// The summary in microseconds.
     pub fn summary(&self) -> Summary {
         if self.count == 0 {
-            return Summary { count: 0, min_us: None, p50_us: None, p99_us: None, max_us: None, mean_us: None };
+            return Summary {
+                count: 0,
+                min_us: None,
+                p50_us: None,
+                p99_us: None,
+                max_us: None,
+                mean_us: None,
+            };
         }
         // Percentiles are clamped to the exact extremes (HDR reports bucket ends).
         let q = |p: f64| us(self.hist.value_at_quantile(p).clamp(self.min, self.max));

@@ -123,7 +123,14 @@ impl Timeline {
             return;
         }
         self.learn_task(pid, comm);
-        self.push(cpu, Entry { ts, mark: Mark::Task, id: pid });
+        self.push(
+            cpu,
+            Entry {
+                ts,
+                mark: Mark::Task,
+                id: pid,
+            },
+        );
         self.cpu(cpu).current = Some(pid);
     }
 
@@ -135,19 +142,40 @@ impl Timeline {
     /// Records an IRQ handler run on `cpu`.
     pub fn irq(&mut self, cpu: u32, ts: u64, name: &str) {
         let id = self.name_id(name);
-        self.push(cpu, Entry { ts, mark: Mark::Irq, id });
+        self.push(
+            cpu,
+            Entry {
+                ts,
+                mark: Mark::Irq,
+                id,
+            },
+        );
     }
 
     /// Records a softirq run on `cpu`.
     pub fn softirq(&mut self, cpu: u32, ts: u64, name: &str) {
         let id = self.name_id(name);
-        self.push(cpu, Entry { ts, mark: Mark::SoftIrq, id });
+        self.push(
+            cpu,
+            Entry {
+                ts,
+                mark: Mark::SoftIrq,
+                id,
+            },
+        );
     }
 
     /// Records an IPI arriving on `cpu`.
     pub fn ipi(&mut self, cpu: u32, ts: u64, name: &str) {
         let id = self.name_id(name);
-        self.push(cpu, Entry { ts, mark: Mark::Ipi, id });
+        self.push(
+            cpu,
+            Entry {
+                ts,
+                mark: Mark::Ipi,
+                id,
+            },
+        );
     }
 
     /// Records an IPI sent towards `cpu` (from any CPU).
@@ -156,7 +184,14 @@ impl Timeline {
             return;
         }
         let id = self.name_id(name);
-        self.push(cpu, Entry { ts, mark: Mark::IpiSent, id });
+        self.push(
+            cpu,
+            Entry {
+                ts,
+                mark: Mark::IpiSent,
+                id,
+            },
+        );
     }
 
     /// Remembers the newest real command name of `pid` (names change on exec; `<...>` means
@@ -176,7 +211,11 @@ impl Timeline {
         if let Some(&id) = self.name_ids.get(name) {
             return id;
         }
-        let name = if self.names.len() >= MAX_NAMES { "other" } else { name };
+        let name = if self.names.len() >= MAX_NAMES {
+            "other"
+        } else {
+            name
+        };
         if let Some(&id) = self.name_ids.get(name) {
             return id;
         }
@@ -214,12 +253,19 @@ impl Timeline {
         let span = to.saturating_sub(from).max(1);
         // The task running at `from`: the last task entry at or before it.
         let first_in = c.entries.partition_point(|e| e.ts <= from);
-        let mut cur = c.entries.range(..first_in).rev().find(|e| e.mark == Mark::Task).map(|e| e.id);
+        let mut cur = c
+            .entries
+            .range(..first_in)
+            .rev()
+            .find(|e| e.mark == Mark::Task)
+            .map(|e| e.id);
         let mut complete = cur.is_some();
         if cur.is_none() {
             cur = c.base_task;
             complete = c.base_task.is_some()
-                && c.entries.front().is_none_or(|e| e.ts <= from || c.truncated_before.is_none());
+                && c.entries
+                    .front()
+                    .is_none_or(|e| e.ts <= from || c.truncated_before.is_none());
         }
         if c.truncated_before.is_some_and(|t| t > from) {
             complete = false;
@@ -271,21 +317,33 @@ impl Timeline {
             .iter()
             .take(TOP_TASKS)
             .map(|&(pid, t)| TaskShare {
-                task: self.tasks.get(&pid).cloned().unwrap_or_else(|| "<...>".into()),
+                task: self
+                    .tasks
+                    .get(&pid)
+                    .cloned()
+                    .unwrap_or_else(|| "<...>".into()),
                 pid,
                 ..share(t)
             })
             .collect();
         let rest: u64 = v.iter().skip(TOP_TASKS).map(|&(_, t)| t).sum();
         if rest > 0 {
-            out.push(TaskShare { task: "others".into(), ..share(rest) });
+            out.push(TaskShare {
+                task: "others".into(),
+                ..share(rest)
+            });
         }
         out
     }
 
     fn counts(&self, m: HashMap<u32, u64>) -> Vec<Count> {
-        let mut v: Vec<Count> =
-            m.into_iter().map(|(id, count)| Count { name: self.names[id as usize].clone(), count }).collect();
+        let mut v: Vec<Count> = m
+            .into_iter()
+            .map(|(id, count)| Count {
+                name: self.names[id as usize].clone(),
+                count,
+            })
+            .collect();
         v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
         v
     }
@@ -309,12 +367,31 @@ mod tests {
         t.switch_to(1, 5_000, 7, "kvm");
         t.running(0, 3_000, 5, "other-cpu");
         let a = t.activity(1, 500, 5_500);
-        let got: Vec<_> = a.tasks.iter().map(|s| (s.task.as_str(), s.pid, s.time_us)).collect();
+        let got: Vec<_> = a
+            .tasks
+            .iter()
+            .map(|s| (s.task.as_str(), s.pid, s.time_us))
+            .collect();
         // Ties are ordered by pid.
-        assert_eq!(got, [("qemu-worker", 9, 3.0), ("<idle>", 0, 1.0), ("kvm", 7, 1.0)]);
+        assert_eq!(
+            got,
+            [("qemu-worker", 9, 3.0), ("<idle>", 0, 1.0), ("kvm", 7, 1.0)]
+        );
         assert!((a.tasks[0].share - 0.6).abs() < 1e-9);
-        assert_eq!(a.ipis, [Count { name: "Rescheduling interrupts".into(), count: 2 }]);
-        assert_eq!(a.irqs, [Count { name: "arch_timer".into(), count: 1 }]);
+        assert_eq!(
+            a.ipis,
+            [Count {
+                name: "Rescheduling interrupts".into(),
+                count: 2
+            }]
+        );
+        assert_eq!(
+            a.irqs,
+            [Count {
+                name: "arch_timer".into(),
+                count: 1
+            }]
+        );
         assert!(a.history_complete);
     }
 
@@ -331,6 +408,12 @@ mod tests {
         assert_eq!(t.activity(9, 0, 1), Activity::default());
         // Only the sender side recorded: those count.
         t.ipi_sent(0, 5_100, "resched_curr");
-        assert_eq!(t.activity(0, 5_000, 5_200).ipis, [Count { name: "resched_curr".into(), count: 1 }]);
+        assert_eq!(
+            t.activity(0, 5_000, 5_200).ipis,
+            [Count {
+                name: "resched_curr".into(),
+                count: 1
+            }]
+        );
     }
 }
