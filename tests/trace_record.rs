@@ -138,3 +138,47 @@ fn missing_events_are_named_and_recording_goes_on() {
     assert!(text.contains("sched_switch:"), "nothing recorded");
     std::fs::remove_file(&out).unwrap();
 }
+
+#[test]
+fn binary_trace_dat_is_read_through_trace_cmd() {
+    let Some(tracefs) = tracefs_or_skip() else {
+        return;
+    };
+    if std::process::Command::new("trace-cmd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: trace-cmd is not installed");
+        return;
+    }
+    let name = format!("vmprobe-dat-test-{}", std::process::id());
+    let inst = tracefs.join("instances").join(&name);
+    std::fs::create_dir(&inst).unwrap();
+    std::fs::write(inst.join("events/sched/sched_switch/enable"), "1").unwrap();
+    std::fs::write(inst.join("events/sched/sched_waking/enable"), "1").unwrap();
+    std::fs::write(inst.join("tracing_on"), "1").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(inst.join("tracing_on"), "0").unwrap();
+    let dat = out_file("test.dat");
+    let status = std::process::Command::new("trace-cmd")
+        .args(["extract", "-B", &name, "-o"])
+        .arg(&dat)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    // trace-cmd extract removes the instance itself; make sure it is gone either way.
+    let _ = std::fs::remove_dir(&inst);
+    assert!(status.success(), "trace-cmd extract failed");
+    let spec = PathSpec::from_toml(
+        "[[stage]]\nevent = \"sched_waking\"\n[[stage]]\nevent = \"sched_switch\"\n",
+        "wake-switch",
+    )
+    .unwrap();
+    let report = analyze_file(&dat, spec, Config::default()).unwrap();
+    assert!(report.events > 0);
+    assert_eq!(report.unparsed_lines, 0, "{:?}", report.unparsed_examples);
+    assert!(report.first_ts.unwrap() > 0.0);
+    std::fs::remove_file(&dat).unwrap();
+}

@@ -6,6 +6,29 @@
 //!   using [`timeline`] to say what ran on a CPU during a gap and [`stats`] for percentiles.
 //! - [`report`] is the result (JSON CONTRACT) and its text form; [`input`] streams files.
 //! - [`record`] records a trace for a path through a private tracefs instance.
+//!
+//! Recording while measuring, then analysing (what `vmprobe run --trace` does):
+//!
+//! ```no_run
+//! use vmprobe::trace::{analyze_file, Config, PathSpec, RecordOptions, Recorder};
+//! # fn main() -> Result<(), vmprobe::trace::TraceError> {
+//! let vars = [("tap".to_owned(), "vmptap0".to_owned()), ("qemu_pid".to_owned(), "4242".to_owned())];
+//! let path = PathSpec::resolve_with("tap-tcg", &vars)?;
+//! let out = std::path::Path::new("run.trace");
+//! let rec = Recorder::start(&path, out, &RecordOptions::default())?;
+//! for note in rec.notes() {
+//!     eprintln!("trace: {note}"); // e.g. an event this kernel lacks; recording goes on
+//! }
+//! let marker = rec.marker(); // Clone + Send: give it to the measuring thread
+//! // ... measure; for each outlier:
+//! marker.mark(17, 4372.0).ok();
+//! drop(marker);
+//! let summary = rec.stop()?; // tracing off, buffer drained, instance removed
+//! let report = analyze_file(&summary.output, path, Config::default())?;
+//! println!("{} packets, {} gaps", report.packets, report.gaps.len());
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod analyze;
 pub mod error;
