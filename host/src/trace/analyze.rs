@@ -283,7 +283,7 @@ impl Analyzer {
         };
         let role = interest.role;
         // Borrow-free copy of the (short) stage list.
-        let mut stages = [0usize; 32];
+        let mut stages = [0usize; super::path::MAX_STAGES];
         let ns = interest.stages.len().min(stages.len());
         stages[..ns].copy_from_slice(&interest.stages[..ns]);
         if let Some(role) = role {
@@ -293,7 +293,7 @@ impl Analyzer {
         for &k in &stages[..ns] {
             if k == 0 {
                 starts = self.path.stages[0].matches(e);
-            } else if self.path.stages[k].matches(e) && self.advance(k, e) {
+            } else if self.any_waiting(k) && self.path.stages[k].matches(e) && self.advance(k, e) {
                 return;
             }
         }
@@ -307,6 +307,21 @@ impl Analyzer {
             };
             self.captures.capture(0, e, &mut p);
             self.enqueue(1, p);
+        }
+    }
+
+    /// Whether any packet could cross stage `k` (waiting for it, or for optional stages
+    /// just before it). Cheap, so matchers run only when they can matter.
+    fn any_waiting(&self, k: usize) -> bool {
+        let mut q = k;
+        loop {
+            if !self.waiting[q].is_empty() {
+                return true;
+            }
+            if q < 2 || !self.path.stages[q - 1].optional {
+                return false;
+            }
+            q -= 1;
         }
     }
 

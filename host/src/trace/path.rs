@@ -34,6 +34,9 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("tap-tcg", include_str!("paths/tap-tcg.toml")),
 ];
 
+/// Most stages in one path.
+pub const MAX_STAGES: usize = 32;
+
 /// Default stall timeout when a path file does not give one.
 pub const DEFAULT_TIMEOUT_NS: u64 = 100_000_000;
 
@@ -257,6 +260,12 @@ impl PathSpec {
         if stages.len() < 2 {
             return Err(TraceError::Path(format!(
                 "a path needs at least two [[stage]] entries, found {}",
+                stages.len()
+            )));
+        }
+        if stages.len() > MAX_STAGES {
+            return Err(TraceError::Path(format!(
+                "at most {MAX_STAGES} stages, found {}",
                 stages.len()
             )));
         }
