@@ -416,6 +416,8 @@ impl Analyzer {
         }
         let s = &self.path.stages;
         let activity = self.timeline.activity(e.cpu, t0, e.ts_ns);
+        let (ran_ns, ran_cpus) = self.timeline.ran(e.pid, t0, e.ts_ns);
+        let span = e.ts_ns.saturating_sub(t0).max(1);
         self.gaps.push(Gap {
             start: secs(t0),
             duration_us: us(e.ts_ns.saturating_sub(t0)),
@@ -425,6 +427,9 @@ impl Analyzer {
             packet: p.id,
             task: e.task.to_owned(),
             pid: e.pid,
+            task_ran_us: us(ran_ns),
+            task_share: (ran_ns as f64 / span as f64).min(1.0),
+            task_cpus: ran_cpus,
             activity,
             markers: Vec::new(),
         });

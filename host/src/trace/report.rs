@@ -86,6 +86,14 @@ pub struct Gap {
     pub task: String,
     /// Its pid.
     pub pid: u32,
+    /// How long that task itself ran during the gap, on any CPU: near 0 means it was kept
+    /// off the CPU (the users' kicked-but-not-running vCPU); near the whole gap means the
+    /// time was its own work (under TCG, emulating the guest).
+    pub task_ran_us: f64,
+    /// `task_ran_us` as a fraction of the gap.
+    pub task_share: f64,
+    /// CPUs it ran on during the gap.
+    pub task_cpus: Vec<u32>,
     /// What ran on `cpu` meanwhile.
     #[serde(flatten)]
     pub activity: Activity,
@@ -209,8 +217,21 @@ impl Report {
         for (i, g) in self.gaps.iter().enumerate() {
             writeln!(
                 out,
-                "  #{i} {:.6}  {:>9.1} us  {}  packet {} on cpu {} (from cpu {}), ended by {}-{}",
-                g.start, g.duration_us, g.stage, g.packet, g.cpu, g.from_cpu, g.task, g.pid
+                "  #{i} {:.6}  {:>9.1} us  {}  packet {} on cpu {} (from cpu {}), ended by {}-{} (which ran {:.1}% of it{})",
+                g.start,
+                g.duration_us,
+                g.stage,
+                g.packet,
+                g.cpu,
+                g.from_cpu,
+                g.task,
+                g.pid,
+                g.task_share * 100.0,
+                if g.task_cpus.is_empty() {
+                    String::new()
+                } else {
+                    format!(", cpus {:?}", g.task_cpus)
+                }
             )?;
             let tasks: Vec<String> = g
                 .activity

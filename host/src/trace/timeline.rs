@@ -245,12 +245,15 @@ impl Timeline {
         c.entries.push_back(e);
     }
 
-    /// Summarises `cpu` over `[from, to]` (nanoseconds).
-    pub fn activity(&self, cpu: u32, from: u64, to: u64) -> Activity {
-        let Some(c) = self.cpus.get(cpu as usize) else {
-            return Activity::default();
-        };
-        let span = to.saturating_sub(from).max(1);
+    /// Walks `c` over `[from, to]`: `on_task(pid, ns)` for each stretch a task ran,
+    /// `on_mark(mark, id)` for IRQs and IPIs. Returns whether history covered `from`.
+    fn walk(
+        c: &Cpu,
+        from: u64,
+        to: u64,
+        mut on_task: impl FnMut(u32, u64),
+        mut on_mark: impl FnMut(Mark, u32),
+    ) -> bool {
         // The task running at `from`: the last task entry at or before it.
         let first_in = c.entries.partition_point(|e| e.ts <= from);
         let mut cur = c
@@ -270,31 +273,76 @@ impl Timeline {
         if c.truncated_before.is_some_and(|t| t > from) {
             complete = false;
         }
-        let mut time: HashMap<u32, u64> = HashMap::new();
-        let (mut irqs, mut ipis, mut softirqs) = (HashMap::new(), HashMap::new(), HashMap::new());
-        let mut sent = HashMap::new();
         let mut at = from;
         for e in c.entries.range(first_in..) {
             if e.ts > to {
                 break;
             }
-            match e.mark {
-                Mark::Task => {
-                    if let Some(p) = cur {
-                        *time.entry(p).or_default() += e.ts - at;
-                    }
-                    cur = Some(e.id);
-                    at = e.ts;
+            if e.mark == Mark::Task {
+                if let Some(p) = cur {
+                    on_task(p, e.ts - at);
                 }
-                Mark::Irq => *irqs.entry(e.id).or_insert(0u64) += 1,
-                Mark::Ipi => *ipis.entry(e.id).or_insert(0u64) += 1,
-                Mark::IpiSent => *sent.entry(e.id).or_insert(0u64) += 1,
-                Mark::SoftIrq => *softirqs.entry(e.id).or_insert(0u64) += 1,
+                cur = Some(e.id);
+                at = e.ts;
+            } else {
+                on_mark(e.mark, e.id);
             }
         }
         if let Some(p) = cur {
-            *time.entry(p).or_default() += to.saturating_sub(at);
+            on_task(p, to.saturating_sub(at));
         }
+        complete
+    }
+
+    /// How long `pid` ran over `[from, to]` on any CPU, and on which CPUs.
+    pub fn ran(&self, pid: u32, from: u64, to: u64) -> (u64, Vec<u32>) {
+        let mut total = 0;
+        let mut cpus = Vec::new();
+        for (i, c) in self.cpus.iter().enumerate() {
+            let mut here = 0;
+            Self::walk(
+                c,
+                from,
+                to,
+                |p, ns| {
+                    if p == pid {
+                        here += ns
+                    }
+                },
+                |_, _| {},
+            );
+            if here > 0 {
+                total += here;
+                cpus.push(i as u32);
+            }
+        }
+        (total, cpus)
+    }
+
+    /// Summarises `cpu` over `[from, to]` (nanoseconds).
+    pub fn activity(&self, cpu: u32, from: u64, to: u64) -> Activity {
+        let Some(c) = self.cpus.get(cpu as usize) else {
+            return Activity::default();
+        };
+        let span = to.saturating_sub(from).max(1);
+        let mut time: HashMap<u32, u64> = HashMap::new();
+        let (mut irqs, mut ipis, mut softirqs) = (HashMap::new(), HashMap::new(), HashMap::new());
+        let mut sent = HashMap::new();
+        let complete = Self::walk(
+            c,
+            from,
+            to,
+            |p, ns| *time.entry(p).or_default() += ns,
+            |mark, id| {
+                let m = match mark {
+                    Mark::Irq => &mut irqs,
+                    Mark::Ipi => &mut ipis,
+                    Mark::IpiSent => &mut sent,
+                    Mark::SoftIrq | Mark::Task => &mut softirqs,
+                };
+                *m.entry(id).or_insert(0u64) += 1;
+            },
+        );
         Activity {
             tasks: self.shares(time, span),
             ipis: self.counts(if ipis.is_empty() { sent } else { ipis }),
@@ -378,6 +426,9 @@ mod tests {
             [("qemu-worker", 9, 3.0), ("<idle>", 0, 1.0), ("kvm", 7, 1.0)]
         );
         assert!((a.tasks[0].share - 0.6).abs() < 1e-9);
+        // kvm (7) ran 500 ns on cpu 1 in the interval; pid 5 only on cpu 0.
+        assert_eq!(t.ran(7, 500, 5_500), (1_000, vec![1]));
+        assert_eq!(t.ran(5, 3_000, 4_000), (1_000, vec![0]));
         assert_eq!(
             a.ipis,
             [Count {
