@@ -91,7 +91,10 @@ fn gap_names_the_competing_task_and_the_ipis() {
     assert_eq!(g["duration_us"], 3978.0);
     assert_eq!(g["start"], 1670566189.001032);
     // The kicked vCPU thread itself ran only its last 10 us of the gap.
-    assert_eq!((g["task"].as_str(), g["task_ran_us"].as_f64()), (Some("kvm"), Some(10.0)));
+    assert_eq!(
+        (g["task"].as_str(), g["task_ran_us"].as_f64()),
+        (Some("kvm"), Some(10.0))
+    );
     assert_eq!(g["task_cpus"], serde_json::json!([3]));
     let top = &g["tasks"][0];
     assert_eq!(
