@@ -182,3 +182,64 @@ fn binary_trace_dat_is_read_through_trace_cmd() {
     assert!(report.first_ts.unwrap() > 0.0);
     std::fs::remove_file(&dat).unwrap();
 }
+
+#[test]
+fn cli_record_passes_the_marker_to_the_command_and_analyze_reads_it() {
+    let Some(_) = tracefs_or_skip() else { return };
+    let out = out_file("cli.trace");
+    let path = out_file("loopback.toml");
+    std::fs::write(&path, LOOPBACK).unwrap();
+    let bin = env!("CARGO_BIN_EXE_vmprobe");
+    // The command writes markers through the inherited descriptor, as a client in another
+    // network (and mount) namespace would.
+    let rec = std::process::Command::new(bin)
+        .args(["trace", "record", "--path"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&out)
+        .args(["--", "sh", "-c", "for i in 1 2 3; do echo \"vmprobe seq=$i rtt_us=${i}00\" > $VMPROBE_TRACE_MARKER; done"])
+        .output()
+        .unwrap();
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rec.stdout).contains("recorded"));
+    let an = std::process::Command::new(bin)
+        .args(["trace", "analyze"])
+        .arg(&out)
+        .arg("--path")
+        .arg(&path)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        an.status.success(),
+        "{}",
+        String::from_utf8_lossy(&an.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&an.stdout).unwrap();
+    let seqs: Vec<u64> = j["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(j["markers"][2]["rtt_us"], 300.0);
+    // A failing command is reported, and the trace is still saved and the instance removed.
+    let rec = std::process::Command::new(bin)
+        .args(["trace", "record", "--path"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&out)
+        .args(["--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(rec.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&rec.stderr).contains("the trace is saved"));
+    assert!(out.exists());
+    std::fs::remove_file(&out).unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
