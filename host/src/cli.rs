@@ -15,4 +15,6 @@ pub struct Cli {
 pub enum Command {
     /// Request/response latency against an echo server (UDP or TCP).
     Rr(crate::rr::RrArgs),
+    /// Follow packets through a host trace (ftrace) stage by stage.
+    Trace(crate::trace::TraceArgs),
 }

@@ -5,3 +5,4 @@ pub mod duration;
 pub mod export;
 pub mod rr;
 pub mod stats;
+pub mod trace;

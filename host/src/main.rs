@@ -7,6 +7,7 @@ use vmprobe::cli::{Cli, Command};
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Rr(args) => vmprobe::rr::command::execute(&args)?,
+        Command::Trace(args) => vmprobe::trace::run(&args, &mut std::io::stdout().lock())?,
     }
     Ok(())
 }

@@ -1,0 +1,245 @@
+//! The tracefs recorder on this machine's kernel (needs root; skipped with a reason otherwise):
+//! real loopback packets recorded and reconstructed, markers, missing events reported, and
+//! the global tracing state left as it was.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use vmprobe::trace::record::find_or_mount_tracefs;
+use vmprobe::trace::{analyze_file, Config, PathSpec, RecordOptions, Recorder};
+
+fn tracefs_or_skip() -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: recording needs root");
+        return None;
+    }
+    match find_or_mount_tracefs() {
+        Ok(t) => Some(t),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}
+
+/// Global tracefs state a recorder must not change.
+fn global_state(t: &Path) -> Vec<(String, String)> {
+    [
+        "tracing_on",
+        "current_tracer",
+        "set_event",
+        "trace_clock",
+        "buffer_size_kb",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            std::fs::read_to_string(t.join(f)).unwrap_or_default(),
+        )
+    })
+    .collect()
+}
+
+fn out_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("vmprobe-{}-{name}", std::process::id()))
+}
+
+const LOOPBACK: &str = r#"
+name = "loopback"
+[[stage]]
+name = "xmit"
+event = "net_dev_xmit"
+fields = { dev = "lo" }
+[[stage]]
+name = "rx"
+event = "netif_receive_skb"
+fields = { dev = "lo" }
+"#;
+
+#[test]
+fn records_real_packets_and_markers_and_leaves_global_state_alone() {
+    let Some(tracefs) = tracefs_or_skip() else {
+        return;
+    };
+    let before = global_state(&tracefs);
+    let spec = PathSpec::from_toml(LOOPBACK, "loopback").unwrap();
+    let out = out_file("loopback.trace");
+    let rec = Recorder::start(&spec, &out, &RecordOptions::default()).unwrap();
+    let instance = rec.instance().to_owned();
+    assert!(instance.starts_with(tracefs.join("instances")) && instance.is_dir());
+    assert!(
+        rec.events().iter().any(|e| e == "net:net_dev_xmit"),
+        "{:?}",
+        rec.events()
+    );
+    assert!(rec.events().iter().any(|e| e == "sched:sched_switch"));
+    assert!(rec.notes().is_empty(), "{:?}", rec.notes());
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let tx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let marker = rec.marker();
+    let mut buf = [0u8; 64];
+    for seq in 0..20u64 {
+        tx.send_to(b"vmprobe trace test", rx.local_addr().unwrap())
+            .unwrap();
+        rx.recv(&mut buf).unwrap();
+        if seq % 2 == 0 {
+            marker.mark(seq, 1000.0 + seq as f64).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    drop(marker);
+    let summary = rec.stop().unwrap();
+    assert!(summary.bytes > 0);
+    assert_eq!(
+        global_state(&tracefs),
+        before,
+        "global tracefs state changed"
+    );
+    assert!(
+        !instance.exists(),
+        "the recorder's instance was not removed"
+    );
+
+    let report = analyze_file(&out, spec, Config::default()).unwrap();
+    // Other tests may use loopback at the same time: at least our 20 datagrams.
+    assert!(report.packets >= 20, "{} packets", report.packets);
+    assert_eq!(report.unparsed_lines, 0, "{:?}", report.unparsed_examples);
+    let seqs: Vec<u64> = report.markers.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    assert_eq!(report.markers[3].rtt_us, 1006.0);
+    std::fs::remove_file(&out).unwrap();
+}
+
+#[test]
+fn missing_events_are_named_and_recording_goes_on() {
+    let Some(_) = tracefs_or_skip() else { return };
+    let spec = PathSpec::from_toml(
+        "[[stage]]\nevent = \"sched_switch\"\n[[stage]]\nevent = \"vmprobe_no_such_event\"\n",
+        "missing",
+    )
+    .unwrap();
+    let out = out_file("missing.trace");
+    let opts = RecordOptions {
+        context_events: false,
+        ..RecordOptions::default()
+    };
+    let rec = Recorder::start(&spec, &out, &opts).unwrap();
+    assert_eq!(rec.events(), ["sched:sched_switch"]);
+    assert!(rec.functions().is_empty());
+    let notes = rec.notes().join("\n");
+    eprintln!("notes: {notes}");
+    assert!(notes.contains("vmprobe_no_such_event"), "{notes}");
+    std::thread::sleep(Duration::from_millis(50));
+    let summary = rec.stop().unwrap();
+    assert_eq!(summary.notes.len(), 1);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("sched_switch:"), "nothing recorded");
+    std::fs::remove_file(&out).unwrap();
+}
+
+#[test]
+fn binary_trace_dat_is_read_through_trace_cmd() {
+    let Some(tracefs) = tracefs_or_skip() else {
+        return;
+    };
+    if std::process::Command::new("trace-cmd")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: trace-cmd is not installed");
+        return;
+    }
+    let name = format!("vmprobe-dat-test-{}", std::process::id());
+    let inst = tracefs.join("instances").join(&name);
+    std::fs::create_dir(&inst).unwrap();
+    std::fs::write(inst.join("events/sched/sched_switch/enable"), "1").unwrap();
+    std::fs::write(inst.join("events/sched/sched_waking/enable"), "1").unwrap();
+    std::fs::write(inst.join("tracing_on"), "1").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    std::fs::write(inst.join("tracing_on"), "0").unwrap();
+    let dat = out_file("test.dat");
+    let status = std::process::Command::new("trace-cmd")
+        .args(["extract", "-B", &name, "-o"])
+        .arg(&dat)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    // trace-cmd extract removes the instance itself; make sure it is gone either way.
+    let _ = std::fs::remove_dir(&inst);
+    assert!(status.success(), "trace-cmd extract failed");
+    let spec = PathSpec::from_toml(
+        "[[stage]]\nevent = \"sched_waking\"\n[[stage]]\nevent = \"sched_switch\"\n",
+        "wake-switch",
+    )
+    .unwrap();
+    let report = analyze_file(&dat, spec, Config::default()).unwrap();
+    assert!(report.events > 0);
+    assert_eq!(report.unparsed_lines, 0, "{:?}", report.unparsed_examples);
+    assert!(report.first_ts.unwrap() > 0.0);
+    std::fs::remove_file(&dat).unwrap();
+}
+
+#[test]
+fn cli_record_passes_the_marker_to_the_command_and_analyze_reads_it() {
+    let Some(_) = tracefs_or_skip() else { return };
+    let out = out_file("cli.trace");
+    let path = out_file("loopback.toml");
+    std::fs::write(&path, LOOPBACK).unwrap();
+    let bin = env!("CARGO_BIN_EXE_vmprobe");
+    // The command writes markers through the inherited descriptor, as a client in another
+    // network (and mount) namespace would.
+    let rec = std::process::Command::new(bin)
+        .args(["trace", "record", "--path"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&out)
+        .args(["--", "sh", "-c", "for i in 1 2 3; do echo \"vmprobe seq=$i rtt_us=${i}00\" > $VMPROBE_TRACE_MARKER; done"])
+        .output()
+        .unwrap();
+    assert!(
+        rec.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rec.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rec.stdout).contains("recorded"));
+    let an = std::process::Command::new(bin)
+        .args(["trace", "analyze"])
+        .arg(&out)
+        .arg("--path")
+        .arg(&path)
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        an.status.success(),
+        "{}",
+        String::from_utf8_lossy(&an.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&an.stdout).unwrap();
+    let seqs: Vec<u64> = j["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(j["markers"][2]["rtt_us"], 300.0);
+    // A failing command is reported, and the trace is still saved and the instance removed.
+    let rec = std::process::Command::new(bin)
+        .args(["trace", "record", "--path"])
+        .arg(&path)
+        .arg("-o")
+        .arg(&out)
+        .args(["--", "false"])
+        .output()
+        .unwrap();
+    assert_eq!(rec.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&rec.stderr).contains("the trace is saved"));
+    assert!(out.exists());
+    std::fs::remove_file(&out).unwrap();
+    std::fs::remove_file(&path).unwrap();
+}
