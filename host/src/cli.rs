@@ -10,4 +10,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {}
+pub enum Command {
+    /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops
+    Vm(crate::vm::VmArgs),
+}
