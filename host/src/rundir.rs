@@ -16,6 +16,8 @@ pub mod files {
     pub const QEMU_STDERR: &str = "qemu-stderr.log";
     /// The VM configuration and what was found at boot.
     pub const CONFIG: &str = "config.json";
+    /// QEMU's process id while it runs.
+    pub const QEMU_PID: &str = "qemu.pid";
     /// QMP socket while the VM runs.
     pub const QMP: &str = "qmp.sock";
 }

@@ -319,6 +319,7 @@ impl Vm {
         };
         drop(ns_file);
         let pid = child.id().unwrap_or(0);
+        let _ = run_dir.write(files::QEMU_PID, &format!("{pid}\n"));
         let stdout = child.stdout.take().expect("stdout is piped");
         let console = match Console::spawn(stdout, &run_dir.file(files::CONSOLE), start).await {
             Ok(c) => c,
