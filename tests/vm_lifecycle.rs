@@ -12,7 +12,8 @@ use vmprobe::netsetup::NetNs;
 use vmprobe::vm::options::VmOptions;
 use vmprobe::vm::{pin, Vm, VmError};
 
-const READY: &str = "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=mmio cntfrq=62500000\r\n";
+const READY: &str =
+    "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=mmio cntfrq=62500000\r\n";
 
 #[derive(Parser)]
 struct T {
@@ -21,7 +22,9 @@ struct T {
 }
 
 fn options(args: &[&str]) -> VmOptions {
-    T::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap().vm
+    T::try_parse_from(std::iter::once("t").chain(args.iter().copied()))
+        .unwrap()
+        .vm
 }
 
 /// Options for a stand-in guest printing `message`, run directory inside `dir`.
@@ -38,7 +41,11 @@ fn fake(dir: &std::path::Path, message: &str, extra: &[&str]) -> VmOptions {
 
 fn ns_names(vm: &Vm) -> Vec<String> {
     let i = vm.info();
-    i.qemu_netns.iter().chain(i.client_netns.iter()).map(|n| n.name().to_string()).collect()
+    i.qemu_netns
+        .iter()
+        .chain(i.client_netns.iter())
+        .map(|n| n.name().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -60,12 +67,20 @@ async fn user_net_ready_pinned_and_shut_down() {
     }
     // User networking: every service forwarded from a loopback port, none a fixed one.
     assert_eq!(info.endpoints.len(), 7);
-    assert!(info.endpoints.iter().all(|e| e.addr.ip().is_loopback() && e.addr.port() != e.service.port));
+    assert!(info
+        .endpoints
+        .iter()
+        .all(|e| e.addr.ip().is_loopback() && e.addr.port() != e.service.port));
     // The run directory can re-create the run.
     let rd = vm.run_dir().path().to_path_buf();
     let cmd = std::fs::read_to_string(rd.join("qemu-command.sh")).unwrap();
-    assert!(cmd.contains("qemu-system-aarch64") && cmd.contains("hostfwd=udp:127.0.0.1:"), "{cmd}");
-    assert!(std::fs::read_to_string(rd.join("console.log")).unwrap().contains("vmprobe: ready"));
+    assert!(
+        cmd.contains("qemu-system-aarch64") && cmd.contains("hostfwd=udp:127.0.0.1:"),
+        "{cmd}"
+    );
+    assert!(std::fs::read_to_string(rd.join("console.log"))
+        .unwrap()
+        .contains("vmprobe: ready"));
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rd.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["config"]["net"], "user");
@@ -84,7 +99,9 @@ async fn explicit_pin_and_two_vcpus() {
     let dir = temp_dir("pin");
     let cpu = *pin::current_affinity().unwrap().last().unwrap();
     let spec = format!("0={cpu},1={cpu}");
-    let cfg = fake(&dir, READY, &["--smp", "2", "--pin", &spec]).validate().unwrap();
+    let cfg = fake(&dir, READY, &["--smp", "2", "--pin", &spec])
+        .validate()
+        .unwrap();
     let vm = Vm::start(&cfg, Duration::from_secs(30)).await.unwrap();
     let vcpus = vm.info().vcpus.clone();
     assert_eq!(vcpus.len(), 2);
@@ -125,7 +142,10 @@ async fn namespace_setup(net: &str, vm_links: &[&str], h1_links: &[&str]) {
     let qemu_net = std::fs::read_link(format!("/proc/{}/ns/net", info.qemu_pid)).unwrap();
     let ns_ino = std::fs::metadata(qemu_ns.path()).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(qemu_net.to_string_lossy(), format!("net:[{}]", ns_ino.ino()));
+    assert_eq!(
+        qemu_net.to_string_lossy(),
+        format!("net:[{}]", ns_ino.ino())
+    );
     // Code run in the client namespace sees the host side address; the host does not.
     let bound = client
         .run(|| std::net::UdpSocket::bind("192.168.20.1:0").is_ok())
@@ -166,10 +186,16 @@ async fn uboot_boot_is_timed_separately() {
         b.guest_first_line_ms.unwrap(),
         b.ready_ms.unwrap(),
     );
-    assert!(banner <= kernel && kernel <= first && first <= ready, "{b:?}");
+    assert!(
+        banner <= kernel && kernel <= first && first <= ready,
+        "{b:?}"
+    );
     assert_eq!(b.uboot_ms, Some(first - banner));
     let cmd = std::fs::read_to_string(vm.run_dir().file("qemu-command.sh")).unwrap();
-    assert!(cmd.contains("-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin"), "{cmd}");
+    assert!(
+        cmd.contains("-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin"),
+        "{cmd}"
+    );
     assert!(cmd.contains("virtualization=on"), "{cmd}");
     vm.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();
@@ -178,7 +204,11 @@ async fn uboot_boot_is_timed_separately() {
 /// QEMU's pid and the namespaces of a failed start, from its run directory.
 fn from_run_dir(dir: &std::path::Path) -> (u32, Vec<String>) {
     let run = dir.join("run");
-    let pid = std::fs::read_to_string(run.join("qemu.pid")).unwrap().trim().parse().unwrap();
+    let pid = std::fs::read_to_string(run.join("qemu.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let ns = std::fs::read_to_string(run.join("netsetup.sh"))
         .unwrap_or_default()
         .lines()
@@ -206,10 +236,17 @@ async fn silent_guest_times_out_with_empty_console_and_tears_down() {
 #[tokio::test]
 async fn guest_error_line_is_reported_with_console_tail() {
     let dir = temp_dir("gerr");
-    let cfg = fake(&dir, "booting\r\nvmprobe: error: no virtio-net device\r\n", &[])
-        .validate()
+    let cfg = fake(
+        &dir,
+        "booting\r\nvmprobe: error: no virtio-net device\r\n",
+        &[],
+    )
+    .validate()
+    .unwrap();
+    let e = Vm::start(&cfg, Duration::from_secs(30))
+        .await
+        .err()
         .unwrap();
-    let e = Vm::start(&cfg, Duration::from_secs(30)).await.err().unwrap();
     match &e {
         VmError::Guest { message, tail } => {
             assert_eq!(message, "no virtio-net device");
@@ -224,8 +261,13 @@ async fn guest_error_line_is_reported_with_console_tail() {
 #[tokio::test]
 async fn bad_qemu_option_reports_qemu_message() {
     let dir = temp_dir("badopt");
-    let cfg = fake(&dir, READY, &["--qemu-arg=-no-such-option"]).validate().unwrap();
-    let e = Vm::start(&cfg, Duration::from_secs(30)).await.err().unwrap();
+    let cfg = fake(&dir, READY, &["--qemu-arg=-no-such-option"])
+        .validate()
+        .unwrap();
+    let e = Vm::start(&cfg, Duration::from_secs(30))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(e, VmError::QemuExited { .. }), "{e}");
     assert!(e.to_string().contains("no-such-option"), "{e}");
     assert_no_leftovers(from_run_dir(&dir).0, &[], &[]);
@@ -242,7 +284,9 @@ async fn qemu_killed_mid_run_is_noticed_and_torn_down() {
     let (pid, names) = (vm.info().qemu_pid, ns_names(&vm));
     // SAFETY: `pid` is our QEMU child, alive until we reap it below.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    let how = tokio::time::timeout(Duration::from_secs(10), vm.wait_exit()).await.unwrap();
+    let how = tokio::time::timeout(Duration::from_secs(10), vm.wait_exit())
+        .await
+        .unwrap();
     assert_eq!(how, "killed by signal 9 (SIGKILL)");
     vm.shutdown().await.unwrap();
     assert_no_leftovers(pid, &names, &links);
@@ -269,7 +313,9 @@ fn vhost_on_needs_vhost_net() {
         return;
     }
     let dir = temp_dir("vhost");
-    let e = fake(&dir, READY, &["--net", "tap", "--vhost", "on"]).validate().unwrap_err();
+    let e = fake(&dir, READY, &["--net", "tap", "--vhost", "on"])
+        .validate()
+        .unwrap_err();
     assert!(e.to_string().contains("/dev/vhost-net"), "{e}");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -279,11 +325,19 @@ fn netns_threads_run_inside_the_namespace() {
     if !is_root() {
         return;
     }
-    let s = vmprobe::netsetup::NetSetup::create(vmprobe::vm::options::Net::Tap, [0x52, 0x54, 0, 1, 2, 3]).unwrap();
+    let s = vmprobe::netsetup::NetSetup::create(
+        vmprobe::vm::options::Net::Tap,
+        [0x52, 0x54, 0, 1, 2, 3],
+    )
+    .unwrap();
     let ns: NetNs = s.client_netns().clone();
     // A thread spawned from inside inherits the namespace.
     let inner = ns
-        .run(|| std::thread::spawn(|| std::net::UdpSocket::bind("192.168.20.1:0").is_ok()).join().unwrap())
+        .run(|| {
+            std::thread::spawn(|| std::net::UdpSocket::bind("192.168.20.1:0").is_ok())
+                .join()
+                .unwrap()
+        })
         .unwrap();
     assert!(inner);
     let name = ns.name().to_string();

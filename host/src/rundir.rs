@@ -59,7 +59,11 @@ impl RunDir {
                 let base = format!("{}-{}", utc_stamp(SystemTime::now()), label);
                 let mut n = 1;
                 loop {
-                    let name = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+                    let name = if n == 1 {
+                        base.clone()
+                    } else {
+                        format!("{base}-{n}")
+                    };
                     let p = runs.join(name);
                     match std::fs::create_dir(&p) {
                         Ok(()) => break p,
@@ -91,7 +95,11 @@ impl RunDir {
     }
 
     /// Writes a value as pretty JSON.
-    pub fn write_json<T: serde::Serialize>(&self, name: &str, value: &T) -> Result<PathBuf, RunDirError> {
+    pub fn write_json<T: serde::Serialize>(
+        &self,
+        name: &str,
+        value: &T,
+    ) -> Result<PathBuf, RunDirError> {
         let mut text = serde_json::to_string_pretty(value)?;
         text.push('\n');
         self.write(name, &text)
@@ -113,7 +121,10 @@ impl RunDir {
 }
 
 fn io(p: &Path, source: std::io::Error) -> RunDirError {
-    RunDirError::Io { path: p.to_path_buf(), source }
+    RunDirError::Io {
+        path: p.to_path_buf(),
+        source,
+    }
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC.
@@ -151,9 +162,15 @@ mod tests {
     fn stamps() {
         assert_eq!(utc_stamp(UNIX_EPOCH), "19700101-000000");
         // 2026-11-22 01:51:02 UTC
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_312_262)), "20261122-015102");
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_312_262)),
+            "20261122-015102"
+        );
         // a leap day
-        assert_eq!(utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)), "20000229-000000");
+        assert_eq!(
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "20000229-000000"
+        );
     }
 
     #[test]
@@ -161,10 +178,16 @@ mod tests {
         let d = std::env::temp_dir().join(format!("vmprobe-rundir-{}", std::process::id()));
         let r = RunDir::create(Some(&d.join("a/b")), "x").unwrap();
         assert!(r.path().is_absolute() && r.path().is_dir());
-        r.write_json("c.json", &serde_json::json!({"k": 1})).unwrap();
+        r.write_json("c.json", &serde_json::json!({"k": 1}))
+            .unwrap();
         let s = r.write_script("s.sh", &["echo hi".into()]).unwrap();
-        assert_eq!(std::fs::read_to_string(s).unwrap(), "#!/bin/sh\nset -e\necho hi\n");
-        assert!(std::fs::read_to_string(r.file("c.json")).unwrap().contains("\"k\": 1"));
+        assert_eq!(
+            std::fs::read_to_string(s).unwrap(),
+            "#!/bin/sh\nset -e\necho hi\n"
+        );
+        assert!(std::fs::read_to_string(r.file("c.json"))
+            .unwrap()
+            .contains("\"k\": 1"));
         std::fs::remove_dir_all(d).unwrap();
     }
 }

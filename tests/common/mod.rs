@@ -62,7 +62,10 @@ pub fn netns_list() -> Vec<String> {
 
 /// Link names in namespace `ns` (`None` when the namespace does not exist).
 pub fn links_in(ns: &str) -> Option<Vec<String>> {
-    let out = Command::new("ip").args(["-n", ns, "-o", "link", "show"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show"])
+        .output()
+        .unwrap();
     if !out.status.success() {
         return None;
     }
@@ -77,7 +80,10 @@ pub fn links_in(ns: &str) -> Option<Vec<String>> {
 
 /// Link names in the host's own namespace.
 pub fn host_links() -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link", "show"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(':').nth(1))
@@ -88,7 +94,12 @@ pub fn host_links() -> Vec<String> {
 /// True while process `pid` exists (and is not a zombie).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }

@@ -22,7 +22,10 @@ impl Runner {
             .join(" ");
         self.log.push(line.clone());
         run_quiet(program, args).map_err(|e| match e {
-            NetError::Command { message, .. } => NetError::Command { command: line, message },
+            NetError::Command { message, .. } => NetError::Command {
+                command: line,
+                message,
+            },
             other => other,
         })
     }

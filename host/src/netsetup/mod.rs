@@ -82,7 +82,11 @@ impl NetSetup {
     /// dozen short `ip` commands. Everything created so far is removed again on failure.
     pub fn create(net: Net, mac: [u8; 6]) -> Result<NetSetup, NetError> {
         let kind = match net {
-            Net::User => return Err(NetError::Unexpected("user networking needs no setup".into())),
+            Net::User => {
+                return Err(NetError::Unexpected(
+                    "user networking needs no setup".into(),
+                ))
+            }
             Net::Tap => "tap",
             Net::Bridge => "bridge",
             Net::Macvtap => "macvtap",
@@ -118,8 +122,13 @@ impl NetSetup {
         // No IPv6 on these links: router solicitations and DAD would be stray packets for the
         // guest in the middle of a measurement.
         self.runner.ip(&[
-            "netns", "exec", &n, "sysctl", "-qw",
-            "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+            "netns",
+            "exec",
+            &n,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
         ])?;
         Ok(ns)
     }
@@ -142,8 +151,17 @@ impl NetSetup {
                 let r = &mut self.runner;
                 r.ip(&["-n", &v, "tuntap", "add", "dev", TAP, "mode", "tap"])?;
                 r.ip(&[
-                    "-n", &v, "link", "add", BRIDGE, "type", "bridge", "forward_delay", "0",
-                    "stp_state", "0",
+                    "-n",
+                    &v,
+                    "link",
+                    "add",
+                    BRIDGE,
+                    "type",
+                    "bridge",
+                    "forward_delay",
+                    "0",
+                    "stp_state",
+                    "0",
                 ])?;
                 r.ip(&[
                     "-n", &v, "link", "add", VETH_VM, "type", "veth", "peer", "name", VETH_HOST1,
@@ -187,26 +205,39 @@ impl NetSetup {
     /// (by ifindex) collide between namespaces.
     fn open_macvtap(&mut self, ns: &str) -> Result<File, NetError> {
         let dev = self.runner.ip(&[
-            "netns", "exec", ns, "sh", "-c",
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
             &format!("cat /sys/class/net/{MACVTAP}/macvtap/*/dev"),
         ])?;
         let (major, minor) = dev
             .trim()
             .split_once(':')
             .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
-            .ok_or_else(|| NetError::Unexpected(format!("macvtap device number `{}`", dev.trim())))?;
+            .ok_or_else(|| {
+                NetError::Unexpected(format!("macvtap device number `{}`", dev.trim()))
+            })?;
         let node = PathBuf::from(format!("/dev/vmprobe-{ns}-{MACVTAP}"));
         let _ = std::fs::remove_file(&node);
         let c = std::ffi::CString::new(node.as_os_str().as_encoded_bytes())
             .map_err(|e| NetError::Unexpected(e.to_string()))?;
         // SAFETY: `c` is a NUL-terminated path that lives across the call.
         let r = unsafe {
-            libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o600, libc::makedev(major, minor))
+            libc::mknod(
+                c.as_ptr(),
+                libc::S_IFCHR | 0o600,
+                libc::makedev(major, minor),
+            )
         };
         if r != 0 {
             return Err(NetError::Io(std::io::Error::last_os_error()));
         }
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(&node);
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&node);
         let _ = std::fs::remove_file(&node);
         Ok(f?)
     }
@@ -241,7 +272,9 @@ impl NetSetup {
     pub fn backend(&self, fd_in_qemu: i32) -> Backend {
         match self.net {
             Net::Macvtap => Backend::Fd { fd: fd_in_qemu },
-            _ => Backend::Tap { ifname: TAP.to_string() },
+            _ => Backend::Tap {
+                ifname: TAP.to_string(),
+            },
         }
     }
 

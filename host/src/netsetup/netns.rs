@@ -54,10 +54,12 @@ impl NetNs {
         T: Send + 'static,
     {
         let ns = self.open()?;
-        std::thread::Builder::new().name(name.to_string()).spawn(move || {
-            enter_fd(&ns)?;
-            Ok(f())
-        })
+        std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || {
+                enter_fd(&ns)?;
+                Ok(f())
+            })
     }
 
     /// Runs `f` inside the namespace on a dedicated thread and waits for its result.

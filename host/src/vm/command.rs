@@ -74,7 +74,10 @@ async fn run_async(args: VmArgs) -> Result<(), VmCommandError> {
         Some(status) => {
             let tail = vm.console().tail(15).join("\n  | ");
             vm.shutdown().await?;
-            Err(VmCommandError::QemuDied { status, tail: format!("  | {tail}") })
+            Err(VmCommandError::QemuDied {
+                status,
+                tail: format!("  | {tail}"),
+            })
         }
     }
 }
@@ -100,7 +103,10 @@ pub fn reach_text(info: &VmInfo) -> String {
     s.push('\n');
     s.push_str(&format!("run directory: {}\n", info.run_dir.display()));
     for v in &info.vcpus {
-        s.push_str(&format!("vCPU {} = thread {} on CPUs {:?}\n", v.index, v.thread_id, v.cpus));
+        s.push_str(&format!(
+            "vCPU {} = thread {} on CPUs {:?}\n",
+            v.index, v.thread_id, v.cpus
+        ));
     }
     s.push_str("services:\n");
     for e in &info.endpoints {
@@ -117,7 +123,11 @@ pub fn reach_text(info: &VmInfo) -> String {
             "user networking: the addresses above are forwarded loopback ports on this host\n",
         ),
         (Some(ns), net) => {
-            let what = if net == Net::Tap { "the tap's namespace" } else { "namespace \"host1\"" };
+            let what = if net == Net::Tap {
+                "the tap's namespace"
+            } else {
+                "namespace \"host1\""
+            };
             s.push_str(&format!(
                 "reach the guest from {what}: ip netns exec {} ping {}\n",
                 ns.name(),

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 const TAIL_LINES: usize = 40;
 
 /// What the guest's ready line says.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ReadyInfo {
     /// The whole line.
     pub line: String,
@@ -43,7 +43,9 @@ pub fn parse_ready(line: &str) -> Option<ReadyInfo> {
             Some((k, v)) if !k.is_empty() && !v.is_empty() => {
                 fields.insert(k.to_ascii_lowercase(), v.to_string());
             }
-            _ if bare_addr.is_none() && tok.split('/').next()?.parse::<std::net::Ipv4Addr>().is_ok() => {
+            _ if bare_addr.is_none()
+                && tok.split('/').next()?.parse::<std::net::Ipv4Addr>().is_ok() =>
+            {
                 bare_addr = Some(tok.to_string())
             }
             _ => {}
@@ -170,12 +172,20 @@ impl Console {
     /// The last lines of the console (at most `n`).
     pub fn tail(&self, n: usize) -> Vec<String> {
         let s = self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        s.tail.iter().skip(s.tail.len().saturating_sub(n)).cloned().collect()
+        s.tail
+            .iter()
+            .skip(s.tail.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 
     /// Boot timings so far.
     pub fn boot_times(&self) -> BootTimes {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner()).times.clone()
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .times
+            .clone()
     }
 }
 
@@ -201,7 +211,9 @@ async fn watch_console<R: AsyncRead + Unpin>(
         let _ = log.flush().await;
         for &b in &buf[..n] {
             if b == b'\n' {
-                let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+                let text = String::from_utf8_lossy(&line)
+                    .trim_end_matches('\r')
+                    .to_string();
                 on_line(&text, line_start.unwrap_or(now_ms), now_ms, &shared, &tx);
                 line.clear();
                 line_start = None;
@@ -310,8 +322,10 @@ mod tests {
 
     #[test]
     fn ready_line_other_shapes() {
-        let r = parse_ready("vmprobe: ready 192.168.20.2 (mode=poll, gic=2, transport=pci, cntfrq=1000000Hz)")
-            .unwrap();
+        let r = parse_ready(
+            "vmprobe: ready 192.168.20.2 (mode=poll, gic=2, transport=pci, cntfrq=1000000Hz)",
+        )
+        .unwrap();
         assert_eq!(r.addr.as_deref(), Some("192.168.20.2"));
         assert_eq!(r.mode.as_deref(), Some("poll"));
         assert_eq!(r.gic.as_deref(), Some("2"));
@@ -323,7 +337,10 @@ mod tests {
 
     #[test]
     fn error_line() {
-        assert_eq!(parse_error("vmprobe: error: no virtio-net\r"), Some("no virtio-net"));
+        assert_eq!(
+            parse_error("vmprobe: error: no virtio-net\r"),
+            Some("no virtio-net")
+        );
         assert_eq!(parse_error("vmprobe: ready"), None);
     }
 
@@ -363,7 +380,10 @@ mod tests {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        assert_eq!(c.tail(2), ["vmprobe: ready ip=10.0.2.15 mode=irq gic=v3", "more"]);
+        assert_eq!(
+            c.tail(2),
+            ["vmprobe: ready ip=10.0.2.15 mode=irq gic=v3", "more"]
+        );
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(text.starts_with("\r\nU-Boot 2023.01\r\n") && text.ends_with("more\n"));
         std::fs::remove_dir_all(d).unwrap();
@@ -373,18 +393,32 @@ mod tests {
     async fn guest_error_and_closed_and_timeout() {
         let d = dir();
         let (mut w, r) = tokio::io::duplex(64);
-        let mut c = Console::spawn(r, &d.join("e.log"), Instant::now()).await.unwrap();
-        w.write_all(b"vmprobe: error: no virtio-net device\n").await.unwrap();
+        let mut c = Console::spawn(r, &d.join("e.log"), Instant::now())
+            .await
+            .unwrap();
+        w.write_all(b"vmprobe: error: no virtio-net device\n")
+            .await
+            .unwrap();
         let e = c.wait_ready(Duration::from_secs(5)).await.unwrap_err();
-        assert!(matches!(e, ConsoleError::Guest(ref m) if m == "no virtio-net device"), "{e}");
+        assert!(
+            matches!(e, ConsoleError::Guest(ref m) if m == "no virtio-net device"),
+            "{e}"
+        );
 
         let (w, r) = tokio::io::duplex(64);
-        let mut c = Console::spawn(r, &d.join("c.log"), Instant::now()).await.unwrap();
+        let mut c = Console::spawn(r, &d.join("c.log"), Instant::now())
+            .await
+            .unwrap();
         drop(w);
-        assert!(matches!(c.wait_ready(Duration::from_secs(5)).await, Err(ConsoleError::Closed)));
+        assert!(matches!(
+            c.wait_ready(Duration::from_secs(5)).await,
+            Err(ConsoleError::Closed)
+        ));
 
         let (_w, r) = tokio::io::duplex(64);
-        let mut c = Console::spawn(r, &d.join("t.log"), Instant::now()).await.unwrap();
+        let mut c = Console::spawn(r, &d.join("t.log"), Instant::now())
+            .await
+            .unwrap();
         assert!(matches!(
             c.wait_ready(Duration::from_millis(50)).await,
             Err(ConsoleError::Timeout(_))

@@ -27,10 +27,10 @@ use crate::netsetup::{NetError, NetNs, NetSetup};
 use crate::rundir::{files, RunDir, RunDirError};
 pub use command::VmArgs;
 use console::{BootTimes, Console, ConsoleError, ReadyInfo};
-pub use options::{VmConfig, VmOptions};
 use options::Net;
+pub use options::{VmConfig, VmOptions};
 use qemu_cmd::{Backend, GuestNet, Plan};
-use qmp::{Qmp, QmpError, QemuVersion};
+use qmp::{QemuVersion, Qmp, QmpError};
 use services::Endpoint;
 
 /// Descriptor number under which QEMU inherits a macvtap.
@@ -186,10 +186,10 @@ pub struct VmInfo {
 /// A running VM. Dropping it kills QEMU and removes the network setup; [`Vm::shutdown`] does
 /// the same cleanly (QMP `quit`).
 pub struct Vm {
-    child: tokio::process::Child,
+    // Field order is drop order: QEMU is killed and reaped before the network setup goes.
+    child: QemuChild,
     qmp: Option<Qmp>,
     console: Console,
-    // Declared after `child`-handling so Drop order cannot matter: Drop below kills QEMU first.
     net: Option<NetSetup>,
     info: VmInfo,
     run_dir: RunDir,
@@ -230,7 +230,12 @@ impl Vm {
                     n.guest(),
                 ),
             };
-            let plan = Plan { backend, mac, guest, qmp_socket: run_dir.file(files::QMP) };
+            let plan = Plan {
+                backend,
+                mac,
+                guest,
+                qmp_socket: run_dir.file(files::QMP),
+            };
             match Self::launch(config, &label, run_dir.clone(), net.take(), plan, endpoints).await {
                 Ok(mut vm) => {
                     vm.boot(ready_timeout).await?;
@@ -272,7 +277,11 @@ impl Vm {
             }
             Some(n) => {
                 script.push(format!("# run {} first", files::NETSETUP));
-                script.push(format!("exec ip netns exec {} {}", n.qemu_netns().name(), cmd.shell_line()));
+                script.push(format!(
+                    "exec ip netns exec {} {}",
+                    n.qemu_netns().name(),
+                    cmd.shell_line()
+                ));
             }
             None => script.push(format!("exec {}", cmd.shell_line())),
         }
@@ -299,7 +308,10 @@ impl Vm {
             Err(e) => return Err((e.into(), net)),
         };
         let ns_fd = ns_file.as_ref().map(|f| f.as_raw_fd());
-        let tap_fd = net.as_ref().and_then(|n| n.tap_file()).map(|f| f.as_raw_fd());
+        let tap_fd = net
+            .as_ref()
+            .and_then(|n| n.tap_file())
+            .map(|f| f.as_raw_fd());
         let cpus = pin::default_cpus();
         // SAFETY: the closure runs in the child between fork and exec and only makes
         // async-signal-safe system calls (setns, dup2, fcntl, sched_setaffinity, prctl) on
@@ -309,10 +321,13 @@ impl Vm {
         }
         let start = Instant::now();
         let mut child = match c.spawn() {
-            Ok(ch) => ch,
+            Ok(ch) => QemuChild(ch),
             Err(source) => {
                 return Err((
-                    VmError::Spawn { program: cmd.program.display().to_string(), source },
+                    VmError::Spawn {
+                        program: cmd.program.display().to_string(),
+                        source,
+                    },
                     net,
                 ))
             }
@@ -323,36 +338,20 @@ impl Vm {
         let stdout = child.stdout.take().expect("stdout is piped");
         let console = match Console::spawn(stdout, &run_dir.file(files::CONSOLE), start).await {
             Ok(c) => c,
-            Err(e) => {
-                kill_and_reap(&mut child).await;
-                return Err((e.into(), net));
-            }
+            Err(e) => return Err((e.into(), net)),
         };
         let qmp = tokio::select! {
             q = Qmp::connect(&plan.qmp_socket, QMP_TIMEOUT) => q,
-            status = child.wait() => {
-                let status = status.map_or_else(|e| e.to_string(), |s| describe_exit(s));
-                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                return Err((VmError::QemuExited {
-                    status,
-                    stderr: stderr.trim().to_string(),
-                    tail: console.tail(TAIL),
-                }, net));
-            }
+            status = child.wait() => return Err((qemu_exited(status, &stderr_path, &console), net)),
         };
+        // On error `child` drops here, which kills and reaps QEMU.
         let mut qmp = match qmp {
             Ok(q) => q,
-            Err(e) => {
-                kill_and_reap(&mut child).await;
-                return Err((e.into(), net));
-            }
+            Err(e) => return Err((e.into(), net)),
         };
         let qemu_version = match qmp.version().await {
             Ok(v) => v,
-            Err(e) => {
-                kill_and_reap(&mut child).await;
-                return Err((e.into(), net));
-            }
+            Err(e) => return Err((e.into(), net)),
         };
         let (client_netns, qemu_netns) = match &mut net {
             Some(n) => (Some(n.client_netns().clone()), Some(n.qemu_netns().clone())),
@@ -363,7 +362,7 @@ impl Vm {
             config: config.clone(),
             qemu_version,
             host_kernel: host_kernel(),
-            ready: console::parse_ready("vmprobe: ready").expect("literal ready line"),
+            ready: ReadyInfo::default(),
             boot: BootTimes::default(),
             guest: plan.guest,
             endpoints,
@@ -373,14 +372,27 @@ impl Vm {
             qemu_pid: pid,
             run_dir: run_dir.path().to_path_buf(),
         };
-        Ok(Vm { child, qmp: Some(qmp), console, net, info, run_dir })
+        Ok(Vm {
+            child,
+            qmp: Some(qmp),
+            console,
+            net,
+            info,
+            run_dir,
+        })
     }
 
     /// Pins the vCPUs and waits for the ready line.
     async fn boot(&mut self, timeout: Duration) -> Result<(), VmError> {
         let qmp = self.qmp.as_mut().expect("connected in launch");
         for t in qmp.vcpu_threads().await? {
-            let cpus = match self.info.config.pin.as_ref().and_then(|p| p.cpu_for(t.index)) {
+            let cpus = match self
+                .info
+                .config
+                .pin
+                .as_ref()
+                .and_then(|p| p.cpu_for(t.index))
+            {
                 Some(c) => vec![c],
                 None => pin::default_cpus(),
             };
@@ -390,31 +402,34 @@ impl Vm {
                 cpus: cpus.clone(),
                 source,
             })?;
-            self.info.vcpus.push(VcpuPin { index: t.index, thread_id: t.thread_id, cpus });
+            self.info.vcpus.push(VcpuPin {
+                index: t.index,
+                thread_id: t.thread_id,
+                cpus,
+            });
         }
+        let stderr_path = self.run_dir.file(files::QEMU_STDERR);
         let ready = tokio::select! {
             r = self.console.wait_ready(timeout) => r,
-            status = self.child.wait() => {
-                let status = status.map_or_else(|e| e.to_string(), describe_exit);
-                let stderr = std::fs::read_to_string(self.run_dir.file(files::QEMU_STDERR)).unwrap_or_default();
-                return Err(VmError::QemuExited { status, stderr: stderr.trim().to_string(), tail: self.console.tail(TAIL) });
-            }
+            status = self.child.wait() => return Err(qemu_exited(status, &stderr_path, &self.console)),
         };
         match ready {
             Ok(r) => self.info.ready = r,
             Err(ConsoleError::Timeout(t)) => {
-                return Err(VmError::NotReady { timeout: t, tail: self.console.tail(TAIL) })
+                return Err(VmError::NotReady {
+                    timeout: t,
+                    tail: self.console.tail(TAIL),
+                })
             }
             Err(ConsoleError::Guest(message)) => {
-                return Err(VmError::Guest { message, tail: self.console.tail(TAIL) })
+                return Err(VmError::Guest {
+                    message,
+                    tail: self.console.tail(TAIL),
+                })
             }
             Err(ConsoleError::Closed) => {
-                let status = match self.child.wait().await {
-                    Ok(s) => describe_exit(s),
-                    Err(e) => e.to_string(),
-                };
-                let stderr = std::fs::read_to_string(self.run_dir.file(files::QEMU_STDERR)).unwrap_or_default();
-                return Err(VmError::QemuExited { status, stderr: stderr.trim().to_string(), tail: self.console.tail(TAIL) });
+                let status = self.child.wait().await;
+                return Err(qemu_exited(status, &stderr_path, &self.console));
             }
         }
         self.info.boot = self.console.boot_times();
@@ -478,23 +493,52 @@ impl Vm {
     }
 }
 
-impl Drop for Vm {
+/// The QEMU process: killed and reaped synchronously when dropped, so no error path, early
+/// return or cancelled future leaves it running.
+struct QemuChild(tokio::process::Child);
+
+impl std::ops::Deref for QemuChild {
+    type Target = tokio::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for QemuChild {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for QemuChild {
     fn drop(&mut self) {
-        // QEMU first (still running only when `shutdown` was not called), then the network
-        // setup, whose namespaces the kernel frees only once QEMU is gone.
-        if let Some(pid) = self.child.id() {
+        if let Some(pid) = self.0.id() {
             // SAFETY: `pid` is our unreaped child (tokio reports no id once it has reaped
-            // it), so it cannot name another process; waitpid reaps it synchronously.
+            // it), so it cannot name another process; waitpid reaps it synchronously, after
+            // which tokio's own try_wait finds no child and forgets it.
             unsafe {
                 libc::kill(pid as i32, libc::SIGKILL);
                 libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
             }
         }
-        self.net.take();
     }
 }
 
-async fn kill_and_reap(child: &mut tokio::process::Child) {
+/// The error for QEMU having exited during start-up, with its own message and the console.
+fn qemu_exited(
+    status: std::io::Result<ExitStatus>,
+    stderr_path: &std::path::Path,
+    console: &Console,
+) -> VmError {
+    let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
+    VmError::QemuExited {
+        status: status.map_or_else(|e| e.to_string(), describe_exit),
+        stderr: stderr.trim().to_string(),
+        tail: console.tail(TAIL),
+    }
+}
+
+async fn kill_and_reap(child: &mut QemuChild) {
     let _ = child.start_kill();
     let _ = child.wait().await;
 }
@@ -541,13 +585,16 @@ pub fn describe_exit(s: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (s.code(), s.signal()) {
         (Some(c), _) => format!("exit status {c}"),
-        (None, Some(sig)) => format!("killed by signal {sig}{}", match sig {
-            libc::SIGKILL => " (SIGKILL)",
-            libc::SIGTERM => " (SIGTERM)",
-            libc::SIGSEGV => " (SIGSEGV)",
-            libc::SIGABRT => " (SIGABRT)",
-            _ => "",
-        }),
+        (None, Some(sig)) => format!(
+            "killed by signal {sig}{}",
+            match sig {
+                libc::SIGKILL => " (SIGKILL)",
+                libc::SIGTERM => " (SIGTERM)",
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                _ => "",
+            }
+        ),
         _ => s.to_string(),
     }
 }

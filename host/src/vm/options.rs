@@ -210,7 +210,9 @@ impl VmConfig {
             Boot::Direct => "direct",
             Boot::Uboot => "uboot",
         };
-        let gic = self.gic.map_or("gichost".to_string(), |g| format!("gic{g}"));
+        let gic = self
+            .gic
+            .map_or("gichost".to_string(), |g| format!("gic{g}"));
         let transport = match self.transport {
             Transport::Mmio => "mmio",
             Transport::MmioLegacy => "mmiolegacy",
@@ -221,7 +223,10 @@ impl VmConfig {
             Accel::Tcg => "tcg",
         };
         let vhost = if self.vhost { "-vhost" } else { "" };
-        format!("{net}{vhost}-{boot}-{gic}-{transport}-{}-{accel}", self.mode.as_str())
+        format!(
+            "{net}{vhost}-{boot}-{gic}-{transport}-{}-{accel}",
+            self.mode.as_str()
+        )
     }
 }
 
@@ -235,8 +240,9 @@ impl VmOptions {
                 }
                 p.clone()
             }
-            Some(p) => find_on_path(p)
-                .ok_or_else(|| VmError::QemuMissing(p.display().to_string()))?,
+            Some(p) => {
+                find_on_path(p).ok_or_else(|| VmError::QemuMissing(p.display().to_string()))?
+            }
             None => find_on_path(Path::new("qemu-system-aarch64"))
                 .ok_or_else(|| VmError::QemuMissing("qemu-system-aarch64".into()))?,
         };
@@ -352,7 +358,10 @@ fn resolve_accel(arg: AccelArg) -> Result<(Accel, String), VmError> {
 
 fn kvm_usable() -> Result<(), String> {
     if std::env::consts::ARCH != "aarch64" {
-        return Err(format!("the host is {}, not aarch64", std::env::consts::ARCH));
+        return Err(format!(
+            "the host is {}, not aarch64",
+            std::env::consts::ARCH
+        ));
     }
     std::fs::OpenOptions::new()
         .read(true)
@@ -409,9 +418,28 @@ mod tests {
     #[test]
     fn every_value_parses() {
         let o = parse(&[
-            "--boot", "uboot", "--net", "macvtap", "--vhost", "on", "--gic", "2",
-            "--transport", "mmio-legacy", "--accel", "tcg", "--mode", "poll", "--smp", "2",
-            "--pin", "0=1,1=1", "--qemu-arg", "-d", "--qemu-arg", "int",
+            "--boot",
+            "uboot",
+            "--net",
+            "macvtap",
+            "--vhost",
+            "on",
+            "--gic",
+            "2",
+            "--transport",
+            "mmio-legacy",
+            "--accel",
+            "tcg",
+            "--mode",
+            "poll",
+            "--smp",
+            "2",
+            "--pin",
+            "0=1,1=1",
+            "--qemu-arg",
+            "-d",
+            "--qemu-arg",
+            "int",
         ])
         .unwrap();
         assert_eq!(o.boot, Boot::Uboot);

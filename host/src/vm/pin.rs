@@ -49,14 +49,19 @@ impl fmt::Display for PinSpec {
 impl PinSpec {
     /// The host CPU asked for vCPU `vcpu`.
     pub fn cpu_for(&self, vcpu: u32) -> Option<usize> {
-        self.pairs.iter().find(|&&(v, _)| v == vcpu).map(|&(_, c)| c)
+        self.pairs
+            .iter()
+            .find(|&&(v, _)| v == vcpu)
+            .map(|&(_, c)| c)
     }
 
     /// Checks every vCPU index exists and every CPU is one of the host's.
     pub fn check(&self, smp: u32, host_cpus: usize) -> Result<(), VmError> {
         for &(v, c) in &self.pairs {
             if v >= smp {
-                return Err(VmError::BadPin(format!("vCPU {v} does not exist with --smp {smp}")));
+                return Err(VmError::BadPin(format!(
+                    "vCPU {v} does not exist with --smp {smp}"
+                )));
             }
             if c >= host_cpus {
                 return Err(VmError::BadPin(format!(

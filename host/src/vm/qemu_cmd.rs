@@ -100,7 +100,10 @@ pub fn boot_args(config: &VmConfig, guest: &GuestNet) -> String {
 
 /// Formats a MAC address the way QEMU and iproute2 take it.
 pub fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// Builds the QEMU command line.
@@ -121,7 +124,15 @@ pub fn build(config: &VmConfig, plan: &Plan) -> QemuCommand {
         Accel::Tcg => push(&["-accel", "tcg", "-cpu", "max"]),
     }
     push(&["-smp", &config.smp.to_string(), "-m", GUEST_MEMORY]);
-    push(&["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]);
+    push(&[
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-serial",
+        "stdio",
+        "-no-reboot",
+    ]);
     push(&["-nic", "none"]);
 
     let netdev = match &plan.backend {
@@ -157,7 +168,10 @@ pub fn build(config: &VmConfig, plan: &Plan) -> QemuCommand {
         Transport::Mmio | Transport::MmioLegacy => {
             let legacy = config.transport == Transport::MmioLegacy;
             push(&["-global", &format!("virtio-mmio.force-legacy={legacy}")]);
-            push(&["-device", &format!("virtio-net-device,netdev=net0,mac={mac}")]);
+            push(&[
+                "-device",
+                &format!("virtio-net-device,netdev=net0,mac={mac}"),
+            ]);
         }
         // romfile= : no option ROM (nothing here runs PCI option ROMs; the file may be absent).
         Transport::Pci => push(&[
@@ -176,7 +190,10 @@ pub fn build(config: &VmConfig, plan: &Plan) -> QemuCommand {
         &format!("unix:{},server=on,wait=off", plan.qmp_socket.display()),
     ]);
     a.extend(config.qemu_args.iter().cloned());
-    QemuCommand { program: config.qemu.clone(), args: a }
+    QemuCommand {
+        program: config.qemu.clone(),
+        args: a,
+    }
 }
 
 fn on_off(b: bool) -> &'static str {
@@ -188,7 +205,11 @@ fn on_off(b: bool) -> &'static str {
 }
 
 fn network_of(ip: Ipv4Addr, prefix: u8) -> Ipv4Addr {
-    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
     Ipv4Addr::from(u32::from(ip) & mask)
 }
 
@@ -263,11 +284,20 @@ mod tests {
             values(&c, "-device"),
             ["virtio-net-device,netdev=net0,mac=52:54:00:12:34:56"]
         );
-        assert_eq!(values(&c, "-append"), ["ip=10.0.2.15/24 gw=10.0.2.2 mode=irq"]);
-        assert_eq!(values(&c, "-qmp"), ["unix:/run/x/qmp.sock,server=on,wait=off"]);
+        assert_eq!(
+            values(&c, "-append"),
+            ["ip=10.0.2.15/24 gw=10.0.2.2 mode=irq"]
+        );
+        assert_eq!(
+            values(&c, "-qmp"),
+            ["unix:/run/x/qmp.sock,server=on,wait=off"]
+        );
         assert_eq!(values(&c, "-bios"), Vec::<&str>::new());
         let netdev = values(&c, "-netdev")[0];
-        assert!(netdev.starts_with("user,id=net0,net=10.0.2.0/24,host=10.0.2.2,"), "{netdev}");
+        assert!(
+            netdev.starts_with("user,id=net0,net=10.0.2.0/24,host=10.0.2.2,"),
+            "{netdev}"
+        );
         for f in &fw {
             let rule = format!(
                 "hostfwd={}:127.0.0.1:{}-10.0.2.15:{}",
@@ -278,7 +308,10 @@ mod tests {
             assert!(netdev.contains(&rule), "{netdev} lacks {rule}");
         }
         assert!(netdev.contains("hostfwd=udp:") && netdev.contains("hostfwd=tcp:"));
-        assert_eq!(fw.iter().filter(|f| f.service.proto == Proto::Udp).count(), 4);
+        assert_eq!(
+            fw.iter().filter(|f| f.service.proto == Proto::Udp).count(),
+            4
+        );
     }
 
     #[test]
@@ -305,7 +338,10 @@ mod tests {
         let c = build(&cfg, &plan(Backend::User(vec![]), GuestNet::USER));
         assert_eq!(values(&c, "-M"), ["virt,gic-version=2,virtualization=on"]);
         assert_eq!(values(&c, "-kernel"), ["/img/vmprobe-guest.bin"]);
-        assert_eq!(values(&c, "-append"), ["ip=10.0.2.15/24 gw=10.0.2.2 mode=poll"]);
+        assert_eq!(
+            values(&c, "-append"),
+            ["ip=10.0.2.15/24 gw=10.0.2.2 mode=poll"]
+        );
     }
 
     #[test]
@@ -328,12 +364,23 @@ mod tests {
         let mut cfg = config();
         cfg.net = Net::Tap;
         cfg.vhost = true;
-        let c = build(&cfg, &plan(Backend::Tap { ifname: "tap0".into() }, GuestNet::LINK));
+        let c = build(
+            &cfg,
+            &plan(
+                Backend::Tap {
+                    ifname: "tap0".into(),
+                },
+                GuestNet::LINK,
+            ),
+        );
         assert_eq!(
             values(&c, "-netdev"),
             ["tap,id=net0,ifname=tap0,script=no,downscript=no,vhost=on"]
         );
-        assert_eq!(values(&c, "-append"), ["ip=192.168.20.2/24 gw=192.168.20.1 mode=irq"]);
+        assert_eq!(
+            values(&c, "-append"),
+            ["ip=192.168.20.2/24 gw=192.168.20.1 mode=irq"]
+        );
         cfg.vhost = false;
         let c = build(&cfg, &plan(Backend::Fd { fd: 3 }, GuestNet::LINK));
         assert_eq!(values(&c, "-netdev"), ["tap,id=net0,fd=3,vhost=off"]);
@@ -362,7 +409,13 @@ mod tests {
 
     #[test]
     fn network_prefix() {
-        assert_eq!(network_of(Ipv4Addr::new(192, 168, 20, 2), 24), Ipv4Addr::new(192, 168, 20, 0));
-        assert_eq!(network_of(Ipv4Addr::new(10, 0, 2, 15), 8), Ipv4Addr::new(10, 0, 0, 0));
+        assert_eq!(
+            network_of(Ipv4Addr::new(192, 168, 20, 2), 24),
+            Ipv4Addr::new(192, 168, 20, 0)
+        );
+        assert_eq!(
+            network_of(Ipv4Addr::new(10, 0, 2, 15), 8),
+            Ipv4Addr::new(10, 0, 0, 0)
+        );
     }
 }

@@ -91,7 +91,11 @@ impl Qmp {
             }
         };
         let (r, w) = stream.into_split();
-        let mut qmp = Qmp { reader: BufReader::new(r), writer: w, events: Vec::new() };
+        let mut qmp = Qmp {
+            reader: BufReader::new(r),
+            writer: w,
+            events: Vec::new(),
+        };
         let greeting = qmp.read_message().await?;
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Protocol(greeting.to_string()));
@@ -133,8 +137,15 @@ impl Qmp {
                 return Ok(r.clone());
             }
             if let Some(e) = m.get("error") {
-                let desc = e.get("desc").and_then(Value::as_str).unwrap_or("?").to_string();
-                return Err(QmpError::Command { command: command.to_string(), desc });
+                let desc = e
+                    .get("desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string();
+                return Err(QmpError::Command {
+                    command: command.to_string(),
+                    desc,
+                });
             }
             return Err(QmpError::Protocol(m.to_string()));
         }
@@ -182,14 +193,20 @@ mod tests {
         let (s, _) = l.accept().await.unwrap();
         let (r, mut w) = s.into_split();
         let mut r = BufReader::new(r);
-        w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n").await.unwrap();
+        w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
+            .await
+            .unwrap();
         for (cmd, answer) in script {
             let mut line = String::new();
             r.read_line(&mut line).await.unwrap();
             let m: Value = serde_json::from_str(&line).unwrap();
             assert_eq!(m["execute"], cmd);
-            w.write_all(b"{\"event\": \"RESUME\", \"timestamp\": {}}\r\n").await.unwrap();
-            w.write_all(format!("{answer}\r\n").as_bytes()).await.unwrap();
+            w.write_all(b"{\"event\": \"RESUME\", \"timestamp\": {}}\r\n")
+                .await
+                .unwrap();
+            w.write_all(format!("{answer}\r\n").as_bytes())
+                .await
+                .unwrap();
         }
     }
 
@@ -209,12 +226,21 @@ mod tests {
                     "query-cpus-fast",
                     json!({"return": [{"cpu-index": 0, "thread-id": 42, "qom-path": "/x", "target": "aarch64"}]}),
                 ),
-                ("bogus", json!({"error": {"class": "CommandNotFound", "desc": "nope"}})),
+                (
+                    "bogus",
+                    json!({"error": {"class": "CommandNotFound", "desc": "nope"}}),
+                ),
             ],
         ));
         let mut q = Qmp::connect(&path, Duration::from_secs(5)).await.unwrap();
         assert_eq!(q.version().await.unwrap().to_string(), "7.2.22 (Debian)");
-        assert_eq!(q.vcpu_threads().await.unwrap(), [VcpuThread { index: 0, thread_id: 42 }]);
+        assert_eq!(
+            q.vcpu_threads().await.unwrap(),
+            [VcpuThread {
+                index: 0,
+                thread_id: 42
+            }]
+        );
         let e = q.execute("bogus", None).await.unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         assert!(q.events.iter().all(|e| e == "RESUME"));
@@ -224,10 +250,13 @@ mod tests {
 
     #[tokio::test]
     async fn missing_socket_times_out() {
-        let e = Qmp::connect(Path::new("/nonexistent/qmp.sock"), Duration::from_millis(50))
-            .await
-            .err()
-            .unwrap();
+        let e = Qmp::connect(
+            Path::new("/nonexistent/qmp.sock"),
+            Duration::from_millis(50),
+        )
+        .await
+        .err()
+        .unwrap();
         assert!(matches!(e, QmpError::NoSocket(_)));
     }
 }

@@ -38,13 +38,41 @@ pub struct Service {
 
 /// Every service the guest answers on (ICMP echo aside).
 pub const SERVICES: [Service; 7] = [
-    Service { name: "echo", proto: Proto::Udp, port: 7 },
-    Service { name: "echo", proto: Proto::Tcp, port: 7 },
-    Service { name: "discard", proto: Proto::Udp, port: 9 },
-    Service { name: "discard", proto: Proto::Tcp, port: 9 },
-    Service { name: "chargen", proto: Proto::Tcp, port: 19 },
-    Service { name: "sockperf", proto: Proto::Udp, port: 11111 },
-    Service { name: "probe", proto: Proto::Udp, port: 7777 },
+    Service {
+        name: "echo",
+        proto: Proto::Udp,
+        port: 7,
+    },
+    Service {
+        name: "echo",
+        proto: Proto::Tcp,
+        port: 7,
+    },
+    Service {
+        name: "discard",
+        proto: Proto::Udp,
+        port: 9,
+    },
+    Service {
+        name: "discard",
+        proto: Proto::Tcp,
+        port: 9,
+    },
+    Service {
+        name: "chargen",
+        proto: Proto::Tcp,
+        port: 19,
+    },
+    Service {
+        name: "sockperf",
+        proto: Proto::Udp,
+        port: 11111,
+    },
+    Service {
+        name: "probe",
+        proto: Proto::Udp,
+        port: 7777,
+    },
 ];
 
 /// A service and the address a host-side client uses for it.
@@ -110,21 +138,29 @@ mod tests {
         let e = free_loopback_endpoints().unwrap();
         assert_eq!(e.len(), SERVICES.len());
         for p in [Proto::Udp, Proto::Tcp] {
-            let mut ports: Vec<u16> =
-                e.iter().filter(|x| x.service.proto == p).map(|x| x.addr.port()).collect();
+            let mut ports: Vec<u16> = e
+                .iter()
+                .filter(|x| x.service.proto == p)
+                .map(|x| x.addr.port())
+                .collect();
             let n = ports.len();
             ports.sort();
             ports.dedup();
             assert_eq!(ports.len(), n);
         }
-        assert!(e.iter().all(|x| x.addr.port() != x.service.port && x.addr.ip().is_loopback()));
+        assert!(e
+            .iter()
+            .all(|x| x.addr.port() != x.service.port && x.addr.ip().is_loopback()));
         assert!(endpoint(&e, Proto::Udp, 7777).is_some());
     }
 
     #[test]
     fn direct_endpoints_use_guest_ports() {
         let e = direct_endpoints(Ipv4Addr::new(192, 168, 20, 2));
-        assert_eq!(endpoint(&e, Proto::Tcp, 19), Some("192.168.20.2:19".parse().unwrap()));
+        assert_eq!(
+            endpoint(&e, Proto::Tcp, 19),
+            Some("192.168.20.2:19".parse().unwrap())
+        );
         assert_eq!(endpoint(&e, Proto::Tcp, 11111), None);
     }
 }
