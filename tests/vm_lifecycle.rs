@@ -344,3 +344,25 @@ fn netns_threads_run_inside_the_namespace() {
     drop(s);
     assert!(!netns_list().contains(&name));
 }
+
+#[tokio::test]
+async fn qemu_accepts_every_transport_gic_and_mode() {
+    for (i, extra) in [
+        &["--transport", "pci", "--gic", "3"][..],
+        &["--transport", "mmio-legacy", "--gic", "2"],
+        &["--transport", "mmio", "--gic", "2", "--mode", "poll"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = temp_dir(&format!("variant{i}"));
+        let cfg = fake(&dir, READY, extra).validate().unwrap();
+        let vm = Vm::start(&cfg, Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        let pid = vm.info().qemu_pid;
+        assert_eq!(vm.shutdown().await.unwrap(), "exit status 0");
+        assert!(!alive(pid));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
