@@ -125,15 +125,24 @@ impl<D: Device + ?Sized> Device for Audited<'_, D> {
         let counters = self.counters;
         let (rx, tx) = self.inner.receive(timestamp)?;
         Some((
-            AuditedRx { inner: rx, counters },
-            AuditedTx { inner: tx, counters },
+            AuditedRx {
+                inner: rx,
+                counters,
+            },
+            AuditedTx {
+                inner: tx,
+                counters,
+            },
         ))
     }
 
     fn transmit(&mut self, timestamp: Instant) -> Option<Self::TxToken<'_>> {
         let counters = self.counters;
         match self.inner.transmit(timestamp) {
-            Some(tx) => Some(AuditedTx { inner: tx, counters }),
+            Some(tx) => Some(AuditedTx {
+                inner: tx,
+                counters,
+            }),
             None => {
                 bump(&counters.tx_exhausted);
                 None
@@ -190,7 +199,18 @@ mod test {
 
     fn ipv4(proto: u8, payload: &[u8]) -> std::vec::Vec<u8> {
         let total = 20 + payload.len();
-        let mut h = std::vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, proto];
+        let mut h = std::vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            proto
+        ];
         h.extend_from_slice(&[0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
         let mut p = Ipv4Packet::new_unchecked(&mut h[..]);
         p.fill_checksum();
@@ -207,7 +227,10 @@ mod test {
         assert_eq!(classify(&frame(0x0800, &ipv4(17, &udp))), FrameClass::Sound);
         // UDP length field larger than the datagram.
         let lying = [0x30, 0x39, 0, 7, 0, 80, 0, 0];
-        assert_eq!(classify(&frame(0x0800, &ipv4(17, &lying))), FrameClass::BadTransport);
+        assert_eq!(
+            classify(&frame(0x0800, &ipv4(17, &lying))),
+            FrameClass::BadTransport
+        );
         let mut bad_sum = ipv4(17, &udp);
         bad_sum[10] ^= 1;
         assert_eq!(classify(&frame(0x0800, &bad_sum)), FrameClass::BadIpv4);
@@ -216,6 +239,9 @@ mod test {
         let mut p = Ipv4Packet::new_unchecked(&mut fragment[..]);
         p.fill_checksum();
         assert_eq!(classify(&frame(0x0800, &fragment)), FrameClass::Fragment);
-        assert_eq!(classify(&frame(0x0800, &ipv4(6, &[0; 10]))), FrameClass::BadTransport);
+        assert_eq!(
+            classify(&frame(0x0800, &ipv4(6, &[0; 10]))),
+            FrameClass::BadTransport
+        );
     }
 }

@@ -8,7 +8,11 @@ use super::stats::DhcpStats;
 
 /// Give the interface `cidr` as its only address and `gateway` as its default route; `None`
 /// removes both.
-pub(crate) fn apply_ipv4(iface: &mut Interface, cidr: Option<Ipv4Cidr>, gateway: Option<Ipv4Address>) {
+pub(crate) fn apply_ipv4(
+    iface: &mut Interface,
+    cidr: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Address>,
+) {
     iface.update_ip_addrs(|addrs| {
         addrs.clear();
         if let Some(cidr) = cidr {
@@ -31,7 +35,9 @@ pub(crate) struct Dhcp {
 impl Dhcp {
     /// Start a DHCP client in `sockets` (it sends DISCOVER on the first poll).
     pub fn new(sockets: &mut SocketSet<'static>) -> Self {
-        Dhcp { handle: sockets.add(dhcpv4::Socket::new()) }
+        Dhcp {
+            handle: sockets.add(dhcpv4::Socket::new()),
+        }
     }
 
     /// Apply a lease gained, changed or lost since the last call to `iface` and `address`.

@@ -105,7 +105,17 @@ impl Services {
     /// Ingress, service work, egress. Returns true if anything happened (poll again before
     /// sleeping).
     pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
-        let Services { iface, sockets, udp, tcp, dhcp, ipv4, scratch, frames, stats } = self;
+        let Services {
+            iface,
+            sockets,
+            udp,
+            tcp,
+            dhcp,
+            ipv4,
+            scratch,
+            frames,
+            stats,
+        } = self;
         let mut device = Audited::new(device, frames);
         iface.poll_maintenance(now);
         let mut any = false;
@@ -144,7 +154,10 @@ impl Services {
 
     /// A snapshot of the service counters.
     pub fn stats(&self) -> Stats {
-        Stats { frames: self.frames.snapshot(), ..self.stats }
+        Stats {
+            frames: self.frames.snapshot(),
+            ..self.stats
+        }
     }
 }
 

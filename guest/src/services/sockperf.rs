@@ -98,8 +98,11 @@ mod test {
 
     #[test]
     fn stays_silent_like_sockperf_server() {
-        for flags in [FLAG_PONG_REQUEST, FLAG_CLIENT, FLAG_CLIENT | FLAG_PONG_REQUEST | FLAG_WARMUP]
-        {
+        for flags in [
+            FLAG_PONG_REQUEST,
+            FLAG_CLIENT,
+            FLAG_CLIENT | FLAG_PONG_REQUEST | FLAG_WARMUP,
+        ] {
             let mut m = message(flags, 64, 64);
             let before = m.clone();
             assert_eq!(reflect(&mut m), Err(NoReply::Silent));
@@ -110,11 +113,23 @@ mod test {
     #[test]
     fn rejects_malformed() {
         for total in 0..HEADER_LEN {
-            assert_eq!(reflect(&mut std::vec![0xff; total]), Err(NoReply::Malformed));
+            assert_eq!(
+                reflect(&mut std::vec![0xff; total]),
+                Err(NoReply::Malformed)
+            );
         }
         let flags = FLAG_CLIENT | FLAG_PONG_REQUEST;
-        assert_eq!(reflect(&mut message(flags, 65, 64)), Err(NoReply::Malformed));
-        assert_eq!(reflect(&mut message(flags, 13, 64)), Err(NoReply::Malformed));
-        assert_eq!(reflect(&mut message(flags, u32::MAX, 64)), Err(NoReply::Malformed));
+        assert_eq!(
+            reflect(&mut message(flags, 65, 64)),
+            Err(NoReply::Malformed)
+        );
+        assert_eq!(
+            reflect(&mut message(flags, 13, 64)),
+            Err(NoReply::Malformed)
+        );
+        assert_eq!(
+            reflect(&mut message(flags, u32::MAX, 64)),
+            Err(NoReply::Malformed)
+        );
     }
 }

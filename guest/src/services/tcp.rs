@@ -103,8 +103,10 @@ impl TcpServices {
         for role in ROLES {
             for _ in 0..role.pool() {
                 let (rx, tx) = role.buffers();
-                let mut socket =
-                    tcp::Socket::new(SocketBuffer::new(vec![0; rx]), SocketBuffer::new(vec![0; tx]));
+                let mut socket = tcp::Socket::new(
+                    SocketBuffer::new(vec![0; rx]),
+                    SocketBuffer::new(vec![0; tx]),
+                );
                 socket.set_keep_alive(Some(KEEP_ALIVE));
                 socket.set_timeout(Some(TIMEOUT));
                 // A latency probe: every echo goes out at once, never held back for coalescing.
@@ -124,7 +126,12 @@ impl TcpServices {
     }
 
     /// Move data on every connection and recycle finished ones. Returns true if anything moved.
-    pub fn serve(&mut self, sockets: &mut SocketSet<'_>, scratch: &mut [u8], stats: &mut TcpStats) -> bool {
+    pub fn serve(
+        &mut self,
+        sockets: &mut SocketSet<'_>,
+        scratch: &mut [u8],
+        stats: &mut TcpStats,
+    ) -> bool {
         let mut busy = false;
         for slot in &mut self.slots {
             busy |= slot.serve(sockets.get_mut(slot.handle), scratch, stats);
@@ -134,7 +141,12 @@ impl TcpServices {
 }
 
 impl Slot {
-    fn serve(&mut self, socket: &mut tcp::Socket<'_>, scratch: &mut [u8], stats: &mut TcpStats) -> bool {
+    fn serve(
+        &mut self,
+        socket: &mut tcp::Socket<'_>,
+        scratch: &mut [u8],
+        stats: &mut TcpStats,
+    ) -> bool {
         match socket.state() {
             // smoltcp runs the handshake by itself.
             State::Listen | State::SynReceived => return false,

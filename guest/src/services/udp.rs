@@ -43,7 +43,12 @@ pub(crate) struct UdpServices {
 }
 
 fn socket(packets: usize, port: u16) -> udp::Socket<'static> {
-    let buffer = || PacketBuffer::new(vec![PacketMetadata::EMPTY; packets], vec![0; packets * MAX_PAYLOAD]);
+    let buffer = || {
+        PacketBuffer::new(
+            vec![PacketMetadata::EMPTY; packets],
+            vec![0; packets * MAX_PAYLOAD],
+        )
+    };
     let mut socket = udp::Socket::new(buffer(), buffer());
     // Binding a fresh socket to a non-zero port cannot fail.
     let _ = socket.bind(port);
@@ -63,13 +68,28 @@ impl UdpServices {
     }
 
     /// Answer everything queued. Returns true if any datagram was taken in.
-    pub fn serve(&self, sockets: &mut SocketSet<'_>, scratch: &mut [u8], stats: &mut UdpStats) -> bool {
+    pub fn serve(
+        &self,
+        sockets: &mut SocketSet<'_>,
+        scratch: &mut [u8],
+        stats: &mut UdpStats,
+    ) -> bool {
         let mut busy = false;
         let echo = sockets.get_mut(self.echo);
-        busy |= reflect_all(echo, scratch, stats, |s| &mut s.echoed, |msg, _| Some(msg.len()));
+        busy |= reflect_all(
+            echo,
+            scratch,
+            stats,
+            |s| &mut s.echoed,
+            |msg, _| Some(msg.len()),
+        );
         let sockperf = sockets.get_mut(self.sockperf);
-        busy |= reflect_all(sockperf, scratch, stats, |s| &mut s.sockperf_replies, |msg, stats| {
-            match sockperf::reflect(msg) {
+        busy |= reflect_all(
+            sockperf,
+            scratch,
+            stats,
+            |s| &mut s.sockperf_replies,
+            |msg, stats| match sockperf::reflect(msg) {
                 Ok(len) => Some(len),
                 Err(NoReply::Silent) => {
                     stats.sockperf_silent += 1;
@@ -79,8 +99,8 @@ impl UdpServices {
                     stats.sockperf_malformed += 1;
                     None
                 }
-            }
-        });
+            },
+        );
         let discard = sockets.get_mut::<udp::Socket>(self.discard);
         while let Ok((_, _)) = discard.recv() {
             stats.discarded += 1;

@@ -6,8 +6,9 @@ use std::vec::Vec;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Duration;
 use smoltcp::wire::{
-    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
-    IpAddress, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
+    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr, UdpPacket,
+    UdpRepr,
 };
 
 use super::{World, CLIENT_IP, CLIENT_MAC, GUEST_IP, GUEST_MAC};
@@ -27,7 +28,9 @@ impl Server {
     fn answer(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         let mut replies = Vec::new();
         for frame in frames {
-            let Some(request) = parse(frame) else { continue };
+            let Some(request) = parse(frame) else {
+                continue;
+            };
             let message_type = match request.0 {
                 DhcpMessageType::Discover => {
                     self.discovers += 1;
@@ -61,7 +64,11 @@ fn parse(frame: &[u8]) -> Option<(DhcpMessageType, u32, EthernetAddress)> {
     }
     let dhcp = DhcpPacket::new_checked(udp.payload()).ok()?;
     let repr = DhcpRepr::parse(&dhcp).ok()?;
-    Some((repr.message_type, repr.transaction_id, repr.client_hardware_address))
+    Some((
+        repr.message_type,
+        repr.transaction_id,
+        repr.client_hardware_address,
+    ))
 }
 
 fn reply(message_type: DhcpMessageType, transaction_id: u32, client: EthernetAddress) -> Vec<u8> {
@@ -88,7 +95,10 @@ fn reply(message_type: DhcpMessageType, transaction_id: u32, client: EthernetAdd
         rebind_duration: None,
         additional_options: &[],
     };
-    let udp = UdpRepr { src_port: 67, dst_port: 68 };
+    let udp = UdpRepr {
+        src_port: 67,
+        dst_port: 68,
+    };
     let udp_len = 8 + dhcp.buffer_len();
     let ip = Ipv4Repr {
         src_addr: CLIENT_IP,
@@ -97,7 +107,11 @@ fn reply(message_type: DhcpMessageType, transaction_id: u32, client: EthernetAdd
         payload_len: udp_len,
         hop_limit: 64,
     };
-    let eth = EthernetRepr { src_addr: CLIENT_MAC, dst_addr: GUEST_MAC, ethertype: EthernetProtocol::Ipv4 };
+    let eth = EthernetRepr {
+        src_addr: CLIENT_MAC,
+        dst_addr: GUEST_MAC,
+        ethertype: EthernetProtocol::Ipv4,
+    };
     let mut frame = vec![0; 14 + 20 + udp_len];
     let caps = ChecksumCapabilities::default();
     let mut e = EthernetFrame::new_unchecked(&mut frame[..]);
@@ -131,14 +145,21 @@ fn run_with_server(w: &mut World, server: Option<&mut Server>, span: Duration) {
                 continue;
             }
         }
-        let delay = w.guest.poll_delay(w.now).unwrap_or(span).clamp(Duration::from_millis(1), Duration::from_secs(1));
+        let delay = w
+            .guest
+            .poll_delay(w.now)
+            .unwrap_or(span)
+            .clamp(Duration::from_millis(1), Duration::from_secs(1));
         w.now = (w.now + delay).min(end);
     }
 }
 
 #[test]
 fn dhcp_lease_configures_the_address_and_services_answer() {
-    let config = NetConfig { dhcp: true, ..super::static_config() };
+    let config = NetConfig {
+        dhcp: true,
+        ..super::static_config()
+    };
     let mut w = World::with_config(&config);
     assert_eq!(w.guest.ipv4(), None, "no address before the lease");
     let mut server = Server::default();
@@ -149,7 +170,9 @@ fn dhcp_lease_configures_the_address_and_services_answer() {
 
     // Services answer on the leased address.
     let client = w.udp_socket(41000);
-    w.udp(client).send_slice(b"leased", (IpAddress::Ipv4(GUEST_IP), 7)).unwrap();
+    w.udp(client)
+        .send_slice(b"leased", (IpAddress::Ipv4(GUEST_IP), 7))
+        .unwrap();
     w.run_until(100, |w| w.udp(client).can_recv());
     assert_eq!(w.udp(client).recv().unwrap().0, b"leased");
 

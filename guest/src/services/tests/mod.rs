@@ -1,7 +1,9 @@
 //! Host-side tests of [`Services`]: the guest and a plain smoltcp client stack joined by an
 //! in-memory Ethernet wire that the test can watch, drop, rewrite and inject frames on.
 
+mod alloc_free;
 mod dhcp;
+mod icmp;
 mod sockperf_real;
 mod storm;
 mod tcp;
@@ -30,10 +32,15 @@ pub const CLIENT_IP: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
 pub struct Nic {
     pub rx: VecDeque<Vec<u8>>,
     pub tx: VecDeque<Vec<u8>>,
+    /// Frame buffers to transmit into before allocating new ones (for the allocation test).
+    pub spare: Vec<Vec<u8>>,
 }
 
 pub struct NicRx(Vec<u8>);
-pub struct NicTx<'a>(&'a mut VecDeque<Vec<u8>>);
+pub struct NicTx<'a> {
+    tx: &'a mut VecDeque<Vec<u8>>,
+    spare: &'a mut Vec<Vec<u8>>,
+}
 
 impl phy::RxToken for NicRx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -43,9 +50,11 @@ impl phy::RxToken for NicRx {
 
 impl phy::TxToken for NicTx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut frame = vec![0; len];
+        let mut frame = self.spare.pop().unwrap_or_default();
+        frame.clear();
+        frame.resize(len, 0);
         let r = f(&mut frame);
-        self.0.push_back(frame);
+        self.tx.push_back(frame);
         r
     }
 }
@@ -56,11 +65,20 @@ impl Device for Nic {
 
     fn receive(&mut self, _: Instant) -> Option<(NicRx, NicTx<'_>)> {
         let frame = self.rx.pop_front()?;
-        Some((NicRx(frame), NicTx(&mut self.tx)))
+        Some((
+            NicRx(frame),
+            NicTx {
+                tx: &mut self.tx,
+                spare: &mut self.spare,
+            },
+        ))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<NicTx<'_>> {
-        Some(NicTx(&mut self.tx))
+        Some(NicTx {
+            tx: &mut self.tx,
+            spare: &mut self.spare,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -89,7 +107,11 @@ pub struct World {
 }
 
 pub fn static_config() -> NetConfig {
-    NetConfig { ip: Ipv4Cidr::new(GUEST_IP, 24), gw: Some(CLIENT_IP), dhcp: false }
+    NetConfig {
+        ip: Ipv4Cidr::new(GUEST_IP, 24),
+        gw: Some(CLIENT_IP),
+        dhcp: false,
+    }
 }
 
 impl World {
@@ -104,8 +126,18 @@ impl World {
         let mut nic = Nic::default();
         let mut iface = Interface::new(Config::new(CLIENT_MAC.into()), &mut nic, now);
         iface.update_ip_addrs(|a| a.push(IpCidr::new(CLIENT_IP.into(), 24)).unwrap());
-        let client = Client { iface, sockets: SocketSet::new(Vec::new()), nic };
-        World { guest, guest_nic, client, now, client_attached: true }
+        let client = Client {
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            nic,
+        };
+        World {
+            guest,
+            guest_nic,
+            client,
+            now,
+            client_attached: true,
+        }
     }
 
     /// Poll the guest once and deliver what it sent.
@@ -148,14 +180,19 @@ impl World {
     pub fn idle(&mut self, span: Duration) {
         let end = self.now + span;
         while self.now < end {
-            let delay = self.guest.poll_delay(self.now).unwrap_or(span).max(Duration::from_millis(1));
+            let delay = self
+                .guest
+                .poll_delay(self.now)
+                .unwrap_or(span)
+                .max(Duration::from_millis(1));
             self.now = (self.now + delay).min(end);
             self.step();
         }
     }
 
     pub fn udp_socket(&mut self, port: u16) -> SocketHandle {
-        let buf = || sudp::PacketBuffer::new(vec![sudp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1500]);
+        let buf =
+            || sudp::PacketBuffer::new(vec![sudp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1500]);
         let mut s = sudp::Socket::new(buf(), buf());
         s.bind(port).unwrap();
         self.client.sockets.add(s)
@@ -177,8 +214,12 @@ impl World {
             stcp::SocketBuffer::new(vec![0; 64 * 1024]),
             stcp::SocketBuffer::new(vec![0; 64 * 1024]),
         );
-        s.connect(self.client.iface.context(), (IpAddress::Ipv4(GUEST_IP), port), local_port)
-            .unwrap();
+        s.connect(
+            self.client.iface.context(),
+            (IpAddress::Ipv4(GUEST_IP), port),
+            local_port,
+        )
+        .unwrap();
         self.client.sockets.add(s)
     }
 

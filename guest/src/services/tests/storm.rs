@@ -13,7 +13,9 @@ const ETH: usize = 14;
 fn templates(w: &mut World) -> Vec<Vec<u8>> {
     let mut captured = Vec::new();
     let udp = w.udp_socket(42000);
-    w.udp(udp).send_slice(b"template", (IpAddress::Ipv4(GUEST_IP), 7)).unwrap();
+    w.udp(udp)
+        .send_slice(b"template", (IpAddress::Ipv4(GUEST_IP), 7))
+        .unwrap();
     let tcp = w.connect_nowait(7, 42001);
     for step in 0..200 {
         if step == 20 {
@@ -100,14 +102,15 @@ fn mutate(rng: &mut Rng, templates: &[Vec<u8>]) -> Vec<u8> {
             if rng.below(2) == 0 {
                 f[tcp + 12] = (rng.below(16) as u8) << 4;
             }
-            for i in tcp + 4..tcp + 12 {
+            let options_end = f.len().min(tcp + 60);
+            for b in &mut f[tcp + 4..tcp + 12] {
                 if rng.below(3) == 0 {
-                    f[i] = rng.next() as u8;
+                    *b = rng.next() as u8;
                 }
             }
-            for i in tcp + 20..f.len().min(tcp + 60) {
+            for b in &mut f[tcp + 20..options_end] {
                 if rng.below(2) == 0 {
-                    f[i] = rng.next() as u8;
+                    *b = rng.next() as u8;
                 }
             }
             fix_transport_checksum(&mut f);
@@ -170,7 +173,9 @@ fn malformed_frame_storm_leaves_every_service_answering() {
     let udp = w.udp_socket(43000);
     for size in [0usize, 1, 700, 1472] {
         let payload = vec![0x3c; size];
-        w.udp(udp).send_slice(&payload, (IpAddress::Ipv4(GUEST_IP), 7)).unwrap();
+        w.udp(udp)
+            .send_slice(&payload, (IpAddress::Ipv4(GUEST_IP), 7))
+            .unwrap();
         w.run_until(100, |w| w.udp(udp).can_recv());
         assert_eq!(w.udp(udp).recv().unwrap().0, &payload[..]);
     }

@@ -22,7 +22,12 @@ impl Stream {
     fn new(h: SocketHandle, len: usize, seed: u64) -> Self {
         let mut data = vec![0; len];
         Rng(seed).fill(&mut data);
-        Stream { h, data, sent: 0, checked: 0 }
+        Stream {
+            h,
+            data,
+            sent: 0,
+            checked: 0,
+        }
     }
 
     /// Push what the socket takes, check what came back. Returns true when all came back.
@@ -35,8 +40,15 @@ impl Stream {
             let expected = &self.data[self.checked..];
             let n = s
                 .recv(|buf| {
-                    assert!(buf.len() <= expected.len(), "echo returned more than was sent");
-                    assert!(buf == &expected[..buf.len()], "echo corrupted the stream at {}", self.checked);
+                    assert!(
+                        buf.len() <= expected.len(),
+                        "echo returned more than was sent"
+                    );
+                    assert!(
+                        buf == &expected[..buf.len()],
+                        "echo corrupted the stream at {}",
+                        self.checked
+                    );
                     (buf.len(), buf.len())
                 })
                 .unwrap();
@@ -48,7 +60,9 @@ impl Stream {
 
 /// Run all streams to completion.
 fn pump_all(w: &mut World, streams: &mut [Stream], max_steps: usize) {
-    w.run_until(max_steps, |w| streams.iter_mut().fold(true, |all, s| s.pump(w) & all));
+    w.run_until(max_steps, |w| {
+        streams.iter_mut().fold(true, |all, s| s.pump(w) & all)
+    });
 }
 
 #[test]
@@ -77,15 +91,19 @@ fn echo_applies_backpressure_instead_of_dropping() {
         }
         w.step();
     }
-    assert!(stream.sent < stream.data.len(), "the window must have closed");
+    assert!(
+        stream.sent < stream.data.len(),
+        "the window must have closed"
+    );
     pump_all(&mut w, std::slice::from_mut(&mut stream), 100_000);
 }
 
 #[test]
 fn several_connections_at_once_on_every_service() {
     let mut w = World::new();
-    let mut streams: Vec<Stream> =
-        (0..4).map(|i| Stream::new(w.connect(7, 51000 + i), 256 << 10, 100 + i as u64)).collect();
+    let mut streams: Vec<Stream> = (0..4)
+        .map(|i| Stream::new(w.connect(7, 51000 + i), 256 << 10, 100 + i as u64))
+        .collect();
     let discard: Vec<SocketHandle> = (0..2).map(|i| w.connect(9, 52000 + i)).collect();
     let chargen: Vec<SocketHandle> = (0..2).map(|i| w.connect(19, 53000 + i)).collect();
     let junk = vec![0xa5u8; 100 << 10];
@@ -111,7 +129,9 @@ fn several_connections_at_once_on_every_service() {
         }
         done
     });
-    w.run_until(10_000, |w| w.guest.stats().tcp.discard_bytes == 2 * (100 << 10));
+    w.run_until(10_000, |w| {
+        w.guest.stats().tcp.discard_bytes == 2 * (100 << 10)
+    });
     let stats = w.guest.stats().tcp;
     assert_eq!(stats.accepted, 8);
     assert_eq!(stats.echo_bytes, 4 * (256 << 10));
@@ -144,7 +164,12 @@ fn chargen_streams_the_rfc_864_pattern() {
     w.run_until(100_000, |w| {
         while let Ok(n @ 1..) = w.tcp(h).recv(|buf| {
             for (k, &b) in buf.iter().enumerate() {
-                assert_eq!(b, chargen::byte_at(pos + k as u64), "at byte {}", pos + k as u64);
+                assert_eq!(
+                    b,
+                    chargen::byte_at(pos + k as u64),
+                    "at byte {}",
+                    pos + k as u64
+                );
             }
             (buf.len(), buf.len())
         }) {
@@ -182,8 +207,9 @@ fn a_peer_that_resets_mid_stream_never_wedges_echo() {
         w.client.sockets.remove(h);
     }
     assert_eq!(w.guest.stats().tcp.aborted, 10);
-    let mut streams: Vec<Stream> =
-        (0..4).map(|i| Stream::new(w.connect(7, 55000 + i), 32 << 10, i as u64)).collect();
+    let mut streams: Vec<Stream> = (0..4)
+        .map(|i| Stream::new(w.connect(7, 55000 + i), 32 << 10, i as u64))
+        .collect();
     pump_all(&mut w, &mut streams, 10_000);
 }
 
@@ -211,7 +237,8 @@ fn a_peer_that_vanishes_is_timed_out_and_replaced() {
     let _ = chargen;
     assert_eq!(w.guest.stats().tcp.aborted, 5);
     w.client_attached = true;
-    let mut streams: Vec<Stream> =
-        (0..4).map(|i| Stream::new(w.connect(7, 57000 + i), 32 << 10, i as u64)).collect();
+    let mut streams: Vec<Stream> = (0..4)
+        .map(|i| Stream::new(w.connect(7, 57000 + i), 32 << 10, i as u64))
+        .collect();
     pump_all(&mut w, &mut streams, 10_000);
 }

@@ -12,8 +12,15 @@ const GUEST: (IpAddress, u16) = (IpAddress::Ipv4(GUEST_IP), 7);
 
 /// Send `payload` to the guest's `port` and return the single reply, if any, after the wire
 /// has settled.
-fn exchange(w: &mut World, client: smoltcp::iface::SocketHandle, port: u16, payload: &[u8]) -> Option<Vec<u8>> {
-    w.udp(client).send_slice(payload, (IpAddress::Ipv4(GUEST_IP), port)).unwrap();
+fn exchange(
+    w: &mut World,
+    client: smoltcp::iface::SocketHandle,
+    port: u16,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    w.udp(client)
+        .send_slice(payload, (IpAddress::Ipv4(GUEST_IP), port))
+        .unwrap();
     for _ in 0..5 {
         w.step();
     }
@@ -33,7 +40,11 @@ fn echo_returns_exact_bytes_for_every_size() {
     for size in 0..=1472 {
         let mut payload = vec![0; size];
         rng.fill(&mut payload);
-        assert_eq!(exchange(&mut w, client, 7, &payload).as_deref(), Some(&payload[..]), "size {size}");
+        assert_eq!(
+            exchange(&mut w, client, 7, &payload).as_deref(),
+            Some(&payload[..]),
+            "size {size}"
+        );
     }
     assert_eq!(w.guest.stats().udp.echoed, 1473);
     assert_eq!(w.guest.stats().udp.tx_full, 0);
@@ -49,9 +60,14 @@ fn echo_answers_in_the_poll_that_received_the_request() {
     w.poll_client();
     assert_eq!(w.guest_nic.rx.len(), 1);
     w.guest.poll(w.now, &mut w.guest_nic);
-    assert_eq!(w.guest_nic.tx.len(), 1, "the reply must leave in the same poll");
+    assert_eq!(
+        w.guest_nic.tx.len(),
+        1,
+        "the reply must leave in the same poll"
+    );
     let frame = w.guest_nic.tx[0].clone();
-    let ip = Ipv4Packet::new_checked(EthernetFrame::new_checked(&frame[..]).unwrap().payload()).unwrap();
+    let ip =
+        Ipv4Packet::new_checked(EthernetFrame::new_checked(&frame[..]).unwrap().payload()).unwrap();
     let udp = UdpPacket::new_checked(ip.payload()).unwrap();
     assert_eq!(udp.payload(), b"hot path");
     assert_eq!(udp.src_port(), 7);
@@ -123,5 +139,8 @@ fn sockperf_reflector_clears_the_client_flag() {
     assert_eq!(exchange(&mut w, client, sockperf::PORT, &no_pong), None);
     assert_eq!(exchange(&mut w, client, sockperf::PORT, b"short"), None);
     let s = w.guest.stats().udp;
-    assert_eq!((s.sockperf_replies, s.sockperf_silent, s.sockperf_malformed), (3, 2, 1));
+    assert_eq!(
+        (s.sockperf_replies, s.sockperf_silent, s.sockperf_malformed),
+        (3, 2, 1)
+    );
 }
