@@ -11,3 +11,4 @@ extern crate alloc;
 pub mod config;
 pub mod dtb;
 pub mod net;
+pub mod services;
