@@ -27,7 +27,7 @@ mod probe {
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
-    use crate::bringup::Services;
+    use vmprobe_guest::services::Services;
 
     /// A reason to give up, printed as `vmprobe: error: ...` before powering off.
     #[derive(Debug, thiserror::Error)]
@@ -50,11 +50,12 @@ mod probe {
 
     type Phy = VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
 
-    /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address.
+    /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address and the
+    /// exception level the image was entered at.
     #[unsafe(no_mangle)]
-    extern "C" fn rust_start(dtb: usize) -> ! {
+    extern "C" fn rust_start(dtb: usize, entry_el: u64) -> ! {
         heap::init();
-        let Err(fatal) = run(dtb);
+        let Err(fatal) = run(dtb, entry_el);
         println!("vmprobe: error: {fatal}");
         power::off()
     }
@@ -74,7 +75,7 @@ mod probe {
         }
     }
 
-    fn run(dtb: usize) -> Result<Infallible, Fatal> {
+    fn run(dtb: usize, entry_el: u64) -> Result<Infallible, Fatal> {
         // Until the console is mapped nothing can be reported: park if the DTB is unusable.
         let Some(blob) = device_tree(dtb) else { park() };
         let Ok(platform) = Platform::parse(blob) else { park() };
@@ -87,6 +88,7 @@ mod probe {
             unsafe { console::init(uart) };
         }
 
+        println!("vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}");
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
@@ -221,71 +223,5 @@ mod probe {
             None => console::emergency_println(format_args!("vmprobe: error: panic: {}", info.message())),
         }
         power::off()
-    }
-}
-
-/// A minimal stand-in for `vmprobe_guest::services` (written on another branch): ICMP echo from
-/// smoltcp itself plus UDP echo on port 7, with the same API, to bring the platform up.
-#[cfg(target_os = "none")]
-mod bringup {
-    use alloc::vec;
-    use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-    use smoltcp::phy::Device;
-    use smoltcp::socket::udp;
-    use smoltcp::time::{Duration, Instant};
-    use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Cidr};
-    use vmprobe_guest::config::NetConfig;
-
-    /// Interface, sockets and the UDP echo socket.
-    pub struct Services {
-        iface: Interface,
-        sockets: SocketSet<'static>,
-        udp: SocketHandle,
-        ip: Ipv4Cidr,
-    }
-
-    impl Services {
-        /// Static address only.
-        pub fn new<D: Device + ?Sized>(config: &NetConfig, mac: EthernetAddress, device: &mut D, now: Instant) -> Self {
-            let mut iface = Interface::new(Config::new(HardwareAddress::Ethernet(mac)), device, now);
-            iface.update_ip_addrs(|a| {
-                let _ = a.push(IpCidr::Ipv4(config.ip));
-            });
-            if let Some(gw) = config.gw {
-                let _ = iface.routes_mut().add_default_ipv4_route(gw);
-            }
-            let buffer = || udp::PacketBuffer::new(vec![udp::PacketMetadata::EMPTY; 16], vec![0; 16 * 1536]);
-            let mut socket = udp::Socket::new(buffer(), buffer());
-            let _ = socket.bind(7);
-            let mut sockets = SocketSet::new(vec![]);
-            let udp = sockets.add(socket);
-            Services { iface, sockets, udp, ip: config.ip }
-        }
-
-        /// Ingress, echo, egress.
-        pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
-            let mut busy = self.iface.poll(now, device, &mut self.sockets) != smoltcp::iface::PollResult::None;
-            let socket = self.sockets.get_mut::<udp::Socket>(self.udp);
-            let mut echo = [0u8; 1536];
-            while socket.can_send() {
-                let Ok((len, meta)) = socket.recv_slice(&mut echo) else { break };
-                let _ = socket.send_slice(&echo[..len], meta.endpoint);
-                busy = true;
-            }
-            if busy {
-                self.iface.poll(now, device, &mut self.sockets);
-            }
-            busy
-        }
-
-        /// When smoltcp next needs a poll.
-        pub fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
-            self.iface.poll_delay(now, &self.sockets)
-        }
-
-        /// The static address.
-        pub fn ipv4(&self) -> Option<Ipv4Cidr> {
-            Some(self.ip)
-        }
     }
 }

@@ -27,9 +27,9 @@ _start:
 primary_entry:
     mov     x19, x0                 /* DTB */
 
-    mrs     x1, CurrentEL
-    ubfx    x1, x1, #2, #2
-    cmp     x1, #2
+    mrs     x20, CurrentEL
+    ubfx    x20, x20, #2, #2        /* entry exception level, handed to Rust */
+    cmp     x20, #2
     b.ne    in_el1
 
     /* EL2: run EL1 as AArch64 with nothing trapped, then drop to it. */
@@ -149,6 +149,7 @@ in_el1:
     isb
 
     mov     x0, x19
+    mov     x1, x20
     bl      rust_start
 7:  wfe
     b       7b

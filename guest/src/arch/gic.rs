@@ -22,7 +22,6 @@ static GIC: SpinMutex<Option<Gic>> = SpinMutex::new(None);
 const NONE: u32 = u32::MAX;
 static PENDING: AtomicU32 = AtomicU32::new(NONE);
 static ENTRY: AtomicU64 = AtomicU64::new(0);
-static COUNT: AtomicU64 = AtomicU64::new(0);
 
 /// Why the GIC could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +104,6 @@ pub fn on_irq(now: u64) {
     };
     if let Some(intid) = intid {
         ENTRY.store(now, Ordering::Relaxed);
-        COUNT.fetch_add(1, Ordering::Relaxed);
         PENDING.store(intid.raw_value(), Ordering::Release);
     }
 }
@@ -114,11 +112,6 @@ pub fn on_irq(now: u64) {
 pub fn take_pending() -> Option<(u32, u64)> {
     let intid = PENDING.swap(NONE, Ordering::Acquire);
     (intid != NONE).then(|| (intid, ENTRY.load(Ordering::Relaxed)))
-}
-
-/// Interrupts taken so far.
-pub fn count() -> u64 {
-    COUNT.load(Ordering::Relaxed)
 }
 
 /// Ends (drops priority and deactivates) an acknowledged interrupt.
