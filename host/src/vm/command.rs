@@ -129,7 +129,7 @@ pub fn reach_text(info: &VmInfo) -> String {
                 "namespace \"host1\""
             };
             s.push_str(&format!(
-                "reach the guest from {what}: ip netns exec {} ping {}\n",
+                "the guest is reached from {what}, e.g. ip netns exec {} vmprobe rr --target {}:7\n",
                 ns.name(),
                 info.guest.ip
             ));
