@@ -214,3 +214,43 @@ fn namespace_setups_need_root() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_during_boot_tears_down() {
+    let net = if is_root() { "bridge" } else { "user" };
+    let dir = temp_dir("cli-bootint");
+    // Silent through U-Boot: the VM stays in boot until interrupted.
+    let img = fake_image(&dir, "guest.bin", "");
+    let links = host_links();
+    let mut child = vmprobe()
+        .args([
+            "vm", "--accel", "tcg", "--boot", "uboot", "--net", net, "--image",
+        ])
+        .arg(&img)
+        .arg("--run-dir")
+        .arg(dir.join("run"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until U-Boot is on the console, i.e. QEMU and the network setup are up.
+    let console = dir.join("run/console.log");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&console)
+        .unwrap_or_default()
+        .contains("U-Boot")
+    {
+        assert!(std::time::Instant::now() < end, "U-Boot never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (pid, ns) = run_state(&dir);
+    assert!(alive(pid));
+    // SAFETY: our child, alive until waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+    let err = stderr_of(&mut child);
+    assert!(status.success(), "{err}");
+    assert!(err.contains("interrupted during boot"), "{err}");
+    assert_no_leftovers(pid, &ns, &links);
+    std::fs::remove_dir_all(dir).unwrap();
+}

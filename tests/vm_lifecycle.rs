@@ -191,6 +191,11 @@ async fn uboot_boot_is_timed_separately() {
         "{b:?}"
     );
     assert_eq!(b.uboot_ms, Some(first - banner));
+    // Debian's U-Boot waits `bootdelay` (2 s) for a key; that wait is part of its share.
+    assert!(
+        b.uboot_autoboot_wait_ms.unwrap() <= b.uboot_ms.unwrap(),
+        "{b:?}"
+    );
     let cmd = std::fs::read_to_string(vm.run_dir().file("qemu-command.sh")).unwrap();
     assert!(
         cmd.contains("-bios /usr/lib/u-boot/qemu_arm64/u-boot.bin"),

@@ -98,7 +98,11 @@ pub fn reach_text(info: &VmInfo) -> String {
         b.ready_ms.unwrap_or(f64::NAN)
     ));
     if let Some(u) = b.uboot_ms {
-        s.push_str(&format!(" (U-Boot {u:.0} ms of it)"));
+        s.push_str(&format!(" (U-Boot {u:.0} ms of it"));
+        if let Some(w) = b.uboot_autoboot_wait_ms {
+            s.push_str(&format!(", {w:.0} ms of which its autoboot countdown"));
+        }
+        s.push(')');
     }
     s.push('\n');
     s.push_str(&format!("run directory: {}\n", info.run_dir.display()));

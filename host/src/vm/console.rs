@@ -87,6 +87,8 @@ pub struct BootTimes {
     pub ready_ms: Option<f64>,
     /// U-Boot's share: from its banner to the guest's first line.
     pub uboot_ms: Option<f64>,
+    /// Of that, the autoboot countdown (`bootdelay`) U-Boot waited for a key.
+    pub uboot_autoboot_wait_ms: Option<f64>,
 }
 
 /// Where the guest is.
@@ -266,7 +268,9 @@ fn on_line(
         return;
     }
     if s.times.uboot_banner_ms.is_some() && !s.after_uboot {
-        if t.starts_with("Starting kernel") {
+        if t.starts_with("Hit any key to stop autoboot") {
+            s.times.uboot_autoboot_wait_ms = Some(ended - started);
+        } else if t.starts_with("Starting kernel") {
             s.times.uboot_starting_kernel_ms = Some(ended);
             s.after_uboot = true;
         }
@@ -360,7 +364,11 @@ mod tests {
         let d = dir();
         let log = d.join("uboot.log");
         let mut c = Console::spawn(r, &log, Instant::now()).await.unwrap();
-        w.write_all(b"\r\nU-Boot 2023.01\r\nDRAM: 128 MiB\r\nStarting kernel ...\r\n\r\n")
+        w.write_all(b"\r\nU-Boot 2023.01\r\nDRAM: 128 MiB\r\nHit any key to stop autoboot:  1 ")
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        w.write_all(b"\x08\x08\x08 0 \r\nStarting kernel ...\r\n\r\n")
             .await
             .unwrap();
         w.write_all(b"vmprobe: guest 0.1\r\nvmprobe: ready ip=10.0.2.15 mode=irq gic=v3\r\nmore\n")
@@ -370,7 +378,8 @@ mod tests {
         assert_eq!(r.gic.as_deref(), Some("3"));
         let t = c.boot_times();
         assert!(t.uboot_banner_ms.is_some() && t.uboot_starting_kernel_ms.is_some());
-        assert!(t.uboot_ms.unwrap() >= 0.0);
+        assert!(t.uboot_ms.unwrap() >= t.uboot_autoboot_wait_ms.unwrap());
+        assert!(t.uboot_autoboot_wait_ms.unwrap() >= 20.0, "{t:?}");
         assert!(t.ready_ms.unwrap() >= t.guest_first_line_ms.unwrap());
         drop(w);
         // The copy ends when the writer closes; the log then holds every byte.
