@@ -2,14 +2,14 @@
 //! U-Boot, GICv2/GICv3, virtio-mmio (modern, legacy) and virtio-pci, irq and poll mode. Each
 //! boot must reach the ready line with the configuration asked for, answer UDP and TCP echo
 //! with the exact bytes, and leave no process, namespace or link behind.
-mod common;
+mod vm_support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use clap::Parser;
-use common::*;
+use vm_support::*;
 use vmprobe::vm::options::{default_image, VmOptions};
 use vmprobe::vm::services::{endpoint, Proto};
 use vmprobe::vm::Vm;

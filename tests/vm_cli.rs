@@ -1,13 +1,13 @@
 //! `vmprobe vm` as users run it: boot, the services printed, Ctrl-C / SIGTERM / QEMU killed,
 //! and the one-line errors for bad input; after each, nothing left behind.
-mod common;
+mod vm_support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use vm_support::*;
 
 const READY: &str =
     "vmprobe: ready ip=192.168.20.2/24 mode=irq gic=v3 transport=mmio cntfrq=62500000\r\n";

@@ -9,6 +9,29 @@
 //!                                       |-- Console (serial copy, ready line, boot times)
 //!                                       `-- Qmp (version, vCPU threads, quit)
 //! ```
+//!
+//! How `vmprobe run` composes from it: the measuring thread must be a dedicated thread (never a
+//! pooled one such as `spawn_blocking`'s) because it enters the client namespace for good.
+//!
+//! ```no_run
+//! # async fn run(opts: vmprobe::vm::VmOptions) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use vmprobe::vm::{services::{endpoint, Proto}, Vm};
+//! let config = opts.validate()?;
+//! let vm = Vm::start(&config, Duration::from_secs(60)).await?;
+//! let target = endpoint(&vm.info().endpoints, Proto::Udp, 7).expect("echo is a service");
+//! let measure = move || {
+//!     // ... open sockets to `target` and run the rr engine here ...
+//!     target
+//! };
+//! let handle = match vm.client_netns() {
+//!     Some(ns) => ns.spawn("vmprobe-rr", measure)?, // tap, bridge, macvtap
+//!     None => std::thread::Builder::new().spawn(move || Ok(measure()))?, // user: loopback
+//! };
+//! let _result = handle.join().expect("measuring thread")?;
+//! vm.shutdown().await?; // dropping `vm` instead (error, Ctrl-C) also tears everything down
+//! # Ok(()) }
+//! ```
 pub mod command;
 pub mod console;
 pub mod options;
