@@ -371,3 +371,49 @@ async fn qemu_accepts_every_transport_gic_and_mode() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+/// The run directory re-creates the run: `netsetup.sh` then `qemu-command.sh` boot the same
+/// guest again, by hand, after vmprobe has torn everything down.
+#[tokio::test]
+async fn run_directory_scripts_rerun_the_vm() {
+    let net = if is_root() { "tap" } else { "user" };
+    let dir = temp_dir("rerun");
+    let cfg = fake(&dir, READY, &["--net", net]).validate().unwrap();
+    let vm = Vm::start(&cfg, Duration::from_secs(30)).await.unwrap();
+    let (run, names) = (vm.run_dir().path().to_path_buf(), ns_names(&vm));
+    vm.shutdown().await.unwrap();
+    let rerun = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        if run.join("netsetup.sh").exists() {
+            let st = Command::new("sh")
+                .arg(run.join("netsetup.sh"))
+                .output()
+                .unwrap();
+            assert!(
+                st.status.success(),
+                "{}",
+                String::from_utf8_lossy(&st.stderr)
+            );
+        }
+        let mut qemu = Command::new("sh")
+            .arg(run.join("qemu-command.sh"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(qemu.stdout.take().unwrap()).lines();
+        let ready = lines.any(|l| l.is_ok_and(|l| l.starts_with("vmprobe: ready")));
+        qemu.kill().unwrap();
+        qemu.wait().unwrap();
+        for ns in &names {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        ready
+    })
+    .await
+    .unwrap();
+    assert!(rerun, "qemu-command.sh did not boot the guest again");
+    std::fs::remove_dir_all(dir).unwrap();
+}

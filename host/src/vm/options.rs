@@ -253,6 +253,8 @@ impl VmOptions {
         if !image.is_file() {
             return Err(VmError::ImageMissing(image));
         }
+        // Absolute, so the run directory's command line works from anywhere.
+        let image = std::path::absolute(&image).unwrap_or(image);
         let uboot = match self.boot {
             Boot::Direct => None,
             Boot::Uboot => {
