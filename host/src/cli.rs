@@ -5,12 +5,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "vmprobe", version, about)]
 pub struct Cli {
+    /// What to do.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops
+    /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops.
     Vm(crate::vm::VmArgs),
 }
