@@ -41,11 +41,14 @@ fn fake(dir: &std::path::Path, message: &str, extra: &[&str]) -> VmOptions {
 
 fn ns_names(vm: &Vm) -> Vec<String> {
     let i = vm.info();
-    i.qemu_netns
+    let mut names: Vec<String> = i
+        .qemu_netns
         .iter()
         .chain(i.client_netns.iter())
         .map(|n| n.name().to_string())
-        .collect()
+        .collect();
+    names.dedup(); // tap: QEMU and client share one namespace
+    names
 }
 
 #[tokio::test]
@@ -352,16 +355,26 @@ fn netns_threads_run_inside_the_namespace() {
 
 #[tokio::test]
 async fn qemu_accepts_every_transport_gic_and_mode() {
-    for (i, extra) in [
-        &["--transport", "pci", "--gic", "3"][..],
-        &["--transport", "mmio-legacy", "--gic", "2"],
-        &["--transport", "mmio", "--gic", "2", "--mode", "poll"],
+    for (i, (extra, says)) in [
+        (
+            &["--transport", "pci", "--gic", "3"][..],
+            "mode=irq gic=v3 transport=pci",
+        ),
+        (
+            &["--transport", "mmio-legacy", "--gic", "2"],
+            "mode=irq gic=v2 transport=mmio-legacy",
+        ),
+        (
+            &["--transport", "mmio", "--gic", "2", "--mode", "poll"],
+            "mode=poll gic=v2 transport=mmio",
+        ),
     ]
     .into_iter()
     .enumerate()
     {
         let dir = temp_dir(&format!("variant{i}"));
-        let cfg = fake(&dir, READY, extra).validate().unwrap();
+        let ready = format!("vmprobe: ready ip=10.0.2.15/24 {says} cntfrq=62500000\r\n");
+        let cfg = fake(&dir, &ready, extra).validate().unwrap();
         let vm = Vm::start(&cfg, Duration::from_secs(30))
             .await
             .unwrap_or_else(|e| panic!("{extra:?}: {e}"));
@@ -415,5 +428,25 @@ async fn run_directory_scripts_rerun_the_vm() {
     .await
     .unwrap();
     assert!(rerun, "qemu-command.sh did not boot the guest again");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn guest_in_another_configuration_is_an_error() {
+    let dir = temp_dir("mismatch");
+    // The stand-in says mode=irq transport=mmio gic=v3.
+    for (extra, key) in [
+        (&["--mode", "poll"][..], "mode=irq but mode poll"),
+        (&["--transport", "pci"], "transport=mmio but transport pci"),
+        (&["--gic", "2"], "gic=3 but gic 2"),
+    ] {
+        let cfg = fake(&dir, READY, extra).validate().unwrap();
+        let e = Vm::start(&cfg, Duration::from_secs(30))
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, VmError::Mismatch { .. }), "{e}");
+        assert!(e.to_string().contains(key), "{e}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

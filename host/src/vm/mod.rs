@@ -135,6 +135,18 @@ pub enum VmError {
         /// Last console lines.
         tail: Vec<String>,
     },
+    /// The guest runs another configuration than the one asked for.
+    #[error("the guest reports {key}={guest} but {key} {asked} was asked for: {line}")]
+    Mismatch {
+        /// Which setting.
+        key: &'static str,
+        /// Asked for.
+        asked: String,
+        /// What the guest says.
+        guest: String,
+        /// The ready line.
+        line: String,
+    },
     /// vCPU pinning failed.
     #[error("pinning vCPU {vcpu} (thread {tid}) to CPUs {cpus:?}: {source}")]
     Pin {
@@ -437,7 +449,10 @@ impl Vm {
             status = self.child.wait() => return Err(qemu_exited(status, &stderr_path, &self.console)),
         };
         match ready {
-            Ok(r) => self.info.ready = r,
+            Ok(r) => {
+                check_ready(&self.info.config, &r)?;
+                self.info.ready = r;
+            }
             Err(ConsoleError::Timeout(t)) => {
                 return Err(VmError::NotReady {
                     timeout: t,
@@ -545,6 +560,35 @@ impl Drop for QemuChild {
             }
         }
     }
+}
+
+/// The guest must report the configuration asked for: a measurement labelled `poll` that ran
+/// in `irq` mode (boot arguments lost on the way, say through U-Boot) would be wrong.
+fn check_ready(config: &VmConfig, ready: &ReadyInfo) -> Result<(), VmError> {
+    let transport = match config.transport {
+        options::Transport::Mmio => "mmio",
+        options::Transport::MmioLegacy => "mmio-legacy",
+        options::Transport::Pci => "pci",
+    };
+    let gic = config.gic.map(|g| g.to_string());
+    let checks = [
+        ("mode", Some(config.mode.as_str()), ready.mode.as_deref()),
+        ("transport", Some(transport), ready.transport.as_deref()),
+        ("gic", gic.as_deref(), ready.gic.as_deref()),
+    ];
+    for (key, asked, guest) in checks {
+        if let (Some(a), Some(g)) = (asked, guest) {
+            if a != g {
+                return Err(VmError::Mismatch {
+                    key,
+                    asked: a.to_string(),
+                    guest: g.to_string(),
+                    line: ready.line.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The error for QEMU having exited during start-up, with its own message and the console.
