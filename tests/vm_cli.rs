@@ -254,3 +254,39 @@ fn ctrl_c_during_boot_tears_down() {
     assert_no_leftovers(pid, &ns, &links);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// SIGKILL leaves no teardown chance: QEMU still dies with vmprobe (parent-death signal), and
+/// the namespaces left behind are removed by the next setup (they name a dead process).
+#[test]
+fn sigkill_of_vmprobe_kills_qemu_and_next_setup_reaps_namespaces() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = temp_dir("cli-sigkill");
+    let (mut child, _) = start_vm(&dir, "bridge");
+    let (pid, ns) = run_state(&dir);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while alive(pid) {
+        assert!(std::time::Instant::now() < end, "QEMU outlived vmprobe");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        ns.iter().all(|n| netns_list().contains(n)),
+        "expected stale namespaces"
+    );
+    let fresh = vmprobe::netsetup::NetSetup::create(
+        vmprobe::vm::options::Net::Tap,
+        [0x52, 0x54, 0, 9, 9, 9],
+    )
+    .unwrap();
+    let list = netns_list();
+    assert!(
+        ns.iter().all(|n| !list.contains(n)),
+        "stale namespaces not reaped: {list:?}"
+    );
+    drop(fresh);
+    std::fs::remove_dir_all(dir).unwrap();
+}

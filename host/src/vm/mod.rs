@@ -233,6 +233,10 @@ pub struct Vm {
 impl Vm {
     /// Boots `config`: run directory, network setup, QEMU, QMP, pinning, then waits up to
     /// `ready_timeout` for the guest's ready line. On any failure everything made is removed.
+    ///
+    /// QEMU gets SIGKILL when the thread that spawned it exits (so a killed vmprobe leaves no
+    /// VM behind): call this from a thread that outlives the VM (the main thread or a runtime
+    /// worker), not from a short-lived one such as a `spawn_blocking` task.
     pub async fn start(config: &VmConfig, ready_timeout: Duration) -> Result<Vm, VmError> {
         let label = config.label();
         let run_dir = RunDir::create(config.run_dir.as_deref(), &label)?;
