@@ -209,7 +209,7 @@ fn namespace_setups_need_root() {
             .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("needs root"), "{err}");
+        assert!(err.contains(&format!("--net {net} needs root")), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     std::fs::remove_dir_all(dir).unwrap();

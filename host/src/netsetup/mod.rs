@@ -81,18 +81,13 @@ impl NetSetup {
     /// Creates the setup for `net` (not `user`) with the guest's MAC `mac`. Blocking: runs a
     /// dozen short `ip` commands. Everything created so far is removed again on failure.
     pub fn create(net: Net, mac: [u8; 6]) -> Result<NetSetup, NetError> {
-        let kind = match net {
-            Net::User => {
-                return Err(NetError::Unexpected(
-                    "user networking needs no setup".into(),
-                ))
-            }
-            Net::Tap => "tap",
-            Net::Bridge => "bridge",
-            Net::Macvtap => "macvtap",
-        };
+        if net == Net::User {
+            return Err(NetError::Unexpected(
+                "user networking needs no setup".into(),
+            ));
+        }
         if !crate::vm::options::is_root() {
-            return Err(NetError::NotRoot(kind));
+            return Err(NetError::NotRoot(net.as_str()));
         }
         reap_stale();
         let base = format!(

@@ -87,7 +87,7 @@ pub enum VmError {
     #[error("--vhost on needs --net tap, bridge or macvtap (user networking has no vhost)")]
     VhostNeedsTap,
     /// Not root for a namespace setup.
-    #[error("--net {0:?} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user")]
+    #[error("--net {} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user", .0.as_str())]
     NotRoot(Net),
     /// `--pin` names a vCPU or CPU that does not exist.
     #[error("--pin: {0}")]

@@ -42,6 +42,18 @@ pub enum Net {
     Macvtap,
 }
 
+impl Net {
+    /// The option value (`user`, `tap`, `bridge`, `macvtap`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Net::User => "user",
+            Net::Tap => "tap",
+            Net::Bridge => "bridge",
+            Net::Macvtap => "macvtap",
+        }
+    }
+}
+
 /// vhost-net on or off for tap and macvtap backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -200,12 +212,7 @@ pub struct VmConfig {
 impl VmConfig {
     /// A short label for run directories and tables, e.g. `user-direct-gic3-mmio-irq-tcg`.
     pub fn label(&self) -> String {
-        let net = match self.net {
-            Net::User => "user",
-            Net::Tap => "tap",
-            Net::Bridge => "bridge",
-            Net::Macvtap => "macvtap",
-        };
+        let net = self.net.as_str();
         let boot = match self.boot {
             Boot::Direct => "direct",
             Boot::Uboot => "uboot",
