@@ -389,8 +389,18 @@ async fn qemu_accepts_every_transport_gic_and_mode() {
 /// guest again, by hand, after vmprobe has torn everything down.
 #[tokio::test]
 async fn run_directory_scripts_rerun_the_vm() {
-    let net = if is_root() { "tap" } else { "user" };
-    let dir = temp_dir("rerun");
+    let nets: &[&str] = if is_root() {
+        &["user", "tap", "macvtap"]
+    } else {
+        &["user"]
+    };
+    for net in nets {
+        rerun(net).await;
+    }
+}
+
+async fn rerun(net: &str) {
+    let dir = temp_dir(&format!("rerun-{net}"));
     let cfg = fake(&dir, READY, &["--net", net]).validate().unwrap();
     let vm = Vm::start(&cfg, Duration::from_secs(30)).await.unwrap();
     let (run, names) = (vm.run_dir().path().to_path_buf(), ns_names(&vm));
@@ -418,8 +428,14 @@ async fn run_directory_scripts_rerun_the_vm() {
             .unwrap();
         let mut lines = std::io::BufReader::new(qemu.stdout.take().unwrap()).lines();
         let ready = lines.any(|l| l.is_ok_and(|l| l.starts_with("vmprobe: ready")));
+        // The scripts exec down to QEMU itself, so this is QEMU's pid.
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", qemu.id())).unwrap();
         qemu.kill().unwrap();
         qemu.wait().unwrap();
+        assert!(
+            comm.starts_with("qemu-system"),
+            "the script runs {comm}, not QEMU"
+        );
         for ns in &names {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -427,7 +443,7 @@ async fn run_directory_scripts_rerun_the_vm() {
     })
     .await
     .unwrap();
-    assert!(rerun, "qemu-command.sh did not boot the guest again");
+    assert!(rerun, "{net}: qemu-command.sh did not boot the guest again");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

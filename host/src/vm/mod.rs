@@ -241,7 +241,7 @@ impl Vm {
         let label = config.label();
         let run_dir = RunDir::create(config.run_dir.as_deref(), &label)?;
         let mac = guest_mac();
-        let net = match config.net {
+        let mut net = match config.net {
             Net::User => None,
             kind => Some(
                 tokio::task::spawn_blocking(move || NetSetup::create(kind, mac))
@@ -254,7 +254,6 @@ impl Vm {
             lines.extend(n.commands().iter().cloned());
             run_dir.write_script(files::NETSETUP, &lines)?;
         }
-        let mut net = net;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -302,28 +301,7 @@ impl Vm {
         endpoints: Vec<Endpoint>,
     ) -> Result<Vm, (VmError, Option<NetSetup>)> {
         let cmd = qemu_cmd::build(config, &plan);
-        let mut script = Vec::new();
-        match &net {
-            Some(n) if n.net() == Net::Macvtap => {
-                script.push(format!("# run {} first; fd {TAP_FD_IN_QEMU} is the macvtap's character device (/dev/tapN of {} in namespace {})",
-                    files::NETSETUP, crate::netsetup::MACVTAP, n.qemu_netns().name()));
-                script.push(format!(
-                    "exec ip netns exec {} sh -c '{} {TAP_FD_IN_QEMU}<>/dev/tap$(cat /sys/class/net/{}/ifindex)' ",
-                    n.qemu_netns().name(),
-                    cmd.shell_line().replace('\'', r"'\''"),
-                    crate::netsetup::MACVTAP
-                ));
-            }
-            Some(n) => {
-                script.push(format!("# run {} first", files::NETSETUP));
-                script.push(format!(
-                    "exec ip netns exec {} {}",
-                    n.qemu_netns().name(),
-                    cmd.shell_line()
-                ));
-            }
-            None => script.push(format!("exec {}", cmd.shell_line())),
-        }
+        let script = rerun_script(&cmd, net.as_ref());
         if let Err(e) = run_dir.write_script(files::COMMAND, &script) {
             return Err((e.into(), net));
         }
@@ -563,6 +541,29 @@ impl Drop for QemuChild {
                 libc::waitpid(pid as i32, std::ptr::null_mut(), 0);
             }
         }
+    }
+}
+
+/// `qemu-command.sh`: QEMU's exact command line, inside the setup's namespace and, for
+/// macvtap, with the macvtap's character device opened as the descriptor QEMU expects.
+fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<String> {
+    let line = cmd.shell_line();
+    match net {
+        None => vec![format!("exec {line}")],
+        Some(n) if n.net() == Net::Macvtap => {
+            let (ns, mv) = (n.qemu_netns().name(), crate::netsetup::MACVTAP);
+            vec![
+                format!("# run {} first; fd {TAP_FD_IN_QEMU} is {mv}'s /dev/tapN", files::NETSETUP),
+                format!(
+                    "exec ip netns exec {ns} sh -c 'exec {} {TAP_FD_IN_QEMU}<>/dev/tap$(cat /sys/class/net/{mv}/ifindex)'",
+                    line.replace('\'', r"'\''"),
+                ),
+            ]
+        }
+        Some(n) => vec![
+            format!("# run {} first", files::NETSETUP),
+            format!("exec ip netns exec {} {line}", n.qemu_netns().name()),
+        ],
     }
 }
 
