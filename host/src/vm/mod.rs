@@ -552,10 +552,14 @@ fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<Stri
         None => vec![format!("exec {line}")],
         Some(n) if n.net() == Net::Macvtap => {
             let (ns, mv) = (n.qemu_netns().name(), crate::netsetup::MACVTAP);
+            // A private device node: udev's /dev/tapN names (by ifindex) collide between
+            // namespaces.
+            let node = format!("/dev/vmprobe-{ns}-{mv}");
             vec![
-                format!("# run {} first; fd {TAP_FD_IN_QEMU} is {mv}'s /dev/tapN", files::NETSETUP),
+                format!("# run {} first; fd {TAP_FD_IN_QEMU} is {mv}'s character device", files::NETSETUP),
                 format!(
-                    "exec ip netns exec {ns} sh -c 'exec {} {TAP_FD_IN_QEMU}<>/dev/tap$(cat /sys/class/net/{mv}/ifindex)'",
+                    "exec ip netns exec {ns} sh -c 'd=$(cat /sys/class/net/{mv}/macvtap/*/dev) && \
+                     mknod {node} c ${{d%:*}} ${{d#*:}} && exec {TAP_FD_IN_QEMU}<>{node} && rm {node} && exec {}'",
                     line.replace('\'', r"'\''"),
                 ),
             ]
