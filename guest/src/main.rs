@@ -1,8 +1,227 @@
-//! The bare-metal image entry point.
+//! The bare-metal image: bring the platform up from the device tree, find virtio-net, start the
+//! network services and serve forever, sleeping in WFI (`mode=irq`) or busy-polling (`mode=poll`).
 #![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 
 #[cfg(not(target_os = "none"))]
 fn main() {
     eprintln!("vmprobe-guest is a bare-metal aarch64 image: build it with scripts/build-guest.sh");
     std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+extern crate alloc;
+
+#[cfg(target_os = "none")]
+mod arch;
+
+#[cfg(target_os = "none")]
+mod probe {
+    use crate::arch::console::println;
+    use crate::arch::counter::{self, GenericCounter};
+    use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
+    use core::convert::Infallible;
+    use smoltcp::time::{Duration, Instant};
+    use vmprobe_guest::config::{Config, ConfigError, Mode};
+    use vmprobe_guest::dtb::{DtbError, Platform};
+    use vmprobe_guest::net::discover::{self, DiscoverError};
+    use vmprobe_guest::net::phy::PhyError;
+    use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::services::Services;
+
+    /// A reason to give up, printed as `vmprobe: error: ...` before powering off.
+    #[derive(Debug, thiserror::Error)]
+    enum Fatal {
+        #[error("{0}")]
+        Dtb(#[from] DtbError),
+        #[error("{0}")]
+        Map(#[from] mmu::MapError),
+        #[error("{0}")]
+        Gic(#[from] gic::GicError),
+        #[error("boot arguments: {0}")]
+        Config(#[from] ConfigError),
+        #[error("{0}")]
+        Discover(#[from] DiscoverError),
+        #[error("{0}")]
+        Phy(#[from] PhyError),
+        #[error("the device tree routes no interrupt for the NIC; use mode=poll")]
+        NoNicInterrupt,
+    }
+
+    type Phy = VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
+
+    /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address and the
+    /// exception level the image was entered at.
+    #[unsafe(no_mangle)]
+    extern "C" fn rust_start(dtb: usize, entry_el: u64) -> ! {
+        heap::init();
+        let Err(fatal) = run(dtb, entry_el);
+        println!("vmprobe: error: {fatal}");
+        power::off()
+    }
+
+    /// The device tree blob the loader passed, if it looks like one.
+    fn device_tree(dtb: usize) -> Option<&'static [u8]> {
+        if dtb == 0 || dtb % 8 != 0 {
+            return None;
+        }
+        // SAFETY: the boot protocol passes an 8-byte aligned DTB, mapped by the boot page table;
+        // its header gives the magic and total size, and nothing writes to it.
+        unsafe {
+            let header = core::slice::from_raw_parts(dtb as *const u8, 8);
+            let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+            let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            (magic == 0xd00d_feed && size <= 2 << 20).then(|| core::slice::from_raw_parts(dtb as *const u8, size))
+        }
+    }
+
+    fn run(dtb: usize, entry_el: u64) -> Result<Infallible, Fatal> {
+        // Until the console is mapped nothing can be reported: park if the DTB is unusable.
+        let Some(blob) = device_tree(dtb) else { park() };
+        let Ok(platform) = Platform::parse(blob) else { park() };
+        power::init(platform.psci);
+        if mmu::init(&platform).is_err() {
+            park();
+        }
+        if let Some(uart) = platform.uart {
+            // SAFETY: the PL011 from the DTB is now mapped as device memory; only the console uses it.
+            unsafe { console::init(uart) };
+        }
+
+        println!("vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}");
+        let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
+        for token in &parsed.ignored {
+            println!("vmprobe: note: ignoring boot argument {token:?}");
+        }
+        let config = parsed.config;
+
+        // SAFETY: the GIC frames are mapped as device memory and used only through `gic`.
+        unsafe { gic::init(&platform.gic, platform.cpu_count)? };
+
+        let nic = find_nic(&platform)?;
+        let (kind, nic_intid) = (nic.kind, nic.intid);
+        // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
+        let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, config.mode)? };
+        if config.mode == Mode::Irq {
+            gic::enable(nic_intid.ok_or(Fatal::NoNicInterrupt)?)?;
+            gic::enable(platform.virtual_timer_intid)?;
+        }
+
+        let mac = phy.mac();
+        let mut services = Services::new(&config.net, mac, &mut phy, now());
+        let ready = ReadyLine { config, gic: platform.gic.version(), kind };
+        match config.mode {
+            Mode::Irq => serve_irq(&mut services, &mut phy, ready, nic_intid, platform.virtual_timer_intid),
+            Mode::Poll => serve_poll(&mut services, &mut phy, ready),
+        }
+    }
+
+    fn find_nic(platform: &Platform) -> Result<VirtioNic, Fatal> {
+        // SAFETY: every virtio-mmio slot is mapped as device memory and nothing else uses them.
+        if let Some(nic) = unsafe { discover::find_mmio(&platform.virtio_mmio) } {
+            return Ok(nic);
+        }
+        if let Some(pci) = &platform.pci {
+            // SAFETY: ECAM and the 32-bit window are mapped as device memory; `ProbeHal` is identity.
+            if let Some(nic) = unsafe { discover::find_pci::<ProbeHal>(pci)? } {
+                return Ok(nic);
+            }
+        }
+        Err(DiscoverError::NotFound.into())
+    }
+
+    /// The one `vmprobe: ready` line, printed once the services have an address.
+    struct ReadyLine {
+        config: Config,
+        gic: &'static str,
+        kind: TransportKind,
+    }
+
+    impl ReadyLine {
+        /// Prints the line the first time the services have an address; true once printed.
+        fn announce(&self, services: &Services, printed: &mut bool) {
+            if *printed {
+                return;
+            }
+            if let Some(ip) = services.ipv4() {
+                println!(
+                    "vmprobe: ready ip={ip} mode={} gic={} transport={} cntfrq={}",
+                    self.config.mode.as_str(),
+                    self.gic,
+                    self.kind.as_str(),
+                    counter::frequency()
+                );
+                *printed = true;
+            }
+        }
+    }
+
+    /// smoltcp time from the generic counter.
+    fn now() -> Instant {
+        let micros = u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1));
+        Instant::from_micros(micros as i64)
+    }
+
+    fn ticks_after(delay: Duration) -> u64 {
+        let ticks = u128::from(delay.total_micros()) * u128::from(counter::frequency()) / 1_000_000;
+        counter::now().saturating_add(ticks.min(u128::from(u64::MAX / 2)) as u64)
+    }
+
+    /// Busy loop; the device was told never to interrupt and its line is not enabled at the GIC.
+    fn serve_poll(services: &mut Services, phy: &mut Phy, ready: ReadyLine) -> ! {
+        let mut printed = false;
+        loop {
+            services.poll(now(), phy);
+            ready.announce(services, &mut printed);
+        }
+    }
+
+    /// Poll until idle, then sleep until the NIC's receive interrupt or the timer smoltcp asks for.
+    fn serve_irq(services: &mut Services, phy: &mut Phy, ready: ReadyLine, nic: Option<u32>, timer: u32) -> ! {
+        let mut printed = false;
+        loop {
+            let t = now();
+            let busy = services.poll(t, phy);
+            ready.announce(services, &mut printed);
+            if busy {
+                continue;
+            }
+            match services.poll_delay(t) {
+                Some(d) if d == Duration::ZERO => continue,
+                Some(d) => counter::arm_timer(ticks_after(d)),
+                None => counter::disarm_timer(),
+            }
+            gic::wait_for_interrupt();
+            if let Some((intid, entered)) = gic::take_pending() {
+                phy.stamps().irq_entry = entered;
+                if Some(intid) == nic {
+                    phy.ack_interrupt();
+                } else if intid == timer {
+                    counter::disarm_timer();
+                }
+                gic::end(intid);
+            }
+        }
+    }
+
+    fn park() -> ! {
+        loop {
+            aarch64_cpu::asm::wfe();
+        }
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo) -> ! {
+        match info.location() {
+            Some(l) => console::emergency_println(format_args!(
+                "vmprobe: error: panic at {}:{}:{}: {}",
+                l.file(),
+                l.line(),
+                l.column(),
+                info.message()
+            )),
+            None => console::emergency_println(format_args!("vmprobe: error: panic: {}", info.message())),
+        }
+        power::off()
+    }
 }

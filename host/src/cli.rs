@@ -17,4 +17,6 @@ pub enum Command {
     Rr(crate::rr::RrArgs),
     /// Follow packets through a host trace (ftrace) stage by stage.
     Trace(crate::trace::TraceArgs),
+    /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops.
+    Vm(crate::vm::VmArgs),
 }

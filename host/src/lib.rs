@@ -6,3 +6,6 @@ pub mod export;
 pub mod rr;
 pub mod stats;
 pub mod trace;
+pub mod netsetup;
+pub mod rundir;
+pub mod vm;

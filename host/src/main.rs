@@ -8,6 +8,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Rr(args) => vmprobe::rr::command::execute(&args)?,
         Command::Trace(args) => vmprobe::trace::run(&args, &mut std::io::stdout().lock())?,
+        Command::Vm(args) => vmprobe::vm::command::run(args)?,
     }
     Ok(())
 }

@@ -1,0 +1,164 @@
+//! The image's first instructions: the arm64 Image header, the drop from EL2 to EL1, FP/SIMD,
+//! bss, a boot page table and the MMU, all before any Rust code runs.
+//!
+//! The boot page table maps, as normal cacheable memory, the 1 GiB blocks that hold the image and
+//! the DTB, which is all that Rust touches until `mmu::init` installs the full map from the DTB.
+//! Caches and the MMU must be on before Rust runs: with the MMU off every access is Device
+//! memory, where unaligned accesses and exclusives (spin locks, the allocator) are not allowed.
+
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+    .section .text.head, "ax"
+    .global _start
+_start:
+    /* arm64 Image header (Documentation/arch/arm64/booting.rst). */
+    b       primary_entry           /* code0 */
+    .long   0                       /* code1 */
+    .quad   0x80000                 /* text_offset */
+    .quad   __image_size            /* image_size, bss, stack and heap included */
+    .quad   0x2                     /* flags: little endian, 4 KiB pages, base near start of RAM */
+    .quad   0, 0, 0                 /* res2, res3, res4 */
+    .ascii  "ARM\x64"               /* magic */
+    .long   0                       /* res5 */
+
+    .section .text.boot, "ax"
+primary_entry:
+    mov     x19, x0                 /* DTB */
+
+    mrs     x20, CurrentEL
+    ubfx    x20, x20, #2, #2        /* entry exception level, handed to Rust */
+    cmp     x20, #2
+    b.ne    in_el1
+
+    /* EL2: run EL1 as AArch64 with nothing trapped, then drop to it. */
+    mov     x1, #(1 << 31)          /* HCR_EL2.RW */
+    msr     hcr_el2, x1
+    mrs     x1, cnthctl_el2
+    orr     x1, x1, #3              /* EL1PCTEN, EL1PCEN */
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mov     x1, #0x33ff             /* CPTR_EL2: RES1 bits, no FP/SIMD trap */
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    mrs     x1, midr_el1
+    msr     vpidr_el2, x1
+    mrs     x1, mpidr_el1
+    msr     vmpidr_el2, x1
+    /* GICv3 CPU interface in system registers: let EL1 use it. */
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x1, x1, #24, #4
+    cbz     x1, 1f
+    mrs     x1, S3_4_C12_C9_5       /* ICC_SRE_EL2 */
+    orr     x1, x1, #0x1            /* SRE */
+    orr     x1, x1, #0x8            /* Enable: lower ELs may use the registers */
+    msr     S3_4_C12_C9_5, x1
+    isb
+1:
+    ldr     x1, =0x30d00800         /* SCTLR_EL1 RES1 bits, MMU and caches off */
+    msr     sctlr_el1, x1
+    mov     x1, #0x3c5              /* EL1h, DAIF masked */
+    msr     spsr_el2, x1
+    adr     x1, in_el1
+    msr     elr_el2, x1
+    isb
+    eret
+
+in_el1:
+    /* FP/SIMD: Rust on aarch64-unknown-none uses it anywhere. */
+    mov     x1, #(3 << 20)
+    msr     cpacr_el1, x1
+    isb
+
+    /* Zero bss (MMU off: these stores reach memory), then drop any stale cache lines over it. */
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+    mov     x3, x1
+2:  cmp     x3, x2
+    b.hs    3f
+    stp     xzr, xzr, [x3], #16
+    b       2b
+3:  mrs     x4, ctr_el0
+    ubfx    x4, x4, #16, #4         /* DminLine: log2 of words */
+    mov     x5, #4
+    lsl     x5, x5, x4              /* line size in bytes */
+    sub     x6, x5, #1
+    bic     x3, x1, x6
+4:  cmp     x3, x2
+    b.hs    5f
+    dc      ivac, x3
+    add     x3, x3, x5
+    b       4b
+5:  dsb     sy
+
+    /* Boot page table: L0[0] -> L1; L1 blocks for the image's and the DTB's 1 GiB. */
+    adrp    x1, boot_l0
+    adrp    x2, boot_l1
+    orr     x3, x2, #3              /* table descriptor */
+    str     x3, [x1]
+    ldr     x4, =0x705              /* block, AttrIndx 1 (normal WB), inner shareable, AF */
+    adrp    x5, __image_start
+    lsr     x6, x5, #30
+    and     x6, x6, #511
+    lsl     x7, x6, #30
+    orr     x7, x7, x4
+    str     x7, [x2, x6, lsl #3]
+    cbz     x19, 6f
+    lsr     x6, x19, #39
+    cbnz    x6, 6f                  /* beyond the first 512 GiB: leave it to fail cleanly */
+    lsr     x6, x19, #30
+    and     x6, x6, #511
+    lsl     x7, x6, #30
+    orr     x7, x7, x4
+    str     x7, [x2, x6, lsl #3]
+6:  dsb     sy
+
+    /* MAIR: 0 = Device-nGnRE, 1 = Normal WB RA WA. TCR: 48-bit VA, 4 KiB, WB walks, no TTBR1. */
+    ldr     x1, =0xff04
+    msr     mair_el1, x1
+    mrs     x2, id_aa64mmfr0_el1
+    and     x2, x2, #7
+    cmp     x2, #5
+    mov     x3, #5
+    csel    x2, x2, x3, ls          /* IPS = min(PARange, 48 bits) */
+    ldr     x1, =0x803510           /* T0SZ 16, IRGN0/ORGN0 WBWA, SH0 inner, EPD1 */
+    orr     x1, x1, x2, lsl #32
+    msr     tcr_el1, x1
+    adrp    x1, boot_l0
+    msr     ttbr0_el1, x1
+    isb
+    tlbi    vmalle1
+    dsb     nsh
+    isb
+    mrs     x1, sctlr_el1
+    ldr     x2, =0x1005             /* M, C, I */
+    orr     x1, x1, x2
+    bic     x1, x1, #2              /* no alignment checks */
+    msr     sctlr_el1, x1
+    isb
+
+    adrp    x1, __stack_top
+    add     x1, x1, :lo12:__stack_top
+    mov     sp, x1
+    adrp    x1, exception_vectors
+    add     x1, x1, :lo12:exception_vectors
+    msr     vbar_el1, x1
+    isb
+
+    mov     x0, x19
+    mov     x1, x20
+    bl      rust_start
+7:  wfe
+    b       7b
+
+    .section .bss.pagetables, "aw", %nobits
+    .balign 4096
+boot_l0:
+    .space  4096
+boot_l1:
+    .space  4096
+    "#
+);

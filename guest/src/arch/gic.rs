@@ -1,0 +1,145 @@
+//! The interrupt controller (GICv2 or GICv3 as the device tree says) and the IRQ bookkeeping
+//! shared between the IRQ handler and the main loop.
+//!
+//! The handler only acknowledges: it reads the INTID, stamps the entry time and leaves the
+//! interrupt active, which keeps the GIC from signalling it again. The main loop then quiets the
+//! source (acknowledges the virtio ISR or stops the timer) and ends the interrupt.
+
+use arm_gic::gicv2::GicV2;
+use arm_gic::gicv3::{GicCpuInterface, GicV3};
+use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use spin::mutex::SpinMutex;
+use vmprobe_guest::dtb::GicInfo;
+
+enum Gic {
+    V2(GicV2<'static>),
+    V3(GicV3<'static>),
+}
+
+static GIC: SpinMutex<Option<Gic>> = SpinMutex::new(None);
+const NONE: u32 = u32::MAX;
+static PENDING: AtomicU32 = AtomicU32::new(NONE);
+static ENTRY: AtomicU64 = AtomicU64::new(0);
+
+/// Why the GIC could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum GicError {
+    /// A frame address is zero or unusable.
+    #[error("bad GIC frame address")]
+    BadAddress,
+    /// arm-gic rejected the GICv3 redistributors.
+    #[error("GICv3 redistributor setup failed")]
+    Redistributor,
+    /// The interrupt could not be enabled.
+    #[error("cannot enable INTID {0}")]
+    Enable(u32),
+}
+
+fn int_id(intid: u32) -> IntId {
+    if intid < 16 {
+        IntId::sgi(intid)
+    } else if intid < 32 {
+        IntId::ppi(intid - 16)
+    } else {
+        IntId::spi(intid - 32)
+    }
+}
+
+/// Initialises the GIC for CPU 0, everything disabled until `enable`.
+///
+/// # Safety
+///
+/// The frames in `info` must be mapped as device memory and used by nothing else.
+pub unsafe fn init(info: &GicInfo, cpu_count: usize) -> Result<(), GicError> {
+    let gic = match *info {
+        GicInfo::V2 { dist, cpu } => {
+            // SAFETY: the caller promises mapped, unaliased frames.
+            let mut gic = unsafe { GicV2::new(dist.base as usize as *mut _, cpu.base as usize as *mut _) };
+            gic.setup();
+            Gic::V2(gic)
+        }
+        GicInfo::V3 { dist, redist } => {
+            let gicd = NonNull::new(dist.base as usize as *mut _).ok_or(GicError::BadAddress)?;
+            let gicr = NonNull::new(redist.base as usize as *mut _).ok_or(GicError::BadAddress)?;
+            // SAFETY: the caller promises mapped, unaliased frames.
+            let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpu_count.max(1)) }
+                .map_err(|_| GicError::Redistributor)?;
+            gic.setup(0);
+            GicCpuInterface::set_priority_mask(0xff);
+            Gic::V3(gic)
+        }
+    };
+    *GIC.lock() = Some(gic);
+    Ok(())
+}
+
+/// Enables level-triggered interrupt `intid` at a middle priority, routed to CPU 0.
+pub fn enable(intid: u32) -> Result<(), GicError> {
+    let id = int_id(intid);
+    let mut guard = GIC.lock();
+    let ok = match guard.as_mut() {
+        Some(Gic::V2(gic)) => {
+            gic.set_interrupt_priority(id, 0x80);
+            gic.set_trigger(id, Trigger::Level);
+            gic.enable_interrupt(id, true).is_ok()
+        }
+        Some(Gic::V3(gic)) => {
+            gic.set_interrupt_priority(id, Some(0), 0x80).is_ok()
+                && gic.set_trigger(id, Some(0), Trigger::Level).is_ok()
+                && gic.enable_interrupt(id, Some(0), true).is_ok()
+        }
+        None => false,
+    };
+    if ok { Ok(()) } else { Err(GicError::Enable(intid)) }
+}
+
+/// Called by the IRQ vector: acknowledge and remember the interrupt.
+pub fn on_irq(now: u64) {
+    let intid = match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => gic.get_and_acknowledge_interrupt(InterruptGroup::Group0),
+        Some(Gic::V3(_)) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
+        None => None,
+    };
+    if let Some(intid) = intid {
+        ENTRY.store(now, Ordering::Relaxed);
+        PENDING.store(intid.raw_value(), Ordering::Release);
+    }
+}
+
+/// The interrupt the handler acknowledged since the last call, with its entry time.
+pub fn take_pending() -> Option<(u32, u64)> {
+    let intid = PENDING.swap(NONE, Ordering::Acquire);
+    (intid != NONE).then(|| (intid, ENTRY.load(Ordering::Relaxed)))
+}
+
+/// Ends (drops priority and deactivates) an acknowledged interrupt.
+pub fn end(intid: u32) {
+    let id = int_id(intid);
+    match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => gic.end_interrupt(id, InterruptGroup::Group0),
+        Some(Gic::V3(_)) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
+        None => {}
+    }
+}
+
+/// Sleeps until an interrupt is pending, then lets it in.
+///
+/// IRQs stay masked except in a window right after WFI: WFI wakes on a pending interrupt even
+/// while it is masked, so one that arrives between the caller's last poll and the WFI is not
+/// lost. The asm declares every C caller-saved register clobbered, because the handler runs
+/// inside it; that is what lets the vector save only the integer registers.
+pub fn wait_for_interrupt() {
+    // SAFETY: the vector table is installed and the handler preserves the callee-saved state.
+    unsafe {
+        core::arch::asm!(
+            "wfi",
+            "msr daifclr, #2",
+            "isb",
+            "msr daifset, #2",
+            clobber_abi("C"),
+            options(nostack)
+        )
+    };
+}

@@ -1,0 +1,73 @@
+//! The full identity map, built from the device tree: RAM as normal write-back memory, the
+//! devices the probe uses as Device-nGnRE, nothing else mapped.
+
+use aarch64_paging::descriptor::El1Attributes;
+use aarch64_paging::idmap::IdMap;
+use aarch64_paging::paging::{El1And0, MemoryRegion, PAGE_SIZE};
+use alloc::boxed::Box;
+use vmprobe_guest::dtb::{Platform, Region};
+
+/// MAIR index 0 (set up by the boot code): Device-nGnRE.
+const DEVICE: El1Attributes = El1Attributes::ATTRIBUTE_INDEX_0
+    .union(El1Attributes::VALID)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::UXN)
+    .union(El1Attributes::PXN);
+/// MAIR index 1: Normal, inner/outer write-back.
+const NORMAL: El1Attributes = El1Attributes::ATTRIBUTE_INDEX_1
+    .union(El1Attributes::VALID)
+    .union(El1Attributes::ACCESSED)
+    .union(El1Attributes::INNER_SHAREABLE);
+
+/// Why the map could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot map {base:#x}..{end:#x}: {reason}")]
+pub struct MapError {
+    base: u64,
+    end: u64,
+    reason: &'static str,
+}
+
+fn page_range(region: Region) -> MemoryRegion {
+    let mask = PAGE_SIZE as u64 - 1;
+    MemoryRegion::new((region.base & !mask) as usize, ((region.end() + mask) & !mask) as usize)
+}
+
+/// Builds the identity map for `platform` and switches to it. The boot map is identical over
+/// the image and the DTB (normal memory, same addresses), so the switch needs no break.
+pub fn init(platform: &Platform) -> Result<(), MapError> {
+    let mut idmap = IdMap::with_asid(0, 0, El1And0);
+    let mut map = |region: Region, attributes: El1Attributes| {
+        idmap.map_range(&page_range(region), attributes).map_err(|_| MapError {
+            base: region.base,
+            end: region.end(),
+            reason: "outside the 48-bit address space or overlapping",
+        })
+    };
+    for bank in &platform.memory {
+        map(*bank, NORMAL)?;
+    }
+    let mut devices = alloc::vec::Vec::new();
+    devices.extend(platform.uart);
+    match platform.gic {
+        vmprobe_guest::dtb::GicInfo::V2 { dist, cpu } => devices.extend([dist, cpu]),
+        vmprobe_guest::dtb::GicInfo::V3 { dist, redist } => devices.extend([dist, redist]),
+    }
+    devices.extend(platform.virtio_mmio.iter().map(|s| s.region));
+    if let Some(pci) = &platform.pci {
+        devices.push(pci.ecam);
+        devices.extend(pci.mmio32().map(|w| Region { base: w.cpu_base, size: w.size }));
+    }
+    for device in devices {
+        map(device, DEVICE)?;
+    }
+    // The page tables live for the rest of the program.
+    let idmap = Box::leak(Box::new(idmap));
+    // SAFETY: the new map covers all RAM (image, stack, heap, DTB) with the same attributes as
+    // the boot map, plus the devices; the TLB is invalidated before anything relies on it.
+    unsafe {
+        idmap.activate();
+        core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack, preserves_flags));
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+//! Everything specific to AArch64 bare metal: boot, exceptions, MMU, GIC, console, counter and
+//! timer, PSCI, heap and the virtio `Hal`. Only the image (target_os = "none") builds this.
+
+mod boot;
+pub mod console;
+pub mod counter;
+mod exceptions;
+pub mod gic;
+pub mod hal;
+pub mod heap;
+pub mod mmu;
+pub mod power;

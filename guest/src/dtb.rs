@@ -1,0 +1,464 @@
+//! What the probe needs to know about its machine, read from the flattened device tree.
+//!
+//! Pure code: it only reads the blob it is given, so it is tested on the host against DTBs dumped
+//! from `qemu-system-aarch64 -M virt,dumpdtb=...` (see `src/testdata`).
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use flat_device_tree::node::FdtNode;
+use flat_device_tree::Fdt;
+
+/// A physical address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    /// One past the last byte.
+    pub fn end(&self) -> u64 {
+        self.base.saturating_add(self.size)
+    }
+}
+
+/// The interrupt controller and where its register frames are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicInfo {
+    /// GICv2: distributor and CPU interface.
+    V2 {
+        /// GICD frame.
+        dist: Region,
+        /// GICC frame.
+        cpu: Region,
+    },
+    /// GICv3: distributor and redistributors (the CPU interface is system registers).
+    V3 {
+        /// GICD frame.
+        dist: Region,
+        /// First redistributor region.
+        redist: Region,
+    },
+}
+
+impl GicInfo {
+    /// `v2` or `v3`, as the ready line shows it.
+    pub fn version(&self) -> &'static str {
+        match self {
+            GicInfo::V2 { .. } => "v2",
+            GicInfo::V3 { .. } => "v3",
+        }
+    }
+}
+
+/// How PSCI calls reach the firmware or hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PsciConduit {
+    /// Hypervisor call.
+    Hvc,
+    /// Secure monitor call.
+    Smc,
+}
+
+/// One virtio-mmio slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VirtioMmioSlot {
+    /// Its register window.
+    pub region: Region,
+    /// Its interrupt as a GIC INTID.
+    pub intid: u32,
+}
+
+/// A window of CPU addresses through which the PCI host bridge forwards memory accesses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciWindow {
+    /// Address on the PCI bus.
+    pub pci_base: u64,
+    /// Address the CPU uses.
+    pub cpu_base: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// The window is 64-bit memory space (BARs placed there must be 64-bit).
+    pub is_64bit: bool,
+    /// Prefetchable memory.
+    pub prefetchable: bool,
+}
+
+/// One `interrupt-map` entry of the PCI host: (device, pin) to GIC INTID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciIrqRoute {
+    /// The high cell of the child unit address (bus/device/function bits), already masked.
+    pub devfn_cell: u32,
+    /// INTx pin, 1 = INTA ... 4 = INTD, already masked.
+    pub pin: u32,
+    /// The GIC INTID it raises.
+    pub intid: u32,
+}
+
+/// A PCIe host bridge with ECAM configuration space (`pci-host-ecam-generic`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciHost {
+    /// ECAM region.
+    pub ecam: Region,
+    /// First bus number behind the bridge.
+    pub bus_start: u8,
+    /// Memory windows (I/O space is left out).
+    pub windows: Vec<PciWindow>,
+    /// Legacy INTx routing.
+    pub irq_routes: Vec<PciIrqRoute>,
+    /// `interrupt-map-mask` for (devfn cell, pin).
+    pub irq_mask: (u32, u32),
+}
+
+impl PciHost {
+    /// The GIC INTID that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
+    pub fn intid_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<u32> {
+        let devfn_cell =
+            (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8) & self.irq_mask.0;
+        let pin = u32::from(pin) & self.irq_mask.1;
+        self.irq_routes
+            .iter()
+            .find(|r| r.devfn_cell == devfn_cell && r.pin == pin)
+            .map(|r| r.intid)
+    }
+
+    /// The largest non-prefetchable 32-bit memory window, where BARs are placed.
+    pub fn mmio32(&self) -> Option<PciWindow> {
+        self.windows.iter().filter(|w| !w.is_64bit && w.pci_base < (1 << 32)).max_by_key(|w| w.size).copied()
+    }
+}
+
+/// Everything the probe reads from the device tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Platform {
+    /// RAM banks.
+    pub memory: Vec<Region>,
+    /// The PL011 console (the one `/chosen/stdout-path` names, else the first).
+    pub uart: Option<Region>,
+    /// Interrupt controller.
+    pub gic: GicInfo,
+    /// INTID of the EL1 virtual timer.
+    pub virtual_timer_intid: u32,
+    /// PSCI conduit, if the machine has PSCI.
+    pub psci: Option<PsciConduit>,
+    /// All virtio-mmio slots, in address order.
+    pub virtio_mmio: Vec<VirtioMmioSlot>,
+    /// PCIe host bridge with ECAM, if any.
+    pub pci: Option<PciHost>,
+    /// `/chosen/bootargs`.
+    pub bootargs: Option<String>,
+    /// Number of CPUs (GICv3 redistributors to expect).
+    pub cpu_count: usize,
+}
+
+/// Why a device tree could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DtbError {
+    /// Not a valid flattened device tree.
+    #[error("invalid device tree blob: {0}")]
+    Invalid(&'static str),
+    /// No `/memory` node with a `reg`.
+    #[error("device tree has no memory")]
+    NoMemory,
+    /// No GICv2 or GICv3 node.
+    #[error("device tree has no GICv2 or GICv3 interrupt controller")]
+    NoGic,
+    /// No ARMv8 timer node, or its interrupts are unusable.
+    #[error("device tree has no usable arm,armv8-timer node")]
+    NoTimer,
+    /// A node's `reg` or `interrupts` property is malformed.
+    #[error("malformed {property} in device tree node {node}")]
+    Malformed {
+        /// Node name.
+        node: String,
+        /// Property name.
+        property: &'static str,
+    },
+}
+
+const GIC_SPI: u32 = 0;
+const GIC_PPI: u32 = 1;
+
+impl Platform {
+    /// Interprets a device tree blob.
+    pub fn parse(blob: &[u8]) -> Result<Self, DtbError> {
+        let fdt = Fdt::new(blob).map_err(|_| DtbError::Invalid("bad header or structure"))?;
+
+        let memory: Vec<Region> = fdt
+            .all_nodes()
+            .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("memory"))
+            .flat_map(|n| n.reg())
+            .filter_map(|r| {
+                Some(Region { base: r.starting_address as u64, size: r.size? as u64 })
+                    .filter(|r| r.size > 0)
+            })
+            .collect();
+        if memory.is_empty() {
+            return Err(DtbError::NoMemory);
+        }
+
+        let gic = parse_gic(&fdt)?;
+        let virtual_timer_intid = parse_timer(&fdt)?;
+        let psci = fdt
+            .find_compatible(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"])
+            .and_then(|n| n.property("method").and_then(|p| p.as_str()))
+            .and_then(|m| match m {
+                "hvc" => Some(PsciConduit::Hvc),
+                "smc" => Some(PsciConduit::Smc),
+                _ => None,
+            });
+
+        let mut virtio_mmio = Vec::new();
+        for node in fdt.all_nodes().filter(|n| is_compatible(n, "virtio,mmio")) {
+            let Some(region) = first_reg(&node) else { continue };
+            let intid = interrupts(&node)?.into_iter().next().ok_or_else(|| malformed(&node, "interrupts"))?;
+            virtio_mmio.push(VirtioMmioSlot { region, intid });
+        }
+        virtio_mmio.sort_by_key(|s| s.region.base);
+
+        let pci = fdt
+            .all_nodes()
+            .find(|n| is_compatible(n, "pci-host-ecam-generic") && is_enabled(n))
+            .map(|n| parse_pci(&fdt, &n))
+            .transpose()?;
+
+        let bootargs = fdt.chosen().ok().and_then(|c| c.bootargs()).map(String::from);
+        let cpu_count = fdt.cpus().count().max(1);
+
+        Ok(Platform {
+            memory,
+            uart: parse_uart(&fdt),
+            gic,
+            virtual_timer_intid,
+            psci,
+            virtio_mmio,
+            pci,
+            bootargs,
+            cpu_count,
+        })
+    }
+}
+
+fn malformed(node: &FdtNode, property: &'static str) -> DtbError {
+    DtbError::Malformed { node: String::from(node.name), property }
+}
+
+fn is_compatible(node: &FdtNode, compatible: &str) -> bool {
+    node.compatible().is_some_and(|c| c.all().any(|s| s == compatible))
+}
+
+fn is_enabled(node: &FdtNode) -> bool {
+    matches!(node.property("status").and_then(|p| p.as_str()), None | Some("okay") | Some("ok"))
+}
+
+fn first_reg(node: &FdtNode) -> Option<Region> {
+    let r = node.reg().next()?;
+    Some(Region { base: r.starting_address as u64, size: r.size? as u64 })
+}
+
+/// Big-endian cells of a property.
+fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// A GIC interrupt specifier (type, number, flags) as an INTID.
+fn gic_intid(kind: u32, number: u32) -> Option<u32> {
+    match kind {
+        GIC_SPI if number < 988 => Some(number + 32),
+        GIC_PPI if number < 16 => Some(number + 16),
+        _ => None,
+    }
+}
+
+/// The node's `interrupts` as INTIDs (three-cell GIC specifiers).
+fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
+    let Some(prop) = node.property("interrupts") else { return Ok(Vec::new()) };
+    let raw: Vec<u32> = cells(prop.value).collect();
+    if raw.len() % 3 != 0 || prop.value.len() % 4 != 0 {
+        return Err(malformed(node, "interrupts"));
+    }
+    raw.chunks_exact(3).map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts"))).collect()
+}
+
+fn parse_gic(fdt: &Fdt) -> Result<GicInfo, DtbError> {
+    if let Some(node) = fdt.all_nodes().find(|n| is_compatible(n, "arm,gic-v3") && is_enabled(n)) {
+        let mut regs = node.reg();
+        let dist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
+        let redist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
+        return match (dist, redist) {
+            (Some(dist), Some(redist)) => Ok(GicInfo::V3 { dist, redist }),
+            _ => Err(malformed(&node, "reg")),
+        };
+    }
+    let v2 = ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
+    if let Some(node) = fdt.all_nodes().find(|n| v2.iter().any(|c| is_compatible(n, c)) && is_enabled(n)) {
+        let mut regs = node.reg();
+        let dist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
+        let cpu = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
+        return match (dist, cpu) {
+            (Some(dist), Some(cpu)) => Ok(GicInfo::V2 { dist, cpu }),
+            _ => Err(malformed(&node, "reg")),
+        };
+    }
+    Err(DtbError::NoGic)
+}
+
+fn parse_timer(fdt: &Fdt) -> Result<u32, DtbError> {
+    let node = fdt
+        .all_nodes()
+        .find(|n| is_compatible(n, "arm,armv8-timer") || is_compatible(n, "arm,armv7-timer"))
+        .ok_or(DtbError::NoTimer)?;
+    // Order per the binding: secure physical, non-secure physical, virtual, hypervisor.
+    interrupts(&node)?.get(2).copied().ok_or(DtbError::NoTimer)
+}
+
+fn parse_uart(fdt: &Fdt) -> Option<Region> {
+    let stdout = fdt.chosen().ok().and_then(|c| c.stdout()).map(|s| s.node());
+    stdout
+        .filter(|n| is_compatible(n, "arm,pl011"))
+        .or_else(|| fdt.all_nodes().find(|n| is_compatible(n, "arm,pl011") && is_enabled(n)))
+        .and_then(|n| first_reg(&n))
+}
+
+fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
+    let ecam = first_reg(node).ok_or_else(|| malformed(node, "reg"))?;
+    let bus_start = node
+        .property("bus-range")
+        .and_then(|p| cells(p.value).next())
+        .map(|b| b.min(255) as u8)
+        .unwrap_or(0);
+
+    // ranges: (phys.hi phys.mid phys.lo) (parent address) (size), space code in phys.hi bits 24-25.
+    let windows = node
+        .ranges()
+        .filter_map(|r| {
+            let space = (r.child_bus_address_hi >> 24) & 0b11;
+            (space == 0b10 || space == 0b11).then_some(PciWindow {
+                pci_base: r.child_bus_address as u64,
+                cpu_base: r.parent_bus_address as u64,
+                size: r.size as u64,
+                is_64bit: space == 0b11,
+                prefetchable: r.child_bus_address_hi & (1 << 30) != 0,
+            })
+        })
+        .collect();
+
+    let (irq_mask, irq_routes) = parse_interrupt_map(fdt, node)?;
+    Ok(PciHost { ecam, bus_start, windows, irq_routes, irq_mask })
+}
+
+/// `interrupt-map` of a PCI host: entries of (3-cell unit address, 1-cell pin, phandle,
+/// parent unit address, parent specifier), the parent cell counts read from the parent node.
+fn parse_interrupt_map(fdt: &Fdt, node: &FdtNode) -> Result<((u32, u32), Vec<PciIrqRoute>), DtbError> {
+    let mask = node
+        .property("interrupt-map-mask")
+        .map(|p| cells(p.value).collect::<Vec<_>>())
+        .filter(|m| m.len() == 4)
+        .map(|m| (m[0], m[3]))
+        .unwrap_or((u32::MAX, u32::MAX));
+    let Some(map) = node.property("interrupt-map") else { return Ok((mask, Vec::new())) };
+    let raw: Vec<u32> = cells(map.value).collect();
+    let mut routes = Vec::new();
+    let mut i = 0;
+    while i < raw.len() {
+        let entry = raw.get(i..i + 5).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let (devfn_cell, pin, phandle) = (entry[0], entry[3], entry[4]);
+        let parent = interrupt_parent_cells(fdt, phandle).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        i += 5 + parent.0;
+        let spec = raw.get(i..i + parent.1).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        i += parent.1;
+        if spec.len() >= 2 {
+            if let Some(intid) = gic_intid(spec[0], spec[1]) {
+                routes.push(PciIrqRoute { devfn_cell: devfn_cell & mask.0, pin: pin & mask.1, intid });
+            }
+        }
+    }
+    Ok((mask, routes))
+}
+
+/// (`#address-cells`, `#interrupt-cells`) of the interrupt parent with this phandle.
+fn interrupt_parent_cells(fdt: &Fdt, phandle: u32) -> Option<(usize, usize)> {
+    let parent = fdt.find_phandle(phandle)?;
+    let cell = |name| parent.property(name).and_then(|p| cells(p.value).next());
+    Some((cell("#address-cells").unwrap_or(0) as usize, cell("#interrupt-cells")? as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `-M virt,gic-version=2 -cpu cortex-a57 -m 128M -device virtio-net-device
+    /// -append "ip=192.168.7.2/24 gw=192.168.7.1 mode=poll"`.
+    const GICV2_MMIO: &[u8] = include_bytes!("testdata/virt-gicv2-mmio.dtb");
+    /// `-M virt,gic-version=3,virtualization=on -cpu max -m 256M -device virtio-net-pci`.
+    const GICV3_PCI_EL2: &[u8] = include_bytes!("testdata/virt-gicv3-pci-el2.dtb");
+
+    #[test]
+    fn gicv2_virtio_mmio_machine() {
+        let p = Platform::parse(GICV2_MMIO).unwrap();
+        assert_eq!(p.memory, [Region { base: 0x4000_0000, size: 128 << 20 }]);
+        assert_eq!(p.uart, Some(Region { base: 0x0900_0000, size: 0x1000 }));
+        assert_eq!(
+            p.gic,
+            GicInfo::V2 {
+                dist: Region { base: 0x0800_0000, size: 0x1_0000 },
+                cpu: Region { base: 0x0801_0000, size: 0x1_0000 },
+            }
+        );
+        assert_eq!(p.gic.version(), "v2");
+        assert_eq!(p.virtual_timer_intid, 27);
+        assert_eq!(p.psci, Some(PsciConduit::Hvc));
+        assert_eq!(p.virtio_mmio.len(), 32);
+        assert_eq!(p.virtio_mmio[0], VirtioMmioSlot { region: Region { base: 0x0a00_0000, size: 0x200 }, intid: 48 });
+        assert_eq!(p.virtio_mmio[31], VirtioMmioSlot { region: Region { base: 0x0a00_3e00, size: 0x200 }, intid: 79 });
+        assert_eq!(p.bootargs.as_deref(), Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll"));
+        assert_eq!(p.cpu_count, 1);
+        // Every virt machine has the PCIe host too, with its 32-bit window identity mapped.
+        let pci = p.pci.unwrap();
+        assert_eq!(pci.ecam.size, 0x1000_0000);
+        let w = pci.mmio32().unwrap();
+        assert_eq!((w.pci_base, w.cpu_base, w.size), (0x1000_0000, 0x1000_0000, 0x2eff_0000));
+    }
+
+    #[test]
+    fn gicv3_pci_el2_machine() {
+        let p = Platform::parse(GICV3_PCI_EL2).unwrap();
+        assert_eq!(p.memory, [Region { base: 0x4000_0000, size: 256 << 20 }]);
+        let GicInfo::V3 { dist, redist } = p.gic else { panic!("not v3: {:?}", p.gic) };
+        assert_eq!(dist.base, 0x0800_0000);
+        assert_eq!(redist.base, 0x080a_0000);
+        assert_eq!(p.gic.version(), "v3");
+        assert_eq!(p.virtual_timer_intid, 27);
+        // With EL2 given to the guest, PSCI moves to the secure monitor.
+        assert_eq!(p.psci, Some(PsciConduit::Smc));
+        assert_eq!(p.bootargs, None);
+        let pci = p.pci.unwrap();
+        // High ECAM above 4 GiB on a 48-bit machine.
+        assert_eq!(pci.ecam, Region { base: 0x40_1000_0000, size: 0x1000_0000 });
+        assert_eq!(pci.bus_start, 0);
+        assert!(pci.windows.iter().any(|w| w.is_64bit && w.size >= 1 << 32));
+        // INTx swizzle: slot 1 INTA is SPI 4 (INTID 36), slot 0 INTA SPI 3.
+        assert_eq!(pci.intid_for(0, 0, 0, 1), Some(35));
+        assert_eq!(pci.intid_for(0, 1, 0, 1), Some(36));
+        assert_eq!(pci.intid_for(0, 1, 0, 2), Some(37));
+        assert_eq!(pci.intid_for(0, 4, 0, 1), Some(35));
+        assert_eq!(pci.irq_routes.len(), 16);
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncation() {
+        assert!(matches!(Platform::parse(&[0u8; 64]), Err(DtbError::Invalid(_))));
+        assert!(Platform::parse(&GICV2_MMIO[..GICV2_MMIO.len() / 2]).is_err());
+        assert!(Platform::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn interrupt_specifiers() {
+        assert_eq!(gic_intid(GIC_SPI, 16), Some(48));
+        assert_eq!(gic_intid(GIC_PPI, 11), Some(27));
+        assert_eq!(gic_intid(GIC_PPI, 16), None);
+        assert_eq!(gic_intid(7, 1), None);
+    }
+}

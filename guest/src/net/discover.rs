@@ -1,0 +1,144 @@
+//! Finding the virtio-net device: the virtio-mmio slots and the PCIe host bridge the device tree
+//! lists, in that order.
+
+use crate::dtb::{PciHost, VirtioMmioSlot};
+use core::ptr::NonNull;
+use virtio_drivers::transport::mmio::{MmioTransport, MmioVersion, VirtIOHeader};
+use virtio_drivers::transport::pci::bus::{BarInfo, Cam, Command, ConfigurationAccess, DeviceFunction, MemoryBarType, MmioCam, PciRoot};
+use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
+use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
+use virtio_drivers::Hal;
+
+/// Which virtio transport carries the NIC (as the ready line shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransportKind {
+    /// virtio-mmio version 1 (QEMU's default).
+    MmioLegacy,
+    /// virtio-mmio version 2.
+    Mmio,
+    /// virtio-pci (modern).
+    Pci,
+}
+
+impl TransportKind {
+    /// `mmio-legacy`, `mmio` or `pci`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::MmioLegacy => "mmio-legacy",
+            TransportKind::Mmio => "mmio",
+            TransportKind::Pci => "pci",
+        }
+    }
+}
+
+/// A virtio-net device ready for the driver.
+#[derive(Debug)]
+pub struct VirtioNic {
+    /// The transport, not yet initialised.
+    pub transport: SomeTransport<'static>,
+    /// How it is attached.
+    pub kind: TransportKind,
+    /// Its interrupt (GIC INTID), if the device tree routes one.
+    pub intid: Option<u32>,
+}
+
+/// Why no usable NIC was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoverError {
+    /// Neither transport has a network device.
+    #[error("no virtio-net device on virtio-mmio or PCI")]
+    NotFound,
+    /// A PCI BAR did not fit the host bridge's memory window.
+    #[error("cannot place BAR {bar} of PCI device {device}: no room in the 32-bit memory window")]
+    NoBarSpace {
+        /// Device number.
+        device: u8,
+        /// BAR index.
+        bar: u8,
+    },
+    /// The PCI device was found but the virtio-pci transport rejected it.
+    #[error("virtio-pci transport: {0}")]
+    Pci(&'static str),
+}
+
+/// Looks for a network device in the virtio-mmio slots.
+///
+/// # Safety
+///
+/// Every slot's region must be mapped as device memory, identity mapped, and not otherwise in use.
+pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
+    slots.iter().find_map(|slot| {
+        let header = NonNull::new(slot.region.base as usize as *mut VirtIOHeader)?;
+        // SAFETY: the caller promises the slot is a mapped, unaliased virtio-mmio window.
+        let mmio = unsafe { MmioTransport::new(header, slot.region.size as usize) }.ok()?;
+        if mmio.device_type() != DeviceType::Network {
+            return None;
+        }
+        let kind = match mmio.version() {
+            MmioVersion::Legacy => TransportKind::MmioLegacy,
+            MmioVersion::Modern => TransportKind::Mmio,
+        };
+        Some(VirtioNic { transport: SomeTransport::Mmio(mmio), kind, intid: Some(slot.intid) })
+    })
+}
+
+/// Enumerates the PCIe host bridge for a virtio-net device, places its memory BARs in the 32-bit
+/// window, enables it and returns its transport.
+///
+/// # Safety
+///
+/// The ECAM region and the 32-bit memory window must be identity mapped as device memory and not
+/// otherwise in use; `H` must map MMIO identically.
+pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, DiscoverError> {
+    // SAFETY: the caller promises the ECAM region is mapped and unaliased.
+    let cam = unsafe { MmioCam::new(host.ecam.base as usize as *mut u8, Cam::Ecam) };
+    // SAFETY: the clone only reads the read-only interrupt pin register.
+    let reader = unsafe { cam.unsafe_clone() };
+    let mut root = PciRoot::new(cam);
+    let window = host.mmio32().filter(|w| w.pci_base == w.cpu_base);
+    let mut next = window.map(|w| w.pci_base).unwrap_or(0);
+    let limit = window.map(|w| w.pci_base + w.size).unwrap_or(0);
+
+    let found = root
+        .enumerate_bus(host.bus_start)
+        .find(|(_, info)| virtio_device_type(info) == Some(DeviceType::Network))
+        .map(|(df, _)| df);
+    let Some(df) = found else { return Ok(None) };
+
+    let mut bar = 0u8;
+    while bar < 6 {
+        let info = root.bar_info(df, bar).map_err(|_| DiscoverError::Pci("cannot size BAR"))?;
+        let Some(info) = info else {
+            bar += 1;
+            continue;
+        };
+        let step = if info.takes_two_entries() { 2 } else { 1 };
+        if let BarInfo::Memory { address_type, size, .. } = info {
+            if size > 0 {
+                let base = next.next_multiple_of(size);
+                if base + size > limit || (address_type != MemoryBarType::Width64 && base + size > 1 << 32) {
+                    return Err(DiscoverError::NoBarSpace { device: df.device, bar });
+                }
+                match address_type {
+                    MemoryBarType::Width64 => root.set_bar_64(df, bar, base),
+                    _ => root.set_bar_32(df, bar, base as u32),
+                }
+                next = base + size;
+            }
+        }
+        bar += step;
+    }
+    root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
+
+    let pin = interrupt_pin(&reader, df).unwrap_or(1);
+    let intid = host.intid_for(df.bus, df.device, df.function, pin);
+    let transport = PciTransport::new::<H, _>(&mut root, df).map_err(|_| DiscoverError::Pci("missing capabilities"))?;
+    Ok(Some(VirtioNic { transport: SomeTransport::Pci(transport), kind: TransportKind::Pci, intid }))
+}
+
+/// The INTx pin (1..=4) from the configuration header, if the device uses one.
+fn interrupt_pin(cam: &MmioCam<'_>, df: DeviceFunction) -> Option<u8> {
+    // Interrupt line and pin are bytes 0x3c and 0x3d of the type 0 header.
+    let pin = (cam.read_word(df, 0x3c) >> 8) as u8;
+    (1..=4).contains(&pin).then_some(pin)
+}

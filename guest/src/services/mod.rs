@@ -1,0 +1,174 @@
+//! The probe's network services on smoltcp, independent of the platform.
+//!
+//! [`Services`] owns the smoltcp interface and every socket; the platform hands it a
+//! [`Device`] and the time on each [`Services::poll`]. It serves, exactly as the Guest CONTRACT
+//! says:
+//!
+//! - ICMP echo (smoltcp's interface answers it);
+//! - UDP echo on 7 (payloads up to 1472 bytes) and TCP echo on 7 (streams of any length, with
+//!   backpressure, never dropping a byte);
+//! - discard on 9, TCP and UDP;
+//! - chargen on TCP 19 (RFC 864, as fast as the peer's window allows);
+//! - the sockperf ping-pong reflector on UDP 11111 (see [`sockperf`]);
+//! - UDP 7777 is reserved for the probe protocol (see [`udp`]).
+//!
+//! One poll takes in one frame at a time and, before the next, lets every service answer and
+//! smoltcp transmit: a UDP echo leaves in the same poll that received its request.
+
+pub mod audit;
+pub mod chargen;
+mod dhcp;
+pub mod sockperf;
+pub mod stats;
+pub mod tcp;
+pub mod udp;
+
+#[cfg(test)]
+mod tests;
+
+use alloc::boxed::Box;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketSet};
+use smoltcp::phy::Device;
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+
+use crate::config::NetConfig;
+use audit::Audited;
+use dhcp::Dhcp;
+use stats::{FrameCounters, Stats};
+use tcp::TcpServices;
+use udp::UdpServices;
+
+/// Bytes of working space for moving data from a receive to a transmit buffer.
+const SCRATCH_LEN: usize = 4096;
+
+/// Rounds of (one frame in, serve, frames out) in one [`Services::poll`], so that a flood cannot
+/// keep the caller from its own work; `poll` returns true when it stops early.
+const MAX_ROUNDS: usize = 64;
+
+/// Heap that [`Services::new`] allocates, within a few KiB (socket tables and smoltcp's own
+/// state come on top of the buffers): size the guest's allocator at least this large.
+pub const HEAP_BYTES: usize = udp::HEAP_BYTES + tcp::HEAP_BYTES + SCRATCH_LEN + 16 * 1024;
+
+/// The probe's network stack and services.
+pub struct Services {
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    udp: UdpServices,
+    tcp: TcpServices,
+    dhcp: Option<Dhcp>,
+    ipv4: Option<Ipv4Cidr>,
+    scratch: Box<[u8]>,
+    frames: FrameCounters,
+    stats: Stats,
+}
+
+impl Services {
+    /// Bring up the interface with `mac` and start every service on `config`'s address (or
+    /// start DHCP when `config.dhcp` is set).
+    pub fn new<D: Device + ?Sized>(
+        config: &NetConfig,
+        mac: EthernetAddress,
+        device: &mut D,
+        now: Instant,
+    ) -> Self {
+        let mut iface_config = Config::new(mac.into());
+        iface_config.random_seed = seed(mac, now);
+        let mut iface = Interface::new(iface_config, device, now);
+        let mut sockets = SocketSet::new(Vec::new());
+        // Insertion order is the order smoltcp serves sockets in: latency-critical UDP first.
+        let udp = UdpServices::new(&mut sockets);
+        let tcp = TcpServices::new(&mut sockets);
+        let (dhcp, ipv4) = if config.dhcp {
+            dhcp::apply_ipv4(&mut iface, None, None);
+            (Some(Dhcp::new(&mut sockets)), None)
+        } else {
+            dhcp::apply_ipv4(&mut iface, Some(config.ip), config.gw);
+            (None, Some(config.ip))
+        };
+        Services {
+            iface,
+            sockets,
+            udp,
+            tcp,
+            dhcp,
+            ipv4,
+            scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
+            frames: FrameCounters::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Ingress, service work, egress. Returns true if anything happened (poll again before
+    /// sleeping).
+    pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+        let Services {
+            iface,
+            sockets,
+            udp,
+            tcp,
+            dhcp,
+            ipv4,
+            scratch,
+            frames,
+            stats,
+        } = self;
+        let mut device = Audited::new(device, frames);
+        iface.poll_maintenance(now);
+        let mut any = false;
+        for _ in 0..MAX_ROUNDS {
+            let received = !matches!(
+                iface.poll_ingress_single(now, &mut device, sockets),
+                PollIngressSingleResult::None
+            );
+            let mut served = udp.serve(sockets, scratch, &mut stats.udp);
+            served |= tcp.serve(sockets, scratch, &mut stats.tcp);
+            if let Some(dhcp) = dhcp {
+                served |= dhcp.serve(iface, sockets, ipv4, &mut stats.dhcp);
+            }
+            let sent = matches!(
+                iface.poll_egress(now, &mut device, sockets),
+                PollResult::SocketStateChanged
+            );
+            if !(received || served || sent) {
+                return any;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// When smoltcp next needs a poll (TCP timers, DHCP); `None` means only when a frame
+    /// arrives.
+    pub fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
+        self.iface.poll_delay(now, &self.sockets)
+    }
+
+    /// The interface address once configured (static at once, DHCP after the lease).
+    pub fn ipv4(&self) -> Option<Ipv4Cidr> {
+        self.ipv4
+    }
+
+    /// A snapshot of the service counters.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            frames: self.frames.snapshot(),
+            ..self.stats
+        }
+    }
+}
+
+/// Seed for smoltcp's TCP initial sequence numbers and DHCP transaction ids: distinct per MAC
+/// and boot time, so that two probes, or one probe rebooted, do not repeat each other's.
+fn seed(mac: EthernetAddress, now: Instant) -> u64 {
+    let mut mac64 = [0u8; 8];
+    mac64[..6].copy_from_slice(mac.as_bytes());
+    // splitmix64's finaliser spreads the few varying bits over the whole word.
+    let mut z = u64::from_le_bytes(mac64) ^ (now.total_micros() as u64).rotate_left(32);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}

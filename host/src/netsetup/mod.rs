@@ -1,0 +1,340 @@
+//! Network setups for tap, bridge and macvtap guests, built from iproute2 commands inside
+//! network namespaces that vmprobe creates and removes. Nothing is added to the host's own
+//! namespace, so every device goes away with the namespaces.
+//!
+//! Topologies (guest 192.168.20.2/24, host side 192.168.20.1/24):
+//! - `tap`: namespace `vmp-PID-N` holds `tap0` (192.168.20.1); QEMU and the client run there.
+//! - `bridge`: `vmp-PID-N` holds `tap0` and `veth0` on bridge `br0`, QEMU runs there; the
+//!   client runs in `vmp-PID-N-h1` ("host1") on `veth1` (192.168.20.1), the users' tap+bridge.
+//! - `macvtap`: `vmp-PID-N` holds `veth0` and `mvtap0` (macvtap, bridge mode, the guest's MAC)
+//!   on it; QEMU gets the macvtap character device as a file descriptor; the client runs in
+//!   `vmp-PID-N-h1` on `veth1`.
+//!
+//! Teardown is explicit ([`NetSetup::teardown`]) and also happens on drop.
+pub mod ip;
+pub mod netns;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use netns::NetNs;
+
+use crate::vm::options::Net;
+use crate::vm::qemu_cmd::{mac_string, Backend, GuestNet};
+use ip::Runner;
+
+/// Network setup failures.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Not root.
+    #[error("--net {0} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user")]
+    NotRoot(&'static str),
+    /// A tool is not installed.
+    #[error("`{0}` not found: install iproute2 (apt-get install iproute2)")]
+    ToolMissing(String),
+    /// A command failed.
+    #[error("`{command}` failed: {message}")]
+    Command {
+        /// The command line.
+        command: String,
+        /// Its error output.
+        message: String,
+    },
+    /// Anything else from the OS.
+    #[error("network setup: {0}")]
+    Io(#[from] std::io::Error),
+    /// Output of a tool not understood.
+    #[error("network setup: {0}")]
+    Unexpected(String),
+}
+
+/// Tap device name inside the VM namespace.
+pub const TAP: &str = "tap0";
+/// Bridge name inside the VM namespace.
+pub const BRIDGE: &str = "br0";
+/// veth end in the VM namespace.
+pub const VETH_VM: &str = "veth0";
+/// veth end in the host1 namespace.
+pub const VETH_HOST1: &str = "veth1";
+/// macvtap name inside the VM namespace.
+pub const MACVTAP: &str = "mvtap0";
+/// Prefix of every namespace vmprobe creates.
+pub const NS_PREFIX: &str = "vmp-";
+
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// A created network setup. Dropping it tears it down.
+#[derive(Debug)]
+pub struct NetSetup {
+    net: Net,
+    /// Namespaces created, in creation order.
+    namespaces: Vec<NetNs>,
+    mac: [u8; 6],
+    /// The macvtap character device, opened for QEMU.
+    tap_fd: Option<File>,
+    runner: Runner,
+    torn_down: bool,
+}
+
+impl NetSetup {
+    /// Creates the setup for `net` (not `user`) with the guest's MAC `mac`. Blocking: runs a
+    /// dozen short `ip` commands. Everything created so far is removed again on failure.
+    pub fn create(net: Net, mac: [u8; 6]) -> Result<NetSetup, NetError> {
+        if net == Net::User {
+            return Err(NetError::Unexpected(
+                "user networking needs no setup".into(),
+            ));
+        }
+        if !crate::vm::options::is_root() {
+            return Err(NetError::NotRoot(net.as_str()));
+        }
+        reap_stale();
+        let base = format!(
+            "{NS_PREFIX}{}-{}",
+            std::process::id(),
+            NEXT_ID.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut s = NetSetup {
+            net,
+            namespaces: Vec::new(),
+            mac,
+            tap_fd: None,
+            runner: Runner::default(),
+            torn_down: false,
+        };
+        // On error `s` drops here and removes what was made.
+        s.build(&base)?;
+        Ok(s)
+    }
+
+    fn add_ns(&mut self, name: String) -> Result<NetNs, NetError> {
+        self.runner.ip(&["netns", "add", &name])?;
+        let ns = NetNs::new(name);
+        self.namespaces.push(ns.clone());
+        let n = ns.name().to_string();
+        self.runner.ip(&["-n", &n, "link", "set", "lo", "up"])?;
+        // No IPv6 on these links: router solicitations and DAD would be stray packets for the
+        // guest in the middle of a measurement.
+        self.runner.ip(&[
+            "netns",
+            "exec",
+            &n,
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ])?;
+        Ok(ns)
+    }
+
+    fn build(&mut self, base: &str) -> Result<(), NetError> {
+        let host_addr = format!("{}/{}", GuestNet::LINK.gw, GuestNet::LINK.prefix);
+        let vm = self.add_ns(base.to_string())?;
+        let v = vm.name().to_string();
+        match self.net {
+            Net::User => unreachable!("rejected in create"),
+            Net::Tap => {
+                let r = &mut self.runner;
+                r.ip(&["-n", &v, "tuntap", "add", "dev", TAP, "mode", "tap"])?;
+                r.ip(&["-n", &v, "addr", "add", &host_addr, "dev", TAP])?;
+                r.ip(&["-n", &v, "link", "set", TAP, "up"])?;
+            }
+            Net::Bridge => {
+                let h1 = self.add_ns(format!("{base}-h1"))?;
+                let h = h1.name().to_string();
+                let r = &mut self.runner;
+                r.ip(&["-n", &v, "tuntap", "add", "dev", TAP, "mode", "tap"])?;
+                r.ip(&[
+                    "-n",
+                    &v,
+                    "link",
+                    "add",
+                    BRIDGE,
+                    "type",
+                    "bridge",
+                    "forward_delay",
+                    "0",
+                    "stp_state",
+                    "0",
+                ])?;
+                r.ip(&[
+                    "-n", &v, "link", "add", VETH_VM, "type", "veth", "peer", "name", VETH_HOST1,
+                    "netns", &h,
+                ])?;
+                r.ip(&["-n", &v, "link", "set", TAP, "master", BRIDGE])?;
+                r.ip(&["-n", &v, "link", "set", VETH_VM, "master", BRIDGE])?;
+                for dev in [BRIDGE, TAP, VETH_VM] {
+                    r.ip(&["-n", &v, "link", "set", dev, "up"])?;
+                }
+                r.ip(&["-n", &h, "addr", "add", &host_addr, "dev", VETH_HOST1])?;
+                r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
+            }
+            Net::Macvtap => {
+                let h1 = self.add_ns(format!("{base}-h1"))?;
+                let h = h1.name().to_string();
+                let mac = mac_string(&self.mac);
+                let r = &mut self.runner;
+                r.ip(&[
+                    "-n", &v, "link", "add", VETH_VM, "type", "veth", "peer", "name", VETH_HOST1,
+                    "netns", &h,
+                ])?;
+                // The macvtap must carry the guest's MAC: in bridge mode it only takes frames
+                // addressed to its own address.
+                r.ip(&[
+                    "-n", &v, "link", "add", "link", VETH_VM, "name", MACVTAP, "address", &mac,
+                    "type", "macvtap", "mode", "bridge",
+                ])?;
+                r.ip(&["-n", &v, "link", "set", VETH_VM, "up"])?;
+                r.ip(&["-n", &v, "link", "set", MACVTAP, "up"])?;
+                r.ip(&["-n", &h, "addr", "add", &host_addr, "dev", VETH_HOST1])?;
+                r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
+                self.tap_fd = Some(self.open_macvtap(&v)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the macvtap's character device. Its number is in the namespace's sysfs (which
+    /// `ip netns exec` mounts); the node is made privately, since udev's /dev/tapN names
+    /// (by ifindex) collide between namespaces.
+    fn open_macvtap(&mut self, ns: &str) -> Result<File, NetError> {
+        let dev = self.runner.ip(&[
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            &format!("cat /sys/class/net/{MACVTAP}/macvtap/*/dev"),
+        ])?;
+        let (major, minor) = dev
+            .trim()
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+            .ok_or_else(|| {
+                NetError::Unexpected(format!("macvtap device number `{}`", dev.trim()))
+            })?;
+        let node = PathBuf::from(format!("/dev/vmprobe-{ns}-{MACVTAP}"));
+        let _ = std::fs::remove_file(&node);
+        let c = std::ffi::CString::new(node.as_os_str().as_encoded_bytes())
+            .map_err(|e| NetError::Unexpected(e.to_string()))?;
+        // SAFETY: `c` is a NUL-terminated path that lives across the call.
+        let r = unsafe {
+            libc::mknod(
+                c.as_ptr(),
+                libc::S_IFCHR | 0o600,
+                libc::makedev(major, minor),
+            )
+        };
+        if r != 0 {
+            return Err(NetError::Io(std::io::Error::last_os_error()));
+        }
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&node);
+        let _ = std::fs::remove_file(&node);
+        Ok(f?)
+    }
+
+    /// The kind of setup.
+    pub fn net(&self) -> Net {
+        self.net
+    }
+
+    /// The namespace QEMU runs in.
+    pub fn qemu_netns(&self) -> &NetNs {
+        &self.namespaces[0]
+    }
+
+    /// The namespace a client (the measuring thread) runs in to reach the guest.
+    pub fn client_netns(&self) -> &NetNs {
+        self.namespaces.last().expect("a setup has a namespace")
+    }
+
+    /// Every namespace of the setup.
+    pub fn namespaces(&self) -> &[NetNs] {
+        &self.namespaces
+    }
+
+    /// The macvtap file descriptor QEMU must inherit (macvtap only).
+    pub fn tap_file(&self) -> Option<&File> {
+        self.tap_fd.as_ref()
+    }
+
+    /// The QEMU backend for this setup, given the descriptor number QEMU will see the macvtap
+    /// under.
+    pub fn backend(&self, fd_in_qemu: i32) -> Backend {
+        match self.net {
+            Net::Macvtap => Backend::Fd { fd: fd_in_qemu },
+            _ => Backend::Tap {
+                ifname: TAP.to_string(),
+            },
+        }
+    }
+
+    /// The guest's addresses on this setup.
+    pub fn guest(&self) -> GuestNet {
+        GuestNet::LINK
+    }
+
+    /// Every command run so far, as shell lines (for the run directory).
+    pub fn commands(&self) -> &[String] {
+        &self.runner.log
+    }
+
+    /// Removes everything: the macvtap descriptor is closed, devices deleted, namespaces
+    /// deleted (last created first). Idempotent. QEMU should be gone first, or the kernel
+    /// keeps its namespace alive until it exits.
+    pub fn teardown(&mut self) -> Result<(), NetError> {
+        if self.torn_down {
+            return Ok(());
+        }
+        self.torn_down = true;
+        self.tap_fd = None;
+        let mut first_err = None;
+        for ns in self.namespaces.iter().rev() {
+            if !ns.exists() {
+                continue;
+            }
+            // Deleting the links first makes their removal synchronous; the namespace's own
+            // cleanup in the kernel is deferred.
+            for dev in [MACVTAP, TAP, BRIDGE, VETH_VM, VETH_HOST1] {
+                let _ = ip::run_quiet("ip", &["-n", ns.name(), "link", "del", dev]);
+            }
+            if let Err(e) = ip::run_quiet("ip", &["netns", "del", ns.name()]) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for NetSetup {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            eprintln!("vmprobe: network teardown: {e}");
+        }
+    }
+}
+
+/// Removes namespaces left by vmprobe processes that no longer exist (killed with SIGKILL,
+/// so their teardown never ran).
+pub fn reap_stale() {
+    let Ok(dir) = std::fs::read_dir(netns::NETNS_DIR) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix(NS_PREFIX)
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = ip::run_quiet("ip", &["netns", "del", &name]);
+        }
+    }
+}
