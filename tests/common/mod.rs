@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests that boot the real guest image in real QEMU.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
@@ -84,13 +84,13 @@ impl Qemu {
         ] {
             let console = console.clone();
             std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream);
-                let mut buf = Vec::new();
-                while reader.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
+                // Chunks, not lines: prompts such as U-Boot's countdown end without a newline.
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
                     let (text, cv) = &*console;
-                    text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf));
+                    text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
                     cv.notify_all();
-                    buf.clear();
                 }
             });
         }
@@ -108,19 +108,32 @@ impl Qemu {
         self.console.0.lock().unwrap().clone()
     }
 
-    /// Waits until a console line contains `needle`; returns that line. Panics with the whole
-    /// console on timeout or on a `vmprobe: error` line.
+    /// Waits until a complete console line contains `needle`; returns that line. Panics with
+    /// the whole console on timeout.
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_until(needle, timeout, |text| {
+            let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            complete.lines().find(|l| l.contains(needle)).map(|l| l.trim_end_matches('\r').to_string())
+        })
+    }
+
+    /// Waits until `needle` appears anywhere on the console, even in an unfinished line (a
+    /// prompt).
+    pub fn wait_for_text(&self, needle: &str, timeout: Duration) {
+        self.wait_until(needle, timeout, |text| text.contains(needle).then_some(String::new()));
+    }
+
+    fn wait_until(&self, needle: &str, timeout: Duration, mut found: impl FnMut(&str) -> Option<String>) -> String {
         let deadline = Instant::now() + timeout;
         let (text, cv) = &*self.console;
         let mut guard = text.lock().unwrap();
         loop {
-            if let Some(line) = guard.lines().find(|l| l.contains(needle)) {
-                return line.trim_end_matches('\r').to_string();
+            if let Some(line) = found(&guard) {
+                return line;
             }
             let now = Instant::now();
             if now >= deadline {
-                panic!("no console line with {needle:?} within {timeout:?}; console:\n{guard}");
+                panic!("no {needle:?} on the console within {timeout:?}; console:\n{guard}");
             }
             guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
         }
