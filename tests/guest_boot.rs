@@ -26,7 +26,11 @@ fn boot_and_echo(machine: &str, device: &str, append: &str, extra: &[String]) ->
     tcp_echo(SocketAddr::from((Ipv4Addr::LOCALHOST, port)), 100_000);
     // Echo again after TCP: the UDP path still answers with the exact bytes.
     udp_echo(port, &[1472, 1]);
-    assert!(!qemu.console().contains("vmprobe: error"), "{}", qemu.console());
+    assert!(
+        !qemu.console().contains("vmprobe: error"),
+        "{}",
+        qemu.console()
+    );
     (ready, qemu)
 }
 
@@ -38,38 +42,70 @@ fn trace_file(name: &str) -> std::path::PathBuf {
 fn gicv2_legacy_virtio_mmio_irq_mode() {
     let trace = trace_file("irq");
     let extra = args(&format!("-trace virtio_notify -D {}", trace.display()));
-    let (ready, qemu) = boot_and_echo("-M virt,gic-version=2 -cpu cortex-a57", "virtio-net-device", "", &extra);
-    assert_eq!(ready, "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000");
+    let (ready, qemu) = boot_and_echo(
+        "-M virt,gic-version=2 -cpu cortex-a57",
+        "virtio-net-device",
+        "",
+        &extra,
+    );
+    assert_eq!(
+        ready,
+        "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000"
+    );
     assert!(qemu.console().contains("vmprobe: boot: entered at EL1"));
     drop(qemu);
     // IRQ mode is woken by the device's interrupt: QEMU traces each one it raises.
     let notifies = trace_events(&trace, "virtio_notify ");
     let _ = std::fs::remove_file(&trace);
-    assert!(notifies >= UDP_SIZES.len(), "only {notifies} device interrupts in IRQ mode");
+    assert!(
+        notifies >= UDP_SIZES.len(),
+        "only {notifies} device interrupts in IRQ mode"
+    );
 }
 
 #[test]
 fn gicv3_virtio_pci_irq_mode() {
     let (ready, _qemu) = boot_and_echo("-M virt,gic-version=3 -cpu max", "virtio-net-pci", "", &[]);
-    assert!(ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=pci cntfrq="), "{ready}");
+    assert!(
+        ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=pci cntfrq="),
+        "{ready}"
+    );
 }
 
 #[test]
 fn gicv3_modern_virtio_mmio_entered_at_el2() {
     let extra = args("-global virtio-mmio.force-legacy=false");
-    let (ready, qemu) =
-        boot_and_echo("-M virt,gic-version=3,virtualization=on -cpu max", "virtio-net-device", "", &extra);
-    assert!(ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=mmio cntfrq="), "{ready}");
-    assert!(qemu.console().contains("vmprobe: boot: entered at EL2"), "{}", qemu.console());
+    let (ready, qemu) = boot_and_echo(
+        "-M virt,gic-version=3,virtualization=on -cpu max",
+        "virtio-net-device",
+        "",
+        &extra,
+    );
+    assert!(
+        ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=mmio cntfrq="),
+        "{ready}"
+    );
+    assert!(
+        qemu.console().contains("vmprobe: boot: entered at EL2"),
+        "{}",
+        qemu.console()
+    );
 }
 
 #[test]
 fn poll_mode_answers_with_device_interrupts_suppressed() {
     let trace = trace_file("poll");
     let extra = args(&format!("-trace virtio_notify -D {}", trace.display()));
-    let (ready, qemu) =
-        boot_and_echo("-M virt,gic-version=2 -cpu cortex-a57", "virtio-net-device", "mode=poll", &extra);
-    assert!(ready.contains(" mode=poll gic=v2 transport=mmio-legacy "), "{ready}");
+    let (ready, qemu) = boot_and_echo(
+        "-M virt,gic-version=2 -cpu cortex-a57",
+        "virtio-net-device",
+        "mode=poll",
+        &extra,
+    );
+    assert!(
+        ready.contains(" mode=poll gic=v2 transport=mmio-legacy "),
+        "{ready}"
+    );
     drop(qemu);
     // Not one interrupt raised by the device over the whole run (virtio_notify is traced only
     // when QEMU actually signals the guest, after VRING_AVAIL_F_NO_INTERRUPT / EVENT_IDX checks).
@@ -81,8 +117,16 @@ fn poll_mode_answers_with_device_interrupts_suppressed() {
 
 #[test]
 fn poll_mode_on_virtio_pci() {
-    let (ready, _qemu) = boot_and_echo("-M virt,gic-version=3 -cpu max", "virtio-net-pci", "mode=poll", &[]);
-    assert!(ready.contains(" mode=poll gic=v3 transport=pci "), "{ready}");
+    let (ready, _qemu) = boot_and_echo(
+        "-M virt,gic-version=3 -cpu max",
+        "virtio-net-pci",
+        "mode=poll",
+        &[],
+    );
+    assert!(
+        ready.contains(" mode=poll gic=v3 transport=pci "),
+        "{ready}"
+    );
 }
 
 /// A bad boot argument is reported and the guest powers the machine off through PSCI.
@@ -90,11 +134,18 @@ fn poll_mode_on_virtio_pci() {
 fn bad_boot_argument_is_reported_then_powers_off() {
     let mut qemu_args = args("-M virt -cpu cortex-a57 -m 128M -kernel");
     qemu_args.push(guest_image().display().to_string());
-    qemu_args.extend(args("-netdev user,id=n0 -device virtio-net-device,netdev=n0 -append mode=fast"));
+    qemu_args.extend(args(
+        "-netdev user,id=n0 -device virtio-net-device,netdev=n0 -append mode=fast",
+    ));
     let mut qemu = Qemu::spawn(&qemu_args);
     let line = qemu.wait_for("vmprobe: error", READY_TIMEOUT);
-    assert_eq!(line, "vmprobe: error: boot arguments: bad mode=\"fast\": expected irq or poll");
-    let status = qemu.wait_exit(Duration::from_secs(30)).expect("guest did not power off");
+    assert_eq!(
+        line,
+        "vmprobe: error: boot arguments: bad mode=\"fast\": expected irq or poll"
+    );
+    let status = qemu
+        .wait_exit(Duration::from_secs(30))
+        .expect("guest did not power off");
     assert!(status.success(), "{status:?}");
     assert!(!qemu.console().contains("vmprobe: ready"));
 }
@@ -106,6 +157,12 @@ fn missing_nic_is_reported_then_powers_off() {
     qemu_args.push(guest_image().display().to_string());
     let mut qemu = Qemu::spawn(&qemu_args);
     let line = qemu.wait_for("vmprobe: error", READY_TIMEOUT);
-    assert_eq!(line, "vmprobe: error: no virtio-net device on virtio-mmio or PCI");
-    assert!(qemu.wait_exit(Duration::from_secs(30)).expect("guest did not power off").success());
+    assert_eq!(
+        line,
+        "vmprobe: error: no virtio-net device on virtio-mmio or PCI"
+    );
+    assert!(qemu
+        .wait_exit(Duration::from_secs(30))
+        .expect("guest did not power off")
+        .success());
 }

@@ -19,8 +19,15 @@ const TAP: &str = "vmprobe0";
 const GUEST_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
 
 fn run(cmd: &[&str]) -> std::process::Output {
-    let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -35,8 +42,19 @@ impl Netns {
         run(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
-        run(&["ip", "-n", &ns.name, "tuntap", "add", "dev", TAP, "mode", "tap"]);
-        run(&["ip", "-n", &ns.name, "addr", "add", &format!("{HOST_IP}/24"), "dev", TAP]);
+        run(&[
+            "ip", "-n", &ns.name, "tuntap", "add", "dev", TAP, "mode", "tap",
+        ]);
+        run(&[
+            "ip",
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{HOST_IP}/24"),
+            "dev",
+            TAP,
+        ]);
         run(&["ip", "-n", &ns.name, "link", "set", TAP, "up"]);
         ns
     }
@@ -58,7 +76,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -89,7 +109,10 @@ impl Rng {
 }
 
 fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = data.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -105,7 +128,15 @@ fn ethernet(dst: [u8; 6], ethertype: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// An IPv4 header (20 bytes, or more for IHL > 5) with a correct checksum unless `bad_sum`.
-fn ipv4(rng: &mut Rng, protocol: u8, payload: &[u8], ihl: u8, total_len: Option<u16>, frag: u16, bad_sum: bool) -> Vec<u8> {
+fn ipv4(
+    rng: &mut Rng,
+    protocol: u8,
+    payload: &[u8],
+    ihl: u8,
+    total_len: Option<u16>,
+    frag: u16,
+    bad_sum: bool,
+) -> Vec<u8> {
     let header_len = usize::from(ihl.max(5)) * 4;
     let mut h = vec![0u8; header_len];
     h[0] = 0x40 | (ihl & 0xf);
@@ -128,7 +159,11 @@ fn ipv4(rng: &mut Rng, protocol: u8, payload: &[u8], ihl: u8, total_len: Option<
 
 /// One malformed (or merely strange) frame of a randomly chosen kind.
 fn malformed_frame(rng: &mut Rng) -> Vec<u8> {
-    let dst = if rng.below(4) == 0 { [0xff; 6] } else { GUEST_MAC };
+    let dst = if rng.below(4) == 0 {
+        [0xff; 6]
+    } else {
+        GUEST_MAC
+    };
     match rng.below(12) {
         // Truncated Ethernet and random ethertypes with random payloads.
         0 => {
@@ -165,7 +200,11 @@ fn malformed_frame(rng: &mut Rng) -> Vec<u8> {
             udp.extend(((8 + 600) as u16).to_be_bytes());
             udp.extend([0, 0]);
             udp.extend(rng.some_bytes(600));
-            let frag = if rng.below(2) == 0 { 0x2000 } else { 0x2000 | rng.below(0x1fff) as u16 };
+            let frag = if rng.below(2) == 0 {
+                0x2000
+            } else {
+                0x2000 | rng.below(0x1fff) as u16
+            };
             let ip = ipv4(rng, 17, &udp, 5, None, frag, false);
             ethernet(dst, 0x0800, &ip)
         }
@@ -198,7 +237,16 @@ fn malformed_frame(rng: &mut Rng) -> Vec<u8> {
         }
         // ARP garbage: wrong lengths, random opcodes, truncated.
         10 => {
-            let mut arp = vec![0x00, 0x01, 0x08, 0x00, rng.byte(), rng.byte(), 0x00, rng.byte()];
+            let mut arp = vec![
+                0x00,
+                0x01,
+                0x08,
+                0x00,
+                rng.byte(),
+                rng.byte(),
+                0x00,
+                rng.byte(),
+            ];
             arp.extend(rng.some_bytes(40));
             ethernet(dst, 0x0806, &arp)
         }
@@ -217,7 +265,11 @@ fn flood(count: usize) -> usize {
     let ifname = std::ffi::CString::new(TAP).unwrap();
     // SAFETY: a plain socket(2) call; the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-    assert!(fd >= 0, "packet socket: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "packet socket: {}",
+        std::io::Error::last_os_error()
+    );
     // SAFETY: `ifname` is a valid C string.
     let ifindex = unsafe { libc::if_nametoindex(ifname.as_ptr()) };
     assert!(ifindex > 0);
@@ -259,7 +311,11 @@ fn flood(count: usize) -> usize {
 fn ping(target: Ipv4Addr, seq: u16, len: usize) {
     // SAFETY: a plain socket(2) call; the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
-    assert!(fd >= 0, "raw ICMP socket: {}", std::io::Error::last_os_error());
+    assert!(
+        fd >= 0,
+        "raw ICMP socket: {}",
+        std::io::Error::last_os_error()
+    );
     let id = std::process::id() as u16;
     let data = payload(len, seq as u8);
     let mut request = vec![8, 0, 0, 0];
@@ -271,16 +327,34 @@ fn ping(target: Ipv4Addr, seq: u16, len: usize) {
     let addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(target.octets()) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(target.octets()),
+        },
         sin_zero: [0; 8],
     };
-    let timeout = libc::timeval { tv_sec: 2, tv_usec: 0 };
+    let timeout = libc::timeval {
+        tv_sec: 2,
+        tv_usec: 0,
+    };
     let mut answered = false;
     // SAFETY: all pointers are valid for the lengths given; the fd is ours.
     unsafe {
-        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, (&raw const timeout).cast(), 16);
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const timeout).cast(),
+            16,
+        );
         'attempts: for _ in 0..3 {
-            let rc = libc::sendto(fd, request.as_ptr().cast(), request.len(), 0, (&raw const addr).cast(), 16);
+            let rc = libc::sendto(
+                fd,
+                request.as_ptr().cast(),
+                request.len(),
+                0,
+                (&raw const addr).cast(),
+                16,
+            );
             assert!(rc >= 0, "send ICMP: {}", std::io::Error::last_os_error());
             let mut buf = [0u8; 2048];
             loop {
@@ -290,7 +364,11 @@ fn ping(target: Ipv4Addr, seq: u16, len: usize) {
                 }
                 let packet = &buf[..n as usize];
                 let icmp = &packet[usize::from(packet[0] & 0xf) * 4..];
-                if packet[12..16] == target.octets() && icmp[0] == 0 && icmp[4..6] == id.to_be_bytes() && icmp[6..8] == seq.to_be_bytes() {
+                if packet[12..16] == target.octets()
+                    && icmp[0] == 0
+                    && icmp[4..6] == id.to_be_bytes()
+                    && icmp[6..8] == seq.to_be_bytes()
+                {
                     assert_eq!(&icmp[8..], &data[..], "ICMP echo payload differs");
                     answered = true;
                     break 'attempts;
@@ -299,7 +377,10 @@ fn ping(target: Ipv4Addr, seq: u16, len: usize) {
         }
         libc::close(fd);
     }
-    assert!(answered, "no ICMP echo reply from {target} (seq {seq}, {len} bytes)");
+    assert!(
+        answered,
+        "no ICMP echo reply from {target} (seq {seq}, {len} bytes)"
+    );
 }
 
 fn check_answers(ns: &Netns, qemu: &Qemu) {
@@ -308,11 +389,18 @@ fn check_answers(ns: &Netns, qemu: &Qemu) {
             ping(GUEST_IP, seq, len);
         }
         let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
-        udp_echo_on(&socket, SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7)), UDP_SIZES);
+        udp_echo_on(
+            &socket,
+            SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7)),
+            UDP_SIZES,
+        );
         tcp_echo(SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7)), 50_000);
     });
     let console = qemu.console();
-    assert!(!console.contains("vmprobe: error"), "guest reported an error:\n{console}");
+    assert!(
+        !console.contains("vmprobe: error"),
+        "guest reported an error:\n{console}"
+    );
 }
 
 #[test]
@@ -326,13 +414,21 @@ fn tap_in_a_namespace_arp_ping_echo_and_malformed_flood() {
     qemu_args.extend(["-append".into(), format!("ip={GUEST_IP}/24 gw={HOST_IP}")]);
     let qemu = Qemu::spawn_with_prefix(&["ip", "netns", "exec", &ns.name], &qemu_args);
     let ready = qemu.wait_ready();
-    assert!(ready.starts_with(&format!("vmprobe: ready ip={GUEST_IP}/24 mode=irq gic=v3 transport=pci")), "{ready}");
+    assert!(
+        ready.starts_with(&format!(
+            "vmprobe: ready ip={GUEST_IP}/24 mode=irq gic=v3 transport=pci"
+        )),
+        "{ready}"
+    );
 
     check_answers(&ns, &qemu);
     // The guest answered ARP: the namespace knows its MAC.
     let neigh = run(&["ip", "-n", &ns.name, "neigh", "show", &GUEST_IP.to_string()]);
     let neigh = String::from_utf8_lossy(&neigh.stdout).to_string();
-    assert!(neigh.contains("52:54:00:12:34:56"), "no ARP entry for the guest: {neigh:?}");
+    assert!(
+        neigh.contains("52:54:00:12:34:56"),
+        "no ARP entry for the guest: {neigh:?}"
+    );
 
     let sent = ns.enter(|| flood(4000));
     assert!(sent > 3500, "only {sent} malformed frames reached the tap");

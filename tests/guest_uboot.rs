@@ -10,7 +10,9 @@ use std::time::Duration;
 const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 
 fn uboot_args(port: u16) -> Vec<String> {
-    let mut a = args(&format!("-M virt -cpu cortex-a57 -m 256M -bios {UBOOT} -kernel"));
+    let mut a = args(&format!(
+        "-M virt -cpu cortex-a57 -m 256M -bios {UBOOT} -kernel"
+    ));
     a.push(guest_image().display().to_string());
     a.extend(user_net(port));
     a.extend(args("-device virtio-net-device,netdev=n0"));
@@ -23,7 +25,10 @@ fn unattended_qfw_boot() {
     let qemu = Qemu::spawn(&uboot_args(port));
     qemu.wait_for("Starting kernel", READY_TIMEOUT);
     let ready = qemu.wait_ready();
-    assert!(ready.contains(" mode=irq gic=v2 transport=mmio-legacy "), "{ready}");
+    assert!(
+        ready.contains(" mode=irq gic=v2 transport=mmio-legacy "),
+        "{ready}"
+    );
     udp_echo(port, UDP_SIZES);
 }
 
@@ -49,7 +54,12 @@ fn booti_typed_at_the_prompt_with_bootargs() {
     }
     let ready = qemu.wait_ready();
     // The bootargs U-Boot put into /chosen reached the probe.
-    assert!(ready.contains(" mode=poll gic=v2 transport=mmio-legacy "), "{ready}");
-    assert!(!qemu.console().contains("Starting kernel ...\r\n\r\nvmprobe: error"));
+    assert!(
+        ready.contains(" mode=poll gic=v2 transport=mmio-legacy "),
+        "{ready}"
+    );
+    assert!(!qemu
+        .console()
+        .contains("Starting kernel ...\r\n\r\nvmprobe: error"));
     udp_echo(port, UDP_SIZES);
 }

@@ -116,7 +116,8 @@ impl PciHost {
     /// The GIC INTID that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
     pub fn intid_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<u32> {
         let devfn_cell =
-            (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8) & self.irq_mask.0;
+            (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8)
+                & self.irq_mask.0;
         let pin = u32::from(pin) & self.irq_mask.1;
         self.irq_routes
             .iter()
@@ -126,7 +127,11 @@ impl PciHost {
 
     /// The largest non-prefetchable 32-bit memory window, where BARs are placed.
     pub fn mmio32(&self) -> Option<PciWindow> {
-        self.windows.iter().filter(|w| !w.is_64bit && w.pci_base < (1 << 32)).max_by_key(|w| w.size).copied()
+        self.windows
+            .iter()
+            .filter(|w| !w.is_64bit && w.pci_base < (1 << 32))
+            .max_by_key(|w| w.size)
+            .copied()
     }
 }
 
@@ -191,8 +196,11 @@ impl Platform {
             .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("memory"))
             .flat_map(|n| n.reg())
             .filter_map(|r| {
-                Some(Region { base: r.starting_address as u64, size: r.size? as u64 })
-                    .filter(|r| r.size > 0)
+                Some(Region {
+                    base: r.starting_address as u64,
+                    size: r.size? as u64,
+                })
+                .filter(|r| r.size > 0)
             })
             .collect();
         if memory.is_empty() {
@@ -212,8 +220,13 @@ impl Platform {
 
         let mut virtio_mmio = Vec::new();
         for node in fdt.all_nodes().filter(|n| is_compatible(n, "virtio,mmio")) {
-            let Some(region) = first_reg(&node) else { continue };
-            let intid = interrupts(&node)?.into_iter().next().ok_or_else(|| malformed(&node, "interrupts"))?;
+            let Some(region) = first_reg(&node) else {
+                continue;
+            };
+            let intid = interrupts(&node)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| malformed(&node, "interrupts"))?;
             virtio_mmio.push(VirtioMmioSlot { region, intid });
         }
         virtio_mmio.sort_by_key(|s| s.region.base);
@@ -224,7 +237,11 @@ impl Platform {
             .map(|n| parse_pci(&fdt, &n))
             .transpose()?;
 
-        let bootargs = fdt.chosen().ok().and_then(|c| c.bootargs()).map(String::from);
+        let bootargs = fdt
+            .chosen()
+            .ok()
+            .and_then(|c| c.bootargs())
+            .map(String::from);
         let cpu_count = fdt.cpus().count().max(1);
 
         Ok(Platform {
@@ -242,25 +259,37 @@ impl Platform {
 }
 
 fn malformed(node: &FdtNode, property: &'static str) -> DtbError {
-    DtbError::Malformed { node: String::from(node.name), property }
+    DtbError::Malformed {
+        node: String::from(node.name),
+        property,
+    }
 }
 
 fn is_compatible(node: &FdtNode, compatible: &str) -> bool {
-    node.compatible().is_some_and(|c| c.all().any(|s| s == compatible))
+    node.compatible()
+        .is_some_and(|c| c.all().any(|s| s == compatible))
 }
 
 fn is_enabled(node: &FdtNode) -> bool {
-    matches!(node.property("status").and_then(|p| p.as_str()), None | Some("okay") | Some("ok"))
+    matches!(
+        node.property("status").and_then(|p| p.as_str()),
+        None | Some("okay") | Some("ok")
+    )
 }
 
 fn first_reg(node: &FdtNode) -> Option<Region> {
     let r = node.reg().next()?;
-    Some(Region { base: r.starting_address as u64, size: r.size? as u64 })
+    Some(Region {
+        base: r.starting_address as u64,
+        size: r.size? as u64,
+    })
 }
 
 /// Big-endian cells of a property.
 fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    value
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 /// A GIC interrupt specifier (type, number, flags) as an INTID.
@@ -274,29 +303,64 @@ fn gic_intid(kind: u32, number: u32) -> Option<u32> {
 
 /// The node's `interrupts` as INTIDs (three-cell GIC specifiers).
 fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
-    let Some(prop) = node.property("interrupts") else { return Ok(Vec::new()) };
+    let Some(prop) = node.property("interrupts") else {
+        return Ok(Vec::new());
+    };
     let raw: Vec<u32> = cells(prop.value).collect();
-    if raw.len() % 3 != 0 || prop.value.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(3) || !prop.value.len().is_multiple_of(4) {
         return Err(malformed(node, "interrupts"));
     }
-    raw.chunks_exact(3).map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts"))).collect()
+    raw.chunks_exact(3)
+        .map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts")))
+        .collect()
 }
 
 fn parse_gic(fdt: &Fdt) -> Result<GicInfo, DtbError> {
-    if let Some(node) = fdt.all_nodes().find(|n| is_compatible(n, "arm,gic-v3") && is_enabled(n)) {
+    if let Some(node) = fdt
+        .all_nodes()
+        .find(|n| is_compatible(n, "arm,gic-v3") && is_enabled(n))
+    {
         let mut regs = node.reg();
-        let dist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
-        let redist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
+        let dist = regs.next().and_then(|r| {
+            Some(Region {
+                base: r.starting_address as u64,
+                size: r.size? as u64,
+            })
+        });
+        let redist = regs.next().and_then(|r| {
+            Some(Region {
+                base: r.starting_address as u64,
+                size: r.size? as u64,
+            })
+        });
         return match (dist, redist) {
             (Some(dist), Some(redist)) => Ok(GicInfo::V3 { dist, redist }),
             _ => Err(malformed(&node, "reg")),
         };
     }
-    let v2 = ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
-    if let Some(node) = fdt.all_nodes().find(|n| v2.iter().any(|c| is_compatible(n, c)) && is_enabled(n)) {
+    let v2 = [
+        "arm,cortex-a15-gic",
+        "arm,gic-400",
+        "arm,cortex-a9-gic",
+        "arm,cortex-a7-gic",
+    ];
+    if let Some(node) = fdt
+        .all_nodes()
+        .find(|n| v2.iter().any(|c| is_compatible(n, c)) && is_enabled(n))
+    {
         let mut regs = node.reg();
-        let dist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
-        let cpu = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
+        let dist = regs.next().and_then(|r| {
+            Some(Region {
+                base: r.starting_address as u64,
+                size: r.size? as u64,
+            })
+        });
+        let cpu = regs.next().and_then(|r| {
+            Some(Region {
+                base: r.starting_address as u64,
+                size: r.size? as u64,
+            })
+        });
         return match (dist, cpu) {
             (Some(dist), Some(cpu)) => Ok(GicInfo::V2 { dist, cpu }),
             _ => Err(malformed(&node, "reg")),
@@ -318,7 +382,10 @@ fn parse_uart(fdt: &Fdt) -> Option<Region> {
     let stdout = fdt.chosen().ok().and_then(|c| c.stdout()).map(|s| s.node());
     stdout
         .filter(|n| is_compatible(n, "arm,pl011"))
-        .or_else(|| fdt.all_nodes().find(|n| is_compatible(n, "arm,pl011") && is_enabled(n)))
+        .or_else(|| {
+            fdt.all_nodes()
+                .find(|n| is_compatible(n, "arm,pl011") && is_enabled(n))
+        })
         .and_then(|n| first_reg(&n))
 }
 
@@ -346,32 +413,52 @@ fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
         .collect();
 
     let (irq_mask, irq_routes) = parse_interrupt_map(fdt, node)?;
-    Ok(PciHost { ecam, bus_start, windows, irq_routes, irq_mask })
+    Ok(PciHost {
+        ecam,
+        bus_start,
+        windows,
+        irq_routes,
+        irq_mask,
+    })
 }
 
 /// `interrupt-map` of a PCI host: entries of (3-cell unit address, 1-cell pin, phandle,
 /// parent unit address, parent specifier), the parent cell counts read from the parent node.
-fn parse_interrupt_map(fdt: &Fdt, node: &FdtNode) -> Result<((u32, u32), Vec<PciIrqRoute>), DtbError> {
+fn parse_interrupt_map(
+    fdt: &Fdt,
+    node: &FdtNode,
+) -> Result<((u32, u32), Vec<PciIrqRoute>), DtbError> {
     let mask = node
         .property("interrupt-map-mask")
         .map(|p| cells(p.value).collect::<Vec<_>>())
         .filter(|m| m.len() == 4)
         .map(|m| (m[0], m[3]))
         .unwrap_or((u32::MAX, u32::MAX));
-    let Some(map) = node.property("interrupt-map") else { return Ok((mask, Vec::new())) };
+    let Some(map) = node.property("interrupt-map") else {
+        return Ok((mask, Vec::new()));
+    };
     let raw: Vec<u32> = cells(map.value).collect();
     let mut routes = Vec::new();
     let mut i = 0;
     while i < raw.len() {
-        let entry = raw.get(i..i + 5).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let entry = raw
+            .get(i..i + 5)
+            .ok_or_else(|| malformed(node, "interrupt-map"))?;
         let (devfn_cell, pin, phandle) = (entry[0], entry[3], entry[4]);
-        let parent = interrupt_parent_cells(fdt, phandle).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let parent =
+            interrupt_parent_cells(fdt, phandle).ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += 5 + parent.0;
-        let spec = raw.get(i..i + parent.1).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let spec = raw
+            .get(i..i + parent.1)
+            .ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += parent.1;
         if spec.len() >= 2 {
             if let Some(intid) = gic_intid(spec[0], spec[1]) {
-                routes.push(PciIrqRoute { devfn_cell: devfn_cell & mask.0, pin: pin & mask.1, intid });
+                routes.push(PciIrqRoute {
+                    devfn_cell: devfn_cell & mask.0,
+                    pin: pin & mask.1,
+                    intid,
+                });
             }
         }
     }
@@ -382,7 +469,10 @@ fn parse_interrupt_map(fdt: &Fdt, node: &FdtNode) -> Result<((u32, u32), Vec<Pci
 fn interrupt_parent_cells(fdt: &Fdt, phandle: u32) -> Option<(usize, usize)> {
     let parent = fdt.find_phandle(phandle)?;
     let cell = |name| parent.property(name).and_then(|p| cells(p.value).next());
-    Some((cell("#address-cells").unwrap_or(0) as usize, cell("#interrupt-cells")? as usize))
+    Some((
+        cell("#address-cells").unwrap_or(0) as usize,
+        cell("#interrupt-cells")? as usize,
+    ))
 }
 
 #[cfg(test)]
@@ -398,35 +488,85 @@ mod tests {
     #[test]
     fn gicv2_virtio_mmio_machine() {
         let p = Platform::parse(GICV2_MMIO).unwrap();
-        assert_eq!(p.memory, [Region { base: 0x4000_0000, size: 128 << 20 }]);
-        assert_eq!(p.uart, Some(Region { base: 0x0900_0000, size: 0x1000 }));
+        assert_eq!(
+            p.memory,
+            [Region {
+                base: 0x4000_0000,
+                size: 128 << 20
+            }]
+        );
+        assert_eq!(
+            p.uart,
+            Some(Region {
+                base: 0x0900_0000,
+                size: 0x1000
+            })
+        );
         assert_eq!(
             p.gic,
             GicInfo::V2 {
-                dist: Region { base: 0x0800_0000, size: 0x1_0000 },
-                cpu: Region { base: 0x0801_0000, size: 0x1_0000 },
+                dist: Region {
+                    base: 0x0800_0000,
+                    size: 0x1_0000
+                },
+                cpu: Region {
+                    base: 0x0801_0000,
+                    size: 0x1_0000
+                },
             }
         );
         assert_eq!(p.gic.version(), "v2");
         assert_eq!(p.virtual_timer_intid, 27);
         assert_eq!(p.psci, Some(PsciConduit::Hvc));
         assert_eq!(p.virtio_mmio.len(), 32);
-        assert_eq!(p.virtio_mmio[0], VirtioMmioSlot { region: Region { base: 0x0a00_0000, size: 0x200 }, intid: 48 });
-        assert_eq!(p.virtio_mmio[31], VirtioMmioSlot { region: Region { base: 0x0a00_3e00, size: 0x200 }, intid: 79 });
-        assert_eq!(p.bootargs.as_deref(), Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll"));
+        assert_eq!(
+            p.virtio_mmio[0],
+            VirtioMmioSlot {
+                region: Region {
+                    base: 0x0a00_0000,
+                    size: 0x200
+                },
+                intid: 48
+            }
+        );
+        assert_eq!(
+            p.virtio_mmio[31],
+            VirtioMmioSlot {
+                region: Region {
+                    base: 0x0a00_3e00,
+                    size: 0x200
+                },
+                intid: 79
+            }
+        );
+        assert_eq!(
+            p.bootargs.as_deref(),
+            Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll")
+        );
         assert_eq!(p.cpu_count, 1);
         // Every virt machine has the PCIe host too, with its 32-bit window identity mapped.
         let pci = p.pci.unwrap();
         assert_eq!(pci.ecam.size, 0x1000_0000);
         let w = pci.mmio32().unwrap();
-        assert_eq!((w.pci_base, w.cpu_base, w.size), (0x1000_0000, 0x1000_0000, 0x2eff_0000));
+        assert_eq!(
+            (w.pci_base, w.cpu_base, w.size),
+            (0x1000_0000, 0x1000_0000, 0x2eff_0000)
+        );
     }
 
     #[test]
     fn gicv3_pci_el2_machine() {
         let p = Platform::parse(GICV3_PCI_EL2).unwrap();
-        assert_eq!(p.memory, [Region { base: 0x4000_0000, size: 256 << 20 }]);
-        let GicInfo::V3 { dist, redist } = p.gic else { panic!("not v3: {:?}", p.gic) };
+        assert_eq!(
+            p.memory,
+            [Region {
+                base: 0x4000_0000,
+                size: 256 << 20
+            }]
+        );
+        let GicInfo::V3 { dist, redist } = p.gic else {
+            panic!("not v3: {:?}", p.gic)
+        };
         assert_eq!(dist.base, 0x0800_0000);
         assert_eq!(redist.base, 0x080a_0000);
         assert_eq!(p.gic.version(), "v3");
@@ -436,7 +576,13 @@ mod tests {
         assert_eq!(p.bootargs, None);
         let pci = p.pci.unwrap();
         // High ECAM above 4 GiB on a 48-bit machine.
-        assert_eq!(pci.ecam, Region { base: 0x40_1000_0000, size: 0x1000_0000 });
+        assert_eq!(
+            pci.ecam,
+            Region {
+                base: 0x40_1000_0000,
+                size: 0x1000_0000
+            }
+        );
         assert_eq!(pci.bus_start, 0);
         assert!(pci.windows.iter().any(|w| w.is_64bit && w.size >= 1 << 32));
         // INTx swizzle: slot 1 INTA is SPI 4 (INTID 36), slot 0 INTA SPI 3.
@@ -449,7 +595,10 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation() {
-        assert!(matches!(Platform::parse(&[0u8; 64]), Err(DtbError::Invalid(_))));
+        assert!(matches!(
+            Platform::parse(&[0u8; 64]),
+            Err(DtbError::Invalid(_))
+        ));
         assert!(Platform::parse(&GICV2_MMIO[..GICV2_MMIO.len() / 2]).is_err());
         assert!(Platform::parse(&[]).is_err());
     }

@@ -48,7 +48,8 @@ mod probe {
         NoNicInterrupt,
     }
 
-    type Phy = VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
+    type Phy =
+        VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
 
     /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address and the
     /// exception level the image was entered at.
@@ -62,7 +63,7 @@ mod probe {
 
     /// The device tree blob the loader passed, if it looks like one.
     fn device_tree(dtb: usize) -> Option<&'static [u8]> {
-        if dtb == 0 || dtb % 8 != 0 {
+        if dtb == 0 || !dtb.is_multiple_of(8) {
             return None;
         }
         // SAFETY: the boot protocol passes an 8-byte aligned DTB, mapped by the boot page table;
@@ -71,14 +72,17 @@ mod probe {
             let header = core::slice::from_raw_parts(dtb as *const u8, 8);
             let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
             let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            (magic == 0xd00d_feed && size <= 2 << 20).then(|| core::slice::from_raw_parts(dtb as *const u8, size))
+            (magic == 0xd00d_feed && size <= 2 << 20)
+                .then(|| core::slice::from_raw_parts(dtb as *const u8, size))
         }
     }
 
     fn run(dtb: usize, entry_el: u64) -> Result<Infallible, Fatal> {
         // Until the console is mapped nothing can be reported: park if the DTB is unusable.
         let Some(blob) = device_tree(dtb) else { park() };
-        let Ok(platform) = Platform::parse(blob) else { park() };
+        let Ok(platform) = Platform::parse(blob) else {
+            park()
+        };
         power::init(platform.psci);
         if mmu::init(&platform).is_err() {
             park();
@@ -109,9 +113,19 @@ mod probe {
 
         let mac = phy.mac();
         let mut services = Services::new(&config.net, mac, &mut phy, now());
-        let ready = ReadyLine { config, gic: platform.gic.version(), kind };
+        let ready = ReadyLine {
+            config,
+            gic: platform.gic.version(),
+            kind,
+        };
         match config.mode {
-            Mode::Irq => serve_irq(&mut services, &mut phy, ready, nic_intid, platform.virtual_timer_intid),
+            Mode::Irq => serve_irq(
+                &mut services,
+                &mut phy,
+                ready,
+                nic_intid,
+                platform.virtual_timer_intid,
+            ),
             Mode::Poll => serve_poll(&mut services, &mut phy, ready),
         }
     }
@@ -158,7 +172,8 @@ mod probe {
 
     /// smoltcp time from the generic counter.
     fn now() -> Instant {
-        let micros = u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1));
+        let micros =
+            u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1));
         Instant::from_micros(micros as i64)
     }
 
@@ -177,7 +192,13 @@ mod probe {
     }
 
     /// Poll until idle, then sleep until the NIC's receive interrupt or the timer smoltcp asks for.
-    fn serve_irq(services: &mut Services, phy: &mut Phy, ready: ReadyLine, nic: Option<u32>, timer: u32) -> ! {
+    fn serve_irq(
+        services: &mut Services,
+        phy: &mut Phy,
+        ready: ReadyLine,
+        nic: Option<u32>,
+        timer: u32,
+    ) -> ! {
         let mut printed = false;
         loop {
             let t = now();
@@ -220,7 +241,10 @@ mod probe {
                 l.column(),
                 info.message()
             )),
-            None => console::emergency_println(format_args!("vmprobe: error: panic: {}", info.message())),
+            None => console::emergency_println(format_args!(
+                "vmprobe: error: panic: {}",
+                info.message()
+            )),
         }
         power::off()
     }

@@ -74,8 +74,11 @@ impl Qemu {
             }
             None => Command::new("qemu-system-aarch64"),
         };
-        cmd.args(["-nographic", "-nic", "none", "-no-reboot"]).args(args);
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(["-nographic", "-nic", "none", "-no-reboot"])
+            .args(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start qemu-system-aarch64");
         let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
         for stream in [
@@ -89,13 +92,19 @@ impl Qemu {
                 let mut buf = [0u8; 4096];
                 while let Ok(n @ 1..) = stream.read(&mut buf) {
                     let (text, cv) = &*console;
-                    text.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                    text.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
                     cv.notify_all();
                 }
             });
         }
         let stdin = child.stdin.take();
-        Qemu { child, stdin, console }
+        Qemu {
+            child,
+            stdin,
+            console,
+        }
     }
 
     /// Starts QEMU directly.
@@ -113,17 +122,27 @@ impl Qemu {
     pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
         self.wait_until(needle, timeout, |text| {
             let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
-            complete.lines().find(|l| l.contains(needle)).map(|l| l.trim_end_matches('\r').to_string())
+            complete
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(|l| l.trim_end_matches('\r').to_string())
         })
     }
 
     /// Waits until `needle` appears anywhere on the console, even in an unfinished line (a
     /// prompt).
     pub fn wait_for_text(&self, needle: &str, timeout: Duration) {
-        self.wait_until(needle, timeout, |text| text.contains(needle).then_some(String::new()));
+        self.wait_until(needle, timeout, |text| {
+            text.contains(needle).then_some(String::new())
+        });
     }
 
-    fn wait_until(&self, needle: &str, timeout: Duration, mut found: impl FnMut(&str) -> Option<String>) -> String {
+    fn wait_until(
+        &self,
+        needle: &str,
+        timeout: Duration,
+        mut found: impl FnMut(&str) -> Option<String>,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         let (text, cv) = &*self.console;
         let mut guard = text.lock().unwrap();
@@ -142,7 +161,11 @@ impl Qemu {
     /// Waits for the `vmprobe: ready` line and returns it.
     pub fn wait_ready(&self) -> String {
         let line = self.wait_for("vmprobe: ready", READY_TIMEOUT);
-        assert!(!self.console().contains("vmprobe: error"), "error on console:\n{}", self.console());
+        assert!(
+            !self.console().contains("vmprobe: error"),
+            "error on console:\n{}",
+            self.console()
+        );
         line
     }
 
@@ -175,16 +198,27 @@ impl Drop for Qemu {
 
 /// A payload of `len` bytes that differs per size and position.
 pub fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).wrapping_add((len >> 3) as u8)).collect()
+    (0..len)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                .wrapping_add((len >> 3) as u8)
+        })
+        .collect()
 }
 
 /// UDP sizes the echo tests cover: tiny, around powers of two, up to the 1472-byte maximum.
-pub const UDP_SIZES: &[usize] = &[1, 2, 17, 63, 64, 65, 127, 128, 256, 511, 512, 1000, 1024, 1400, 1471, 1472];
+pub const UDP_SIZES: &[usize] = &[
+    1, 2, 17, 63, 64, 65, 127, 128, 256, 511, 512, 1000, 1024, 1400, 1471, 1472,
+];
 
 /// Sends every size in `sizes` to `target` from `socket` and checks each reply byte for byte.
 /// A lost datagram is retried a few times (the path is real); a wrong reply fails at once.
 pub fn udp_echo_on(socket: &UdpSocket, target: SocketAddr, sizes: &[usize]) {
-    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut buf = vec![0u8; 2048];
     for (i, &len) in sizes.iter().enumerate() {
         let request = payload(len, i as u8);
@@ -198,7 +232,11 @@ pub fn udp_echo_on(socket: &UdpSocket, target: SocketAddr, sizes: &[usize]) {
                     answered = true;
                     break;
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
                 Err(e) => panic!("recv: {e}"),
             }
         }
@@ -209,13 +247,20 @@ pub fn udp_echo_on(socket: &UdpSocket, target: SocketAddr, sizes: &[usize]) {
 /// UDP echo against 127.0.0.1:`port` (user networking hostfwd).
 pub fn udp_echo(port: u16, sizes: &[usize]) {
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    udp_echo_on(&socket, SocketAddr::from((Ipv4Addr::LOCALHOST, port)), sizes);
+    udp_echo_on(
+        &socket,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        sizes,
+    );
 }
 
 /// TCP echo of a `len`-byte stream against `target`, read back in full and compared.
 pub fn tcp_echo(target: SocketAddr, len: usize) {
-    let mut stream = TcpStream::connect_timeout(&target, Duration::from_secs(10)).expect("TCP connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut stream =
+        TcpStream::connect_timeout(&target, Duration::from_secs(10)).expect("TCP connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let data = payload(len, 7);
     let writer = {
         let mut stream = stream.try_clone().unwrap();
@@ -230,5 +275,9 @@ pub fn tcp_echo(target: SocketAddr, len: usize) {
 
 /// Lines of a QEMU `-trace` log file that record the event `name`.
 pub fn trace_events(path: &Path, name: &str) -> usize {
-    std::fs::read_to_string(path).unwrap_or_default().lines().filter(|l| l.contains(name)).count()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(name))
+        .count()
 }

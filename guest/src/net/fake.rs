@@ -137,7 +137,9 @@ impl FakeNet {
             let mut bytes = Vec::new();
             for (addr, len) in chain {
                 // SAFETY: a driver buffer of `len` bytes.
-                bytes.extend_from_slice(unsafe { std::slice::from_raw_parts(addr as *const u8, len as usize) });
+                bytes.extend_from_slice(unsafe {
+                    std::slice::from_raw_parts(addr as *const u8, len as usize)
+                });
             }
             frames.push(bytes[NET_HDR..].to_vec());
             self.queues[1].push_used(head, 0);
@@ -147,13 +149,19 @@ impl FakeNet {
 
     /// Delivers a frame into the next posted receive buffer; false if none is posted.
     pub fn deliver(&mut self, frame: &[u8]) -> bool {
-        let Some((head, chain)) = self.queues[0].pop() else { return false };
+        let Some((head, chain)) = self.queues[0].pop() else {
+            return false;
+        };
         let (addr, len) = chain[0];
         assert!(len as usize >= NET_HDR + frame.len());
         // SAFETY: a posted receive buffer of `len` bytes.
         unsafe {
             std::ptr::write_bytes(addr as *mut u8, 0, NET_HDR);
-            std::ptr::copy_nonoverlapping(frame.as_ptr(), (addr as *mut u8).add(NET_HDR), frame.len());
+            std::ptr::copy_nonoverlapping(
+                frame.as_ptr(),
+                (addr as *mut u8).add(NET_HDR),
+                frame.len(),
+            );
         }
         self.queues[0].push_used(head, (NET_HDR + frame.len()) as u32);
         true
@@ -189,7 +197,14 @@ impl Transport for FakeTransport {
     fn requires_legacy_layout(&self) -> bool {
         false
     }
-    fn queue_set(&mut self, queue: u16, size: u32, descriptors: PhysAddr, driver_area: PhysAddr, device_area: PhysAddr) {
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
         let q = &mut self.0.borrow_mut().queues[usize::from(queue)];
         (q.size, q.desc, q.avail, q.used) = (size as u16, descriptors, driver_area, device_area);
     }
@@ -209,9 +224,15 @@ impl Transport for FakeTransport {
         let mut config = [0u8; 16];
         config[..6].copy_from_slice(&MAC);
         config[6] = 1; // link up
-        T::read_from_prefix(&config[offset..]).map(|(v, _)| v).map_err(|_| virtio_drivers::Error::ConfigSpaceTooSmall)
+        T::read_from_prefix(&config[offset..])
+            .map(|(v, _)| v)
+            .map_err(|_| virtio_drivers::Error::ConfigSpaceTooSmall)
     }
-    fn write_config_space<T: IntoBytes + Immutable>(&mut self, _offset: usize, _value: T) -> Result<()> {
+    fn write_config_space<T: IntoBytes + Immutable>(
+        &mut self,
+        _offset: usize,
+        _value: T,
+    ) -> Result<()> {
         Ok(())
     }
 }

@@ -39,17 +39,37 @@ fn event_idx_makes_virtio_drivers_ignore_disable_interrupts() {
     raw.disable_interrupts();
     let net = net.borrow();
     assert_ne!(net.driver_features & RING_EVENT_IDX, 0);
-    assert_eq!(net.queues[0].avail_flags(), 0, "the device would still interrupt");
+    assert_eq!(
+        net.queues[0].avail_flags(),
+        0,
+        "the device would still interrupt"
+    );
 }
 
 #[test]
 fn poll_mode_suppresses_every_device_interrupt() {
     let (phy, net) = phy(Mode::Poll);
     let net = net.borrow();
-    assert_eq!(net.driver_features & RING_EVENT_IDX, 0, "EVENT_IDX negotiated");
-    assert_ne!(net.driver_features & (1 << 32), 0, "VERSION_1 not negotiated");
-    assert_eq!(net.queues[0].avail_flags(), 1, "receive queue may interrupt");
-    assert_eq!(net.queues[1].avail_flags(), 1, "transmit queue may interrupt");
+    assert_eq!(
+        net.driver_features & RING_EVENT_IDX,
+        0,
+        "EVENT_IDX negotiated"
+    );
+    assert_ne!(
+        net.driver_features & (1 << 32),
+        0,
+        "VERSION_1 not negotiated"
+    );
+    assert_eq!(
+        net.queues[0].avail_flags(),
+        1,
+        "receive queue may interrupt"
+    );
+    assert_eq!(
+        net.queues[1].avail_flags(),
+        1,
+        "transmit queue may interrupt"
+    );
     assert_eq!(phy.interrupts_suppressed(), (Some(true), Some(true)));
 }
 
@@ -65,7 +85,9 @@ fn irq_mode_interrupts_for_receive_only() {
 #[test]
 fn transmit_never_waits_for_the_device() {
     let (mut phy, net) = phy(Mode::Poll);
-    let frames: Vec<Vec<u8>> = (0..TX_BUFFERS).map(|i| vec![i as u8; 60 + i * 100]).collect();
+    let frames: Vec<Vec<u8>> = (0..TX_BUFFERS)
+        .map(|i| vec![i as u8; 60 + i * 100])
+        .collect();
     for f in &frames {
         assert!(send(&mut phy, f));
     }
@@ -78,7 +100,10 @@ fn transmit_never_waits_for_the_device() {
     assert_eq!(net.borrow_mut().take_transmitted(), vec![vec![0xab; 1514]]);
     let stamps = *phy.stamps();
     assert_eq!(stamps.tx_frames, TX_BUFFERS as u64 + 1);
-    assert_eq!(stamps.notify_ticks, 10, "one counter step around the notify");
+    assert_eq!(
+        stamps.notify_ticks, 10,
+        "one counter step around the notify"
+    );
     assert!(stamps.tx_notify > 0);
 }
 
@@ -110,9 +135,14 @@ fn a_frame_waits_in_the_ring_while_no_reply_buffer_is_free() {
         assert!(send(&mut phy, &[1; 60]));
     }
     assert!(net.borrow_mut().deliver(&[7; 60]));
-    assert!(phy.receive(Instant::ZERO).is_none(), "took a frame it could not answer");
+    assert!(
+        phy.receive(Instant::ZERO).is_none(),
+        "took a frame it could not answer"
+    );
     net.borrow_mut().take_transmitted();
-    let (rx, tx) = phy.receive(Instant::ZERO).expect("frame after buffers came back");
+    let (rx, tx) = phy
+        .receive(Instant::ZERO)
+        .expect("frame after buffers came back");
     let request = rx.consume(|f| f.to_vec());
     assert_eq!(request, vec![7; 60]);
     tx.consume(request.len(), |buf| buf.copy_from_slice(&request));
