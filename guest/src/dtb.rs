@@ -186,14 +186,95 @@ pub enum DtbError {
 const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 
+/// The nodes the probe cares about, found in one walk of the tree: every property lookup scans
+/// a node's properties and resolves names in the strings block, which is slow under TCG, so the
+/// tree is walked once and each node's properties once.
+#[derive(Default)]
+struct Nodes<'b, 'a> {
+    memory: Vec<FdtNode<'b, 'a>>,
+    gic_v3: Option<FdtNode<'b, 'a>>,
+    gic_v2: Option<FdtNode<'b, 'a>>,
+    timer: Option<FdtNode<'b, 'a>>,
+    psci: Option<FdtNode<'b, 'a>>,
+    pl011: Vec<FdtNode<'b, 'a>>,
+    virtio_mmio: Vec<FdtNode<'b, 'a>>,
+    pci: Option<FdtNode<'b, 'a>>,
+    /// (phandle, `#address-cells`, `#interrupt-cells`) of interrupt controllers.
+    interrupt_parents: Vec<(u32, usize, usize)>,
+    cpus: usize,
+}
+
+const GIC_V2_COMPATIBLE: [&[u8]; 4] = [
+    b"arm,cortex-a15-gic",
+    b"arm,gic-400",
+    b"arm,cortex-a9-gic",
+    b"arm,cortex-a7-gic",
+];
+
+impl<'b, 'a> Nodes<'b, 'a> {
+    fn walk(fdt: &'b Fdt<'a>) -> Self {
+        let mut found = Nodes::default();
+        for node in fdt.all_nodes() {
+            let (mut compatible, mut enabled, mut memory, mut cpu) = (&[][..], true, false, false);
+            let (mut phandle, mut address_cells, mut interrupt_cells) = (None, 0, None);
+            for p in node.properties() {
+                match p.name {
+                    "compatible" => compatible = p.value,
+                    "status" => enabled = matches!(p.value, b"okay\0" | b"ok\0"),
+                    "device_type" => {
+                        memory = p.value == b"memory\0";
+                        cpu = p.value == b"cpu\0";
+                    }
+                    "phandle" => phandle = cells(p.value).next(),
+                    "#address-cells" => address_cells = cells(p.value).next().unwrap_or(0) as usize,
+                    "#interrupt-cells" => {
+                        interrupt_cells = cells(p.value).next().map(|c| c as usize)
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(phandle), Some(interrupt_cells)) = (phandle, interrupt_cells) {
+                found
+                    .interrupt_parents
+                    .push((phandle, address_cells, interrupt_cells));
+            }
+            if !enabled {
+                continue;
+            }
+            let is = |c: &[u8]| compatible.split(|b| *b == 0).any(|s| s == c);
+            if memory {
+                found.memory.push(node);
+            } else if cpu {
+                found.cpus += 1;
+            } else if is(b"virtio,mmio") {
+                found.virtio_mmio.push(node);
+            } else if is(b"arm,gic-v3") {
+                found.gic_v3.get_or_insert(node);
+            } else if GIC_V2_COMPATIBLE.iter().any(|c| is(c)) {
+                found.gic_v2.get_or_insert(node);
+            } else if is(b"arm,armv8-timer") || is(b"arm,armv7-timer") {
+                found.timer.get_or_insert(node);
+            } else if is(b"arm,psci-1.0") || is(b"arm,psci-0.2") || is(b"arm,psci") {
+                found.psci.get_or_insert(node);
+            } else if is(b"arm,pl011") {
+                found.pl011.push(node);
+            } else if is(b"pci-host-ecam-generic") {
+                found.pci.get_or_insert(node);
+            }
+        }
+        found
+    }
+}
+
 impl Platform {
     /// Interprets a device tree blob.
     pub fn parse(blob: &[u8]) -> Result<Self, DtbError> {
         let fdt = Fdt::new(blob).map_err(|_| DtbError::Invalid("bad header or structure"))?;
+        let nodes = Nodes::walk(&fdt);
 
-        let memory: Vec<Region> = fdt
-            .all_nodes()
-            .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("memory"))
+        let memory: Vec<Region> = nodes
+            .memory
+            .iter()
             .flat_map(|n| n.reg())
             .filter_map(|r| {
                 Some(Region {
@@ -207,53 +288,49 @@ impl Platform {
             return Err(DtbError::NoMemory);
         }
 
-        let gic = parse_gic(&fdt)?;
-        let virtual_timer_intid = parse_timer(&fdt)?;
-        let psci = fdt
-            .find_compatible(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"])
-            .and_then(|n| n.property("method").and_then(|p| p.as_str()))
-            .and_then(|m| match m {
-                "hvc" => Some(PsciConduit::Hvc),
-                "smc" => Some(PsciConduit::Smc),
+        let gic = parse_gic(&nodes)?;
+        let virtual_timer_intid = parse_timer(&nodes)?;
+        let psci = nodes
+            .psci
+            .and_then(|n| n.property("method"))
+            .and_then(|p| match p.value {
+                b"hvc\0" => Some(PsciConduit::Hvc),
+                b"smc\0" => Some(PsciConduit::Smc),
                 _ => None,
             });
 
         let mut virtio_mmio = Vec::new();
-        for node in fdt.all_nodes().filter(|n| is_compatible(n, "virtio,mmio")) {
-            let Some(region) = first_reg(&node) else {
+        for node in &nodes.virtio_mmio {
+            let Some(region) = first_reg(node) else {
                 continue;
             };
-            let intid = interrupts(&node)?
+            let intid = interrupts(node)?
                 .into_iter()
                 .next()
-                .ok_or_else(|| malformed(&node, "interrupts"))?;
+                .ok_or_else(|| malformed(node, "interrupts"))?;
             virtio_mmio.push(VirtioMmioSlot { region, intid });
         }
         virtio_mmio.sort_by_key(|s| s.region.base);
 
-        let pci = fdt
-            .all_nodes()
-            .find(|n| is_compatible(n, "pci-host-ecam-generic") && is_enabled(n))
-            .map(|n| parse_pci(&fdt, &n))
+        let pci = nodes
+            .pci
+            .as_ref()
+            .map(|n| parse_pci(&nodes, n))
             .transpose()?;
-
-        let bootargs = fdt
-            .chosen()
-            .ok()
-            .and_then(|c| c.bootargs())
-            .map(String::from);
-        let cpu_count = fdt.cpus().count().max(1);
+        let chosen = fdt.chosen().ok();
+        let bootargs = chosen.as_ref().and_then(|c| c.bootargs()).map(String::from);
+        let stdout = chosen.and_then(|c| c.stdout()).map(|s| s.node().name);
 
         Ok(Platform {
             memory,
-            uart: parse_uart(&fdt),
+            uart: parse_uart(&nodes, stdout),
             gic,
             virtual_timer_intid,
             psci,
             virtio_mmio,
             pci,
             bootargs,
-            cpu_count,
+            cpu_count: nodes.cpus.max(1),
         })
     }
 }
@@ -263,18 +340,6 @@ fn malformed(node: &FdtNode, property: &'static str) -> DtbError {
         node: String::from(node.name),
         property,
     }
-}
-
-fn is_compatible(node: &FdtNode, compatible: &str) -> bool {
-    node.compatible()
-        .is_some_and(|c| c.all().any(|s| s == compatible))
-}
-
-fn is_enabled(node: &FdtNode) -> bool {
-    matches!(
-        node.property("status").and_then(|p| p.as_str()),
-        None | Some("okay") | Some("ok")
-    )
 }
 
 fn first_reg(node: &FdtNode) -> Option<Region> {
@@ -315,81 +380,38 @@ fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
         .collect()
 }
 
-fn parse_gic(fdt: &Fdt) -> Result<GicInfo, DtbError> {
-    if let Some(node) = fdt
-        .all_nodes()
-        .find(|n| is_compatible(n, "arm,gic-v3") && is_enabled(n))
-    {
-        let mut regs = node.reg();
-        let dist = regs.next().and_then(|r| {
-            Some(Region {
-                base: r.starting_address as u64,
-                size: r.size? as u64,
-            })
-        });
-        let redist = regs.next().and_then(|r| {
-            Some(Region {
-                base: r.starting_address as u64,
-                size: r.size? as u64,
-            })
-        });
-        return match (dist, redist) {
-            (Some(dist), Some(redist)) => Ok(GicInfo::V3 { dist, redist }),
-            _ => Err(malformed(&node, "reg")),
-        };
+fn parse_gic(nodes: &Nodes) -> Result<GicInfo, DtbError> {
+    let (node, v3) = match (nodes.gic_v3, nodes.gic_v2) {
+        (Some(node), _) => (node, true),
+        (None, Some(node)) => (node, false),
+        (None, None) => return Err(DtbError::NoGic),
+    };
+    let mut regs = node.reg().map(|r| {
+        Some(Region {
+            base: r.starting_address as u64,
+            size: r.size? as u64,
+        })
+    });
+    match (regs.next().flatten(), regs.next().flatten()) {
+        (Some(dist), Some(redist)) if v3 => Ok(GicInfo::V3 { dist, redist }),
+        (Some(dist), Some(cpu)) => Ok(GicInfo::V2 { dist, cpu }),
+        _ => Err(malformed(&node, "reg")),
     }
-    let v2 = [
-        "arm,cortex-a15-gic",
-        "arm,gic-400",
-        "arm,cortex-a9-gic",
-        "arm,cortex-a7-gic",
-    ];
-    if let Some(node) = fdt
-        .all_nodes()
-        .find(|n| v2.iter().any(|c| is_compatible(n, c)) && is_enabled(n))
-    {
-        let mut regs = node.reg();
-        let dist = regs.next().and_then(|r| {
-            Some(Region {
-                base: r.starting_address as u64,
-                size: r.size? as u64,
-            })
-        });
-        let cpu = regs.next().and_then(|r| {
-            Some(Region {
-                base: r.starting_address as u64,
-                size: r.size? as u64,
-            })
-        });
-        return match (dist, cpu) {
-            (Some(dist), Some(cpu)) => Ok(GicInfo::V2 { dist, cpu }),
-            _ => Err(malformed(&node, "reg")),
-        };
-    }
-    Err(DtbError::NoGic)
 }
 
-fn parse_timer(fdt: &Fdt) -> Result<u32, DtbError> {
-    let node = fdt
-        .all_nodes()
-        .find(|n| is_compatible(n, "arm,armv8-timer") || is_compatible(n, "arm,armv7-timer"))
-        .ok_or(DtbError::NoTimer)?;
+fn parse_timer(nodes: &Nodes) -> Result<u32, DtbError> {
+    let node = nodes.timer.ok_or(DtbError::NoTimer)?;
     // Order per the binding: secure physical, non-secure physical, virtual, hypervisor.
     interrupts(&node)?.get(2).copied().ok_or(DtbError::NoTimer)
 }
 
-fn parse_uart(fdt: &Fdt) -> Option<Region> {
-    let stdout = fdt.chosen().ok().and_then(|c| c.stdout()).map(|s| s.node());
-    stdout
-        .filter(|n| is_compatible(n, "arm,pl011"))
-        .or_else(|| {
-            fdt.all_nodes()
-                .find(|n| is_compatible(n, "arm,pl011") && is_enabled(n))
-        })
-        .and_then(|n| first_reg(&n))
+/// The PL011 `/chosen/stdout-path` names, else the first one.
+fn parse_uart(nodes: &Nodes, stdout: Option<&str>) -> Option<Region> {
+    let named = stdout.and_then(|name| nodes.pl011.iter().find(|n| n.name == name));
+    named.or(nodes.pl011.first()).and_then(first_reg)
 }
 
-fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
+fn parse_pci(nodes: &Nodes, node: &FdtNode) -> Result<PciHost, DtbError> {
     let ecam = first_reg(node).ok_or_else(|| malformed(node, "reg"))?;
     let bus_start = node
         .property("bus-range")
@@ -412,7 +434,7 @@ fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
         })
         .collect();
 
-    let (irq_mask, irq_routes) = parse_interrupt_map(fdt, node)?;
+    let (irq_mask, irq_routes) = parse_interrupt_map(nodes, node)?;
     Ok(PciHost {
         ecam,
         bus_start,
@@ -425,7 +447,7 @@ fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
 /// `interrupt-map` of a PCI host: entries of (3-cell unit address, 1-cell pin, phandle,
 /// parent unit address, parent specifier), the parent cell counts read from the parent node.
 fn parse_interrupt_map(
-    fdt: &Fdt,
+    nodes: &Nodes,
     node: &FdtNode,
 ) -> Result<((u32, u32), Vec<PciIrqRoute>), DtbError> {
     let mask = node
@@ -445,8 +467,12 @@ fn parse_interrupt_map(
             .get(i..i + 5)
             .ok_or_else(|| malformed(node, "interrupt-map"))?;
         let (devfn_cell, pin, phandle) = (entry[0], entry[3], entry[4]);
-        let parent =
-            interrupt_parent_cells(fdt, phandle).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let parent = nodes
+            .interrupt_parents
+            .iter()
+            .find(|p| p.0 == phandle)
+            .map(|p| (p.1, p.2))
+            .ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += 5 + parent.0;
         let spec = raw
             .get(i..i + parent.1)
@@ -463,16 +489,6 @@ fn parse_interrupt_map(
         }
     }
     Ok((mask, routes))
-}
-
-/// (`#address-cells`, `#interrupt-cells`) of the interrupt parent with this phandle.
-fn interrupt_parent_cells(fdt: &Fdt, phandle: u32) -> Option<(usize, usize)> {
-    let parent = fdt.find_phandle(phandle)?;
-    let cell = |name| parent.property(name).and_then(|p| cells(p.value).next());
-    Some((
-        cell("#address-cells").unwrap_or(0) as usize,
-        cell("#interrupt-cells")? as usize,
-    ))
 }
 
 #[cfg(test)]

@@ -92,7 +92,10 @@ mod probe {
             unsafe { console::init(uart) };
         }
 
-        println!("vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}");
+        println!(
+            "vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}, console up {} us after the counter's start",
+            micros_since_start()
+        );
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
@@ -165,9 +168,18 @@ mod probe {
                     self.kind.as_str(),
                     counter::frequency()
                 );
+                println!(
+                    "vmprobe: boot: ready {} us after the counter's start",
+                    micros_since_start()
+                );
                 *printed = true;
             }
         }
+    }
+
+    /// Microseconds since the virtual counter's zero (the machine's start under QEMU).
+    fn micros_since_start() -> u64 {
+        (u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1))) as u64
     }
 
     /// smoltcp time from the generic counter.
