@@ -166,3 +166,23 @@ fn missing_nic_is_reported_then_powers_off() {
         .expect("guest did not power off")
         .success());
 }
+
+/// `dhcp` takes the address from QEMU's DHCP server (on a non-default subnet, so a static
+/// default could not pass); the ready line waits for the lease, which needs the timer in IRQ mode.
+#[test]
+fn dhcp_lease_on_user_networking() {
+    let port = free_port();
+    let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args(&format!(
+        "-netdev user,id=n0,net=10.9.8.0/24,hostfwd=udp:127.0.0.1:{port}-10.9.8.15:7 \
+         -device virtio-net-pci,netdev=n0 -append dhcp"
+    )));
+    let qemu = Qemu::spawn(&qemu_args);
+    let ready = qemu.wait_ready();
+    assert!(
+        ready.starts_with("vmprobe: ready ip=10.9.8.15/24 mode=irq gic=v3 transport=pci "),
+        "{ready}"
+    );
+    udp_echo(port, UDP_SIZES);
+}
