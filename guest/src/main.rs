@@ -224,7 +224,11 @@ mod probe {
                 Some(d) => counter::arm_timer(ticks_after(d)),
                 None => counter::disarm_timer(),
             }
+            if !phy.prepare_to_sleep() {
+                continue;
+            }
             gic::wait_for_interrupt();
+            phy.woke();
             if let Some((intid, entered)) = gic::take_pending() {
                 phy.stamps().irq_entry = entered;
                 if Some(intid) == nic {

@@ -9,6 +9,7 @@ use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use core::sync::atomic::{fence, Ordering};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::EthernetAddress;
@@ -125,6 +126,28 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
     /// The packet path's latest timestamps and counters.
     pub fn stamps(&mut self) -> &mut Timestamps {
         &mut self.stamps
+    }
+
+    /// Call before sleeping in IRQ mode. Transmit completions normally raise no interrupt (they
+    /// are reaped while polling), but when every transmit buffer is in flight a sender is
+    /// waiting for one, so the device is asked to interrupt when it returns one. Returns false
+    /// if a buffer already came back: poll again instead of sleeping.
+    pub fn prepare_to_sleep(&mut self) -> bool {
+        let starved = self.free_tx().is_none();
+        self.rings.set_interrupts(QUEUE_TRANSMIT, starved);
+        if starved {
+            // The flag store must be visible before the used ring is checked (virtio 2.7.10).
+            fence(Ordering::SeqCst);
+            if self.raw.poll_transmit().is_some() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Call after waking: transmit completions go back to being reaped silently.
+    pub fn woke(&mut self) {
+        self.rings.set_interrupts(QUEUE_TRANSMIT, false);
     }
 
     /// Posts every receive buffer the device does not hold.

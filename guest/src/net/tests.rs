@@ -148,3 +148,23 @@ fn a_frame_waits_in_the_ring_while_no_reply_buffer_is_free() {
     tx.consume(request.len(), |buf| buf.copy_from_slice(&request));
     assert_eq!(net.borrow_mut().take_transmitted(), vec![vec![7; 60]]);
 }
+
+#[test]
+fn a_starved_sender_asks_for_a_transmit_interrupt_before_sleeping() {
+    let (mut phy, net) = phy(Mode::Irq);
+    assert!(send(&mut phy, &[1; 60]));
+    // Buffers to spare: sleep without transmit interrupts.
+    assert!(phy.prepare_to_sleep());
+    assert_eq!(net.borrow().queues[1].avail_flags(), 1);
+    for _ in 1..TX_BUFFERS {
+        assert!(send(&mut phy, &[2; 60]));
+    }
+    // All in flight: the device must wake the probe when one comes back.
+    assert!(phy.prepare_to_sleep());
+    assert_eq!(net.borrow().queues[1].avail_flags(), 0);
+    phy.woke();
+    assert_eq!(net.borrow().queues[1].avail_flags(), 1);
+    // A completion that raced with going to sleep: poll instead.
+    net.borrow_mut().take_transmitted();
+    assert!(!phy.prepare_to_sleep());
+}
