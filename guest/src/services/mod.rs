@@ -30,7 +30,9 @@ use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketSet, SocketStorage,
+};
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
@@ -49,9 +51,16 @@ const SCRATCH_LEN: usize = 4096;
 /// keep the caller from its own work; `poll` returns true when it stops early.
 const MAX_ROUNDS: usize = 64;
 
-/// Heap that [`Services::new`] allocates, within a few KiB (socket tables and smoltcp's own
-/// state come on top of the buffers): size the guest's allocator at least this large.
-pub const HEAP_BYTES: usize = udp::HEAP_BYTES + tcp::HEAP_BYTES + SCRATCH_LEN + 16 * 1024;
+/// Sockets in the table: the UDP and TCP services and the DHCP client.
+const SOCKET_SLOTS: usize = udp::SOCKETS + tcp::SOCKETS + 1;
+
+/// Upper bound of the heap [`Services::new`] allocates (socket buffers, the socket table and
+/// a little slack): size the guest's allocator at least this large plus its own overhead.
+pub const HEAP_BYTES: usize = udp::HEAP_BYTES
+    + tcp::HEAP_BYTES
+    + SCRATCH_LEN
+    + SOCKET_SLOTS * core::mem::size_of::<SocketStorage<'static>>()
+    + 1024;
 
 /// The probe's network stack and services.
 pub struct Services {
@@ -78,7 +87,7 @@ impl Services {
         let mut iface_config = Config::new(mac.into());
         iface_config.random_seed = seed(mac, now);
         let mut iface = Interface::new(iface_config, device, now);
-        let mut sockets = SocketSet::new(Vec::new());
+        let mut sockets = SocketSet::new(Vec::with_capacity(SOCKET_SLOTS));
         // Insertion order is the order smoltcp serves sockets in: latency-critical UDP first.
         let udp = UdpServices::new(&mut sockets);
         let tcp = TcpServices::new(&mut sockets);

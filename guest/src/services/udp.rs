@@ -26,8 +26,12 @@ const QUEUE_PACKETS: usize = 16;
 /// Datagrams the discard socket can hold (drained on every poll).
 const DISCARD_PACKETS: usize = 4;
 
+/// Number of UDP sockets.
+pub const SOCKETS: usize = 3;
+
 /// Heap the UDP sockets take, for sizing the guest's allocator.
-pub const HEAP_BYTES: usize = 2 * 2 * QUEUE_PACKETS * MAX_PAYLOAD + DISCARD_PACKETS * MAX_PAYLOAD;
+pub const HEAP_BYTES: usize = (2 * 2 * QUEUE_PACKETS + 2 * DISCARD_PACKETS)
+    * (MAX_PAYLOAD + core::mem::size_of::<PacketMetadata>());
 
 /// Source ports of services that answer every datagram: replying to them could start an endless
 /// echo/chargen ping-pong between two hosts (the classic inetd loop attack), so they get nothing.

@@ -242,3 +242,35 @@ fn a_peer_that_vanishes_is_timed_out_and_replaced() {
         .collect();
     pump_all(&mut w, &mut streams, 10_000);
 }
+
+#[test]
+fn a_full_pool_refuses_and_recovers() {
+    let mut w = World::new();
+    let mut held: Vec<SocketHandle> = (0..4).map(|i| w.connect(7, 58000 + i)).collect();
+    let extra = w.connect_nowait(7, 58010);
+    w.run_until(1000, |w| w.tcp(extra).state() == State::Closed);
+    // One connection ends; its slot takes the next client.
+    let first = held.remove(0);
+    w.tcp(first).close();
+    w.run_until(1000, |w| w.guest.stats().tcp.closed == 1);
+    let mut stream = Stream::new(w.connect(7, 58011), 10_000, 9);
+    pump_all(&mut w, std::slice::from_mut(&mut stream), 10_000);
+}
+
+#[test]
+fn an_idle_probe_needs_no_timer_but_a_connection_does() {
+    let mut w = World::new();
+    w.step();
+    assert_eq!(
+        w.guest.poll_delay(w.now),
+        None,
+        "idle services must sleep until a frame"
+    );
+    let h = w.connect(7, 58100);
+    let delay = w.guest.poll_delay(w.now).expect("keep-alive timer");
+    assert!(delay <= tcp::KEEP_ALIVE);
+    w.tcp(h).close();
+    w.run_until(1000, |w| w.guest.stats().tcp.closed == 1);
+    w.step();
+    assert_eq!(w.guest.poll_delay(w.now), None);
+}
