@@ -170,8 +170,9 @@ impl Services {
     }
 }
 
-/// Seed for smoltcp's TCP initial sequence numbers and DHCP transaction ids: distinct per MAC
-/// and boot time, so that two probes, or one probe rebooted, do not repeat each other's.
+/// Seed for smoltcp's TCP initial sequence numbers and DHCP transaction ids, from the MAC and
+/// the boot-time clock, so that two probes on one link, or one probe rebooted at a different
+/// counter value, do not repeat each other's.
 fn seed(mac: EthernetAddress, now: Instant) -> u64 {
     let mut mac64 = [0u8; 8];
     mac64[..6].copy_from_slice(mac.as_bytes());

@@ -1,7 +1,7 @@
 //! UDP services: echo (7), discard (9) and the sockperf reflector (11111).
 //!
 //! Port 7777 is reserved for the probe protocol (timestamped echo, guest stats, commands); it will
-//! be one more socket here served by the same [`reflect_all`] loop with its own transform.
+//! be one more socket here served by the same `reflect_all` loop with its own transform.
 
 use alloc::vec;
 

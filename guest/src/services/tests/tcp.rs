@@ -274,3 +274,34 @@ fn an_idle_probe_needs_no_timer_but_a_connection_does() {
     w.step();
     assert_eq!(w.guest.poll_delay(w.now), None);
 }
+
+#[test]
+fn half_open_connections_do_not_hold_a_pool_forever() {
+    let mut w = World::new();
+    // Warm up ARP, then two SYNs that are never followed up take both discard slots.
+    let probe = w.connect(9, 59000);
+    w.tcp(probe).abort();
+    w.step();
+    w.client.sockets.remove(probe);
+    for port in [59001, 59002] {
+        let h = w.connect_nowait(9, port);
+        w.poll_client();
+        w.client.sockets.remove(h);
+    }
+    w.client_attached = false;
+    while w.poll_guest() {}
+    let refused = {
+        w.client_attached = true;
+        let h = w.connect_nowait(9, 59003);
+        w.run_until(1000, |w| w.tcp(h).state() == State::Closed);
+        h
+    };
+    w.client.sockets.remove(refused);
+    // SYN-ACKs go unanswered until the timeout frees the slots.
+    w.client_attached = false;
+    w.idle(tcp::TIMEOUT + Duration::from_secs(5));
+    w.client_attached = true;
+    let h = w.connect(9, 59004);
+    w.tcp(h).send_slice(b"discard me").unwrap();
+    w.run_until(1000, |w| w.guest.stats().tcp.discard_bytes == 10);
+}
