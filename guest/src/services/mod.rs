@@ -13,7 +13,8 @@
 //! - UDP 7777 is reserved for the probe protocol (see [`udp`]).
 //!
 //! One poll takes in one frame at a time and, before the next, lets every service answer and
-//! smoltcp transmit: a UDP echo leaves in the same poll that received its request.
+//! smoltcp transmit: a UDP echo leaves in the same poll that received its request, before the
+//! TCP services are looked at.
 
 pub mod audit;
 pub mod chargen;
@@ -133,16 +134,18 @@ impl Services {
                 iface.poll_ingress_single(now, &mut device, sockets),
                 PollIngressSingleResult::None
             );
-            let mut served = udp.serve(sockets, scratch, &mut stats.udp);
-            served |= tcp.serve(sockets, scratch, &mut stats.tcp);
+            // UDP replies leave before the TCP pools are even looked at: the datagram services
+            // are the latency probes, and a TCP pass costs more than a UDP answer.
+            let served_udp = udp.serve(sockets, scratch, &mut stats.udp);
+            let mut sent = egress(iface, &mut device, sockets, now);
+            let mut served = tcp.serve(sockets, scratch, &mut stats.tcp);
             if let Some(dhcp) = dhcp {
                 served |= dhcp.serve(iface, sockets, ipv4, &mut stats.dhcp);
             }
-            let sent = matches!(
-                iface.poll_egress(now, &mut device, sockets),
-                PollResult::SocketStateChanged
-            );
-            if !(received || served || sent) {
+            if served {
+                sent |= egress(iface, &mut device, sockets, now);
+            }
+            if !(received || served_udp || served || sent) {
                 return any;
             }
             any = true;
@@ -168,6 +171,19 @@ impl Services {
             ..self.stats
         }
     }
+}
+
+/// Transmit what the sockets have queued; true if anything went out.
+fn egress<D: Device + ?Sized>(
+    iface: &mut Interface,
+    device: &mut D,
+    sockets: &mut SocketSet<'_>,
+    now: Instant,
+) -> bool {
+    matches!(
+        iface.poll_egress(now, device, sockets),
+        PollResult::SocketStateChanged
+    )
 }
 
 /// Seed for smoltcp's TCP initial sequence numbers and DHCP transaction ids, from the MAC and
