@@ -15,6 +15,24 @@
 //! One poll takes in one frame at a time and, before the next, lets every service answer and
 //! smoltcp transmit: a UDP echo leaves in the same poll that received its request, before the
 //! TCP services are looked at.
+//!
+//! The platform's main loop, with any smoltcp [`Device`] (here smoltcp's loopback):
+//!
+//! ```
+//! use smoltcp::phy::{Loopback, Medium};
+//! use smoltcp::time::Instant;
+//! use smoltcp::wire::EthernetAddress;
+//! use vmprobe_guest::{config::NetConfig, services::Services};
+//!
+//! let mut device = Loopback::new(Medium::Ethernet);
+//! let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+//! let now = Instant::from_millis(0);
+//! let mut services = Services::new(&NetConfig::default(), mac, &mut device, now);
+//! // Poll until idle, then sleep until a frame arrives or `poll_delay` runs out.
+//! while services.poll(now, &mut device) {}
+//! assert_eq!(services.poll_delay(now), None); // idle: only a frame wakes it
+//! assert!(services.ipv4().is_some()); // a static address is there at once
+//! ```
 
 pub mod audit;
 pub mod chargen;
@@ -26,6 +44,8 @@ pub mod udp;
 
 #[cfg(test)]
 mod tests;
+
+pub use stats::Stats;
 
 use alloc::boxed::Box;
 use alloc::vec;
@@ -41,7 +61,7 @@ use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 use crate::config::NetConfig;
 use audit::Audited;
 use dhcp::Dhcp;
-use stats::{FrameCounters, Stats};
+use stats::FrameCounters;
 use tcp::TcpServices;
 use udp::UdpServices;
 
