@@ -46,6 +46,8 @@ mod probe {
         Phy(#[from] PhyError),
         #[error("the device tree routes no interrupt for the NIC; use mode=poll")]
         NoNicInterrupt,
+        #[error("heap of {have} bytes is smaller than the {need} bytes the probe needs")]
+        HeapTooSmall { have: usize, need: usize },
     }
 
     type Phy =
@@ -105,6 +107,14 @@ mod probe {
         // SAFETY: the GIC frames are mapped as device memory and used only through `gic`.
         unsafe { gic::init(&platform.gic, platform.cpu_count)? };
 
+        // Services, plus page tables, virtqueues and packet buffers.
+        let need = vmprobe_guest::services::HEAP_BYTES + (1 << 20);
+        if heap::size() < need {
+            return Err(Fatal::HeapTooSmall {
+                have: heap::size(),
+                need,
+            });
+        }
         let nic = find_nic(&platform)?;
         let (kind, nic_intid) = (nic.kind, nic.intid);
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
