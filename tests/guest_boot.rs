@@ -186,3 +186,70 @@ fn dhcp_lease_on_user_networking() {
     );
     udp_echo(port, UDP_SIZES);
 }
+
+/// Every contract service answers on the real image: an unmodified `sockperf ping-pong` on UDP
+/// 11111, chargen on TCP 19, discard on TCP 9 (and ICMP on the tap test).
+#[test]
+fn all_services_answer_on_the_real_image() {
+    let (sockperf, chargen, discard) = (free_port(), free_port(), free_port());
+    let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args(&format!(
+        "-netdev user,id=n0,hostfwd=udp:127.0.0.1:{sockperf}-:11111,\
+         hostfwd=tcp:127.0.0.1:{chargen}-:19,hostfwd=tcp:127.0.0.1:{discard}-:9 \
+         -device virtio-net-pci,netdev=n0"
+    )));
+    let qemu = Qemu::spawn(&qemu_args);
+    qemu.wait_ready();
+
+    let out = std::process::Command::new("sockperf")
+        .args([
+            "ping-pong",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sockperf.to_string(),
+            "-t",
+            "1",
+            "--msg-size",
+            "64",
+        ])
+        .output()
+        .expect("run sockperf (scripts/setup.sh installs it)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sockperf failed:\n{text}");
+    let observations: u64 = text
+        .split("Total ")
+        .find_map(|t| t.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no sockperf summary:\n{text}"));
+    assert!(
+        observations > 100,
+        "{observations} sockperf round trips:\n{text}"
+    );
+    assert!(text.contains("# dropped messages = 0;"), "{text}");
+
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", chargen)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut bulk = vec![0u8; 200_000];
+    stream.read_exact(&mut bulk).expect("chargen stream");
+    // RFC 864: printable ASCII lines.
+    assert!(bulk
+        .iter()
+        .all(|&b| (b' '..=b'~').contains(&b) || b == b'\r' || b == b'\n'));
+    assert!(bulk.windows(2).any(|w| w == b"\r\n"));
+
+    let mut sink = std::net::TcpStream::connect(("127.0.0.1", discard)).unwrap();
+    sink.write_all(&payload(300_000, 3))
+        .expect("discard accepts everything");
+    sink.shutdown(std::net::Shutdown::Write).unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = sink.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "discard sent {} bytes back", rest.len());
+    assert!(!qemu.console().contains("vmprobe: error"));
+}
