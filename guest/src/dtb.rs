@@ -620,6 +620,28 @@ mod tests {
     }
 
     #[test]
+    fn corrupted_blobs_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for blob in [GICV2_MMIO, GICV3_PCI_EL2] {
+            for _ in 0..3000 {
+                let mut bad = blob.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % bad.len();
+                    bad[at] = next() as u8;
+                }
+                let cut = bad.len() - (next() as usize % 64).min(bad.len());
+                let _ = Platform::parse(&bad[..cut]);
+            }
+        }
+    }
+
+    #[test]
     fn interrupt_specifiers() {
         assert_eq!(gic_intid(GIC_SPI, 16), Some(48));
         assert_eq!(gic_intid(GIC_PPI, 11), Some(27));
