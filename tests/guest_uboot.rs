@@ -63,3 +63,24 @@ fn booti_typed_at_the_prompt_with_bootargs() {
         .contains("Starting kernel ...\r\n\r\nvmprobe: error"));
     udp_echo(port, UDP_SIZES);
 }
+
+/// U-Boot owning EL2 hands over at EL2 (the probe drops to EL1), on GICv3 and virtio-pci.
+#[test]
+fn unattended_boot_at_el2_with_gicv3_and_virtio_pci() {
+    let port = free_port();
+    let mut a = args(&format!(
+        "-M virt,virtualization=on,gic-version=3 -cpu max -m 256M -bios {UBOOT} -kernel"
+    ));
+    a.push(guest_image().display().to_string());
+    a.extend(user_net(port));
+    a.extend(args("-device virtio-net-pci,netdev=n0"));
+    let qemu = Qemu::spawn(&a);
+    let ready = qemu.wait_ready();
+    assert!(ready.contains(" mode=irq gic=v3 transport=pci "), "{ready}");
+    assert!(
+        qemu.console().contains("vmprobe: boot: entered at EL2"),
+        "{}",
+        qemu.console()
+    );
+    udp_echo(port, UDP_SIZES);
+}
