@@ -46,7 +46,10 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { net: NetConfig::default(), mode: Mode::Irq }
+        Config {
+            net: NetConfig::default(),
+            mode: Mode::Irq,
+        }
     }
 }
 
@@ -93,10 +96,16 @@ impl Config {
         for token in bootargs.split_ascii_whitespace() {
             let (key, value) = token.split_once('=').unwrap_or((token, ""));
             match key {
-                "ip" => config.net.ip = parse_cidr(value).ok_or_else(|| ConfigError::BadIp(value.into()))?,
+                "ip" => {
+                    config.net.ip =
+                        parse_cidr(value).ok_or_else(|| ConfigError::BadIp(value.into()))?
+                }
                 "gw" => {
-                    config.net.gw =
-                        Some(value.parse().map_err(|_| ConfigError::BadGateway(value.into()))?);
+                    config.net.gw = Some(
+                        value
+                            .parse()
+                            .map_err(|_| ConfigError::BadGateway(value.into()))?,
+                    );
                     gw_given = true;
                 }
                 "dhcp" if !token.contains('=') => config.net.dhcp = true,
@@ -113,7 +122,10 @@ impl Config {
         if let Some(gw) = config.net.gw {
             if !config.net.dhcp && !config.net.ip.contains_addr(&gw) {
                 if gw_given {
-                    return Err(ConfigError::GatewayOutsideSubnet { ip: config.net.ip, gw });
+                    return Err(ConfigError::GatewayOutsideSubnet {
+                        ip: config.net.ip,
+                        gw,
+                    });
                 }
                 config.net.gw = None;
             }
@@ -154,8 +166,13 @@ mod tests {
 
     #[test]
     fn all_arguments() {
-        let p = Config::parse("  ip=192.168.7.2/24\tgw=192.168.7.1 mode=poll console=ttyAMA0 dhcp ").unwrap();
-        assert_eq!(p.config.net.ip, Ipv4Cidr::new(Ipv4Address::new(192, 168, 7, 2), 24));
+        let p =
+            Config::parse("  ip=192.168.7.2/24\tgw=192.168.7.1 mode=poll console=ttyAMA0 dhcp ")
+                .unwrap();
+        assert_eq!(
+            p.config.net.ip,
+            Ipv4Cidr::new(Ipv4Address::new(192, 168, 7, 2), 24)
+        );
         assert_eq!(p.config.net.gw, Some(Ipv4Address::new(192, 168, 7, 1)));
         assert!(p.config.net.dhcp);
         assert_eq!(p.config.mode, Mode::Poll);
@@ -185,7 +202,10 @@ mod tests {
         }
         let e = Config::parse("ip=10.0.3.5/24 gw=10.0.2.2").unwrap_err();
         assert_eq!(e.to_string(), "gateway 10.0.2.2 is not in 10.0.3.5/24");
-        assert_eq!(Config::parse("mode=x").unwrap_err().to_string(), "bad mode=\"x\": expected irq or poll");
+        assert_eq!(
+            Config::parse("mode=x").unwrap_err().to_string(),
+            "bad mode=\"x\": expected irq or poll"
+        );
     }
 
     #[test]

@@ -116,7 +116,8 @@ impl PciHost {
     /// The GIC INTID that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
     pub fn intid_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<u32> {
         let devfn_cell =
-            (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8) & self.irq_mask.0;
+            (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8)
+                & self.irq_mask.0;
         let pin = u32::from(pin) & self.irq_mask.1;
         self.irq_routes
             .iter()
@@ -126,7 +127,11 @@ impl PciHost {
 
     /// The largest non-prefetchable 32-bit memory window, where BARs are placed.
     pub fn mmio32(&self) -> Option<PciWindow> {
-        self.windows.iter().filter(|w| !w.is_64bit && w.pci_base < (1 << 32)).max_by_key(|w| w.size).copied()
+        self.windows
+            .iter()
+            .filter(|w| !w.is_64bit && w.pci_base < (1 << 32))
+            .max_by_key(|w| w.size)
+            .copied()
     }
 }
 
@@ -181,86 +186,175 @@ pub enum DtbError {
 const GIC_SPI: u32 = 0;
 const GIC_PPI: u32 = 1;
 
+/// The nodes the probe cares about, found in one walk of the tree: every property lookup scans
+/// a node's properties and resolves names in the strings block, which is slow under TCG, so the
+/// tree is walked once and each node's properties once.
+#[derive(Default)]
+struct Nodes<'b, 'a> {
+    memory: Vec<FdtNode<'b, 'a>>,
+    gic_v3: Option<FdtNode<'b, 'a>>,
+    gic_v2: Option<FdtNode<'b, 'a>>,
+    timer: Option<FdtNode<'b, 'a>>,
+    psci: Option<FdtNode<'b, 'a>>,
+    pl011: Vec<FdtNode<'b, 'a>>,
+    virtio_mmio: Vec<FdtNode<'b, 'a>>,
+    pci: Option<FdtNode<'b, 'a>>,
+    /// (phandle, `#address-cells`, `#interrupt-cells`) of interrupt controllers.
+    interrupt_parents: Vec<(u32, usize, usize)>,
+    cpus: usize,
+}
+
+const GIC_V2_COMPATIBLE: [&[u8]; 4] = [
+    b"arm,cortex-a15-gic",
+    b"arm,gic-400",
+    b"arm,cortex-a9-gic",
+    b"arm,cortex-a7-gic",
+];
+
+impl<'b, 'a> Nodes<'b, 'a> {
+    fn walk(fdt: &'b Fdt<'a>) -> Self {
+        let mut found = Nodes::default();
+        for node in fdt.all_nodes() {
+            let (mut compatible, mut enabled, mut memory, mut cpu) = (&[][..], true, false, false);
+            let (mut phandle, mut address_cells, mut interrupt_cells) = (None, 0, None);
+            for p in node.properties() {
+                match p.name {
+                    "compatible" => compatible = p.value,
+                    "status" => enabled = matches!(p.value, b"okay\0" | b"ok\0"),
+                    "device_type" => {
+                        memory = p.value == b"memory\0";
+                        cpu = p.value == b"cpu\0";
+                    }
+                    "phandle" => phandle = cells(p.value).next(),
+                    "#address-cells" => address_cells = cells(p.value).next().unwrap_or(0) as usize,
+                    "#interrupt-cells" => {
+                        interrupt_cells = cells(p.value).next().map(|c| c as usize)
+                    }
+                    _ => {}
+                }
+            }
+            if let (Some(phandle), Some(interrupt_cells)) = (phandle, interrupt_cells) {
+                found
+                    .interrupt_parents
+                    .push((phandle, address_cells, interrupt_cells));
+            }
+            if !enabled {
+                continue;
+            }
+            let is = |c: &[u8]| compatible.split(|b| *b == 0).any(|s| s == c);
+            if memory {
+                found.memory.push(node);
+            } else if cpu {
+                found.cpus += 1;
+            } else if is(b"virtio,mmio") {
+                found.virtio_mmio.push(node);
+            } else if is(b"arm,gic-v3") {
+                found.gic_v3.get_or_insert(node);
+            } else if GIC_V2_COMPATIBLE.iter().any(|c| is(c)) {
+                found.gic_v2.get_or_insert(node);
+            } else if is(b"arm,armv8-timer") || is(b"arm,armv7-timer") {
+                found.timer.get_or_insert(node);
+            } else if is(b"arm,psci-1.0") || is(b"arm,psci-0.2") || is(b"arm,psci") {
+                found.psci.get_or_insert(node);
+            } else if is(b"arm,pl011") {
+                found.pl011.push(node);
+            } else if is(b"pci-host-ecam-generic") {
+                found.pci.get_or_insert(node);
+            }
+        }
+        found
+    }
+}
+
 impl Platform {
     /// Interprets a device tree blob.
     pub fn parse(blob: &[u8]) -> Result<Self, DtbError> {
         let fdt = Fdt::new(blob).map_err(|_| DtbError::Invalid("bad header or structure"))?;
+        let nodes = Nodes::walk(&fdt);
 
-        let memory: Vec<Region> = fdt
-            .all_nodes()
-            .filter(|n| n.property("device_type").and_then(|p| p.as_str()) == Some("memory"))
+        let memory: Vec<Region> = nodes
+            .memory
+            .iter()
             .flat_map(|n| n.reg())
             .filter_map(|r| {
-                Some(Region { base: r.starting_address as u64, size: r.size? as u64 })
-                    .filter(|r| r.size > 0)
+                Some(Region {
+                    base: r.starting_address as u64,
+                    size: r.size? as u64,
+                })
+                .filter(|r| r.size > 0)
             })
             .collect();
         if memory.is_empty() {
             return Err(DtbError::NoMemory);
         }
 
-        let gic = parse_gic(&fdt)?;
-        let virtual_timer_intid = parse_timer(&fdt)?;
-        let psci = fdt
-            .find_compatible(&["arm,psci-1.0", "arm,psci-0.2", "arm,psci"])
-            .and_then(|n| n.property("method").and_then(|p| p.as_str()))
-            .and_then(|m| match m {
-                "hvc" => Some(PsciConduit::Hvc),
-                "smc" => Some(PsciConduit::Smc),
+        let gic = parse_gic(&nodes)?;
+        let virtual_timer_intid = parse_timer(&nodes)?;
+        let psci = nodes
+            .psci
+            .and_then(|n| n.property("method"))
+            .and_then(|p| match p.value {
+                b"hvc\0" => Some(PsciConduit::Hvc),
+                b"smc\0" => Some(PsciConduit::Smc),
                 _ => None,
             });
 
         let mut virtio_mmio = Vec::new();
-        for node in fdt.all_nodes().filter(|n| is_compatible(n, "virtio,mmio")) {
-            let Some(region) = first_reg(&node) else { continue };
-            let intid = interrupts(&node)?.into_iter().next().ok_or_else(|| malformed(&node, "interrupts"))?;
+        for node in &nodes.virtio_mmio {
+            let Some(region) = first_reg(node) else {
+                continue;
+            };
+            let intid = interrupts(node)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| malformed(node, "interrupts"))?;
             virtio_mmio.push(VirtioMmioSlot { region, intid });
         }
         virtio_mmio.sort_by_key(|s| s.region.base);
 
-        let pci = fdt
-            .all_nodes()
-            .find(|n| is_compatible(n, "pci-host-ecam-generic") && is_enabled(n))
-            .map(|n| parse_pci(&fdt, &n))
+        let pci = nodes
+            .pci
+            .as_ref()
+            .map(|n| parse_pci(&nodes, n))
             .transpose()?;
-
-        let bootargs = fdt.chosen().ok().and_then(|c| c.bootargs()).map(String::from);
-        let cpu_count = fdt.cpus().count().max(1);
+        let chosen = fdt.chosen().ok();
+        let bootargs = chosen.as_ref().and_then(|c| c.bootargs()).map(String::from);
+        let stdout = chosen.and_then(|c| c.stdout()).map(|s| s.node().name);
 
         Ok(Platform {
             memory,
-            uart: parse_uart(&fdt),
+            uart: parse_uart(&nodes, stdout),
             gic,
             virtual_timer_intid,
             psci,
             virtio_mmio,
             pci,
             bootargs,
-            cpu_count,
+            cpu_count: nodes.cpus.max(1),
         })
     }
 }
 
 fn malformed(node: &FdtNode, property: &'static str) -> DtbError {
-    DtbError::Malformed { node: String::from(node.name), property }
-}
-
-fn is_compatible(node: &FdtNode, compatible: &str) -> bool {
-    node.compatible().is_some_and(|c| c.all().any(|s| s == compatible))
-}
-
-fn is_enabled(node: &FdtNode) -> bool {
-    matches!(node.property("status").and_then(|p| p.as_str()), None | Some("okay") | Some("ok"))
+    DtbError::Malformed {
+        node: String::from(node.name),
+        property,
+    }
 }
 
 fn first_reg(node: &FdtNode) -> Option<Region> {
     let r = node.reg().next()?;
-    Some(Region { base: r.starting_address as u64, size: r.size? as u64 })
+    Some(Region {
+        base: r.starting_address as u64,
+        size: r.size? as u64,
+    })
 }
 
 /// Big-endian cells of a property.
 fn cells(value: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    value
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
 }
 
 /// A GIC interrupt specifier (type, number, flags) as an INTID.
@@ -274,55 +368,50 @@ fn gic_intid(kind: u32, number: u32) -> Option<u32> {
 
 /// The node's `interrupts` as INTIDs (three-cell GIC specifiers).
 fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
-    let Some(prop) = node.property("interrupts") else { return Ok(Vec::new()) };
+    let Some(prop) = node.property("interrupts") else {
+        return Ok(Vec::new());
+    };
     let raw: Vec<u32> = cells(prop.value).collect();
-    if raw.len() % 3 != 0 || prop.value.len() % 4 != 0 {
+    if !raw.len().is_multiple_of(3) || !prop.value.len().is_multiple_of(4) {
         return Err(malformed(node, "interrupts"));
     }
-    raw.chunks_exact(3).map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts"))).collect()
+    raw.chunks_exact(3)
+        .map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts")))
+        .collect()
 }
 
-fn parse_gic(fdt: &Fdt) -> Result<GicInfo, DtbError> {
-    if let Some(node) = fdt.all_nodes().find(|n| is_compatible(n, "arm,gic-v3") && is_enabled(n)) {
-        let mut regs = node.reg();
-        let dist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
-        let redist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
-        return match (dist, redist) {
-            (Some(dist), Some(redist)) => Ok(GicInfo::V3 { dist, redist }),
-            _ => Err(malformed(&node, "reg")),
-        };
+fn parse_gic(nodes: &Nodes) -> Result<GicInfo, DtbError> {
+    let (node, v3) = match (nodes.gic_v3, nodes.gic_v2) {
+        (Some(node), _) => (node, true),
+        (None, Some(node)) => (node, false),
+        (None, None) => return Err(DtbError::NoGic),
+    };
+    let mut regs = node.reg().map(|r| {
+        Some(Region {
+            base: r.starting_address as u64,
+            size: r.size? as u64,
+        })
+    });
+    match (regs.next().flatten(), regs.next().flatten()) {
+        (Some(dist), Some(redist)) if v3 => Ok(GicInfo::V3 { dist, redist }),
+        (Some(dist), Some(cpu)) => Ok(GicInfo::V2 { dist, cpu }),
+        _ => Err(malformed(&node, "reg")),
     }
-    let v2 = ["arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic", "arm,cortex-a7-gic"];
-    if let Some(node) = fdt.all_nodes().find(|n| v2.iter().any(|c| is_compatible(n, c)) && is_enabled(n)) {
-        let mut regs = node.reg();
-        let dist = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
-        let cpu = regs.next().and_then(|r| Some(Region { base: r.starting_address as u64, size: r.size? as u64 }));
-        return match (dist, cpu) {
-            (Some(dist), Some(cpu)) => Ok(GicInfo::V2 { dist, cpu }),
-            _ => Err(malformed(&node, "reg")),
-        };
-    }
-    Err(DtbError::NoGic)
 }
 
-fn parse_timer(fdt: &Fdt) -> Result<u32, DtbError> {
-    let node = fdt
-        .all_nodes()
-        .find(|n| is_compatible(n, "arm,armv8-timer") || is_compatible(n, "arm,armv7-timer"))
-        .ok_or(DtbError::NoTimer)?;
+fn parse_timer(nodes: &Nodes) -> Result<u32, DtbError> {
+    let node = nodes.timer.ok_or(DtbError::NoTimer)?;
     // Order per the binding: secure physical, non-secure physical, virtual, hypervisor.
     interrupts(&node)?.get(2).copied().ok_or(DtbError::NoTimer)
 }
 
-fn parse_uart(fdt: &Fdt) -> Option<Region> {
-    let stdout = fdt.chosen().ok().and_then(|c| c.stdout()).map(|s| s.node());
-    stdout
-        .filter(|n| is_compatible(n, "arm,pl011"))
-        .or_else(|| fdt.all_nodes().find(|n| is_compatible(n, "arm,pl011") && is_enabled(n)))
-        .and_then(|n| first_reg(&n))
+/// The PL011 `/chosen/stdout-path` names, else the first one.
+fn parse_uart(nodes: &Nodes, stdout: Option<&str>) -> Option<Region> {
+    let named = stdout.and_then(|name| nodes.pl011.iter().find(|n| n.name == name));
+    named.or(nodes.pl011.first()).and_then(first_reg)
 }
 
-fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
+fn parse_pci(nodes: &Nodes, node: &FdtNode) -> Result<PciHost, DtbError> {
     let ecam = first_reg(node).ok_or_else(|| malformed(node, "reg"))?;
     let bus_start = node
         .property("bus-range")
@@ -345,44 +434,61 @@ fn parse_pci(fdt: &Fdt, node: &FdtNode) -> Result<PciHost, DtbError> {
         })
         .collect();
 
-    let (irq_mask, irq_routes) = parse_interrupt_map(fdt, node)?;
-    Ok(PciHost { ecam, bus_start, windows, irq_routes, irq_mask })
+    let (irq_mask, irq_routes) = parse_interrupt_map(nodes, node)?;
+    Ok(PciHost {
+        ecam,
+        bus_start,
+        windows,
+        irq_routes,
+        irq_mask,
+    })
 }
 
 /// `interrupt-map` of a PCI host: entries of (3-cell unit address, 1-cell pin, phandle,
 /// parent unit address, parent specifier), the parent cell counts read from the parent node.
-fn parse_interrupt_map(fdt: &Fdt, node: &FdtNode) -> Result<((u32, u32), Vec<PciIrqRoute>), DtbError> {
+fn parse_interrupt_map(
+    nodes: &Nodes,
+    node: &FdtNode,
+) -> Result<((u32, u32), Vec<PciIrqRoute>), DtbError> {
     let mask = node
         .property("interrupt-map-mask")
         .map(|p| cells(p.value).collect::<Vec<_>>())
         .filter(|m| m.len() == 4)
         .map(|m| (m[0], m[3]))
         .unwrap_or((u32::MAX, u32::MAX));
-    let Some(map) = node.property("interrupt-map") else { return Ok((mask, Vec::new())) };
+    let Some(map) = node.property("interrupt-map") else {
+        return Ok((mask, Vec::new()));
+    };
     let raw: Vec<u32> = cells(map.value).collect();
     let mut routes = Vec::new();
     let mut i = 0;
     while i < raw.len() {
-        let entry = raw.get(i..i + 5).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let entry = raw
+            .get(i..i + 5)
+            .ok_or_else(|| malformed(node, "interrupt-map"))?;
         let (devfn_cell, pin, phandle) = (entry[0], entry[3], entry[4]);
-        let parent = interrupt_parent_cells(fdt, phandle).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let parent = nodes
+            .interrupt_parents
+            .iter()
+            .find(|p| p.0 == phandle)
+            .map(|p| (p.1, p.2))
+            .ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += 5 + parent.0;
-        let spec = raw.get(i..i + parent.1).ok_or_else(|| malformed(node, "interrupt-map"))?;
+        let spec = raw
+            .get(i..i + parent.1)
+            .ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += parent.1;
         if spec.len() >= 2 {
             if let Some(intid) = gic_intid(spec[0], spec[1]) {
-                routes.push(PciIrqRoute { devfn_cell: devfn_cell & mask.0, pin: pin & mask.1, intid });
+                routes.push(PciIrqRoute {
+                    devfn_cell: devfn_cell & mask.0,
+                    pin: pin & mask.1,
+                    intid,
+                });
             }
         }
     }
     Ok((mask, routes))
-}
-
-/// (`#address-cells`, `#interrupt-cells`) of the interrupt parent with this phandle.
-fn interrupt_parent_cells(fdt: &Fdt, phandle: u32) -> Option<(usize, usize)> {
-    let parent = fdt.find_phandle(phandle)?;
-    let cell = |name| parent.property(name).and_then(|p| cells(p.value).next());
-    Some((cell("#address-cells").unwrap_or(0) as usize, cell("#interrupt-cells")? as usize))
 }
 
 #[cfg(test)]
@@ -398,35 +504,85 @@ mod tests {
     #[test]
     fn gicv2_virtio_mmio_machine() {
         let p = Platform::parse(GICV2_MMIO).unwrap();
-        assert_eq!(p.memory, [Region { base: 0x4000_0000, size: 128 << 20 }]);
-        assert_eq!(p.uart, Some(Region { base: 0x0900_0000, size: 0x1000 }));
+        assert_eq!(
+            p.memory,
+            [Region {
+                base: 0x4000_0000,
+                size: 128 << 20
+            }]
+        );
+        assert_eq!(
+            p.uart,
+            Some(Region {
+                base: 0x0900_0000,
+                size: 0x1000
+            })
+        );
         assert_eq!(
             p.gic,
             GicInfo::V2 {
-                dist: Region { base: 0x0800_0000, size: 0x1_0000 },
-                cpu: Region { base: 0x0801_0000, size: 0x1_0000 },
+                dist: Region {
+                    base: 0x0800_0000,
+                    size: 0x1_0000
+                },
+                cpu: Region {
+                    base: 0x0801_0000,
+                    size: 0x1_0000
+                },
             }
         );
         assert_eq!(p.gic.version(), "v2");
         assert_eq!(p.virtual_timer_intid, 27);
         assert_eq!(p.psci, Some(PsciConduit::Hvc));
         assert_eq!(p.virtio_mmio.len(), 32);
-        assert_eq!(p.virtio_mmio[0], VirtioMmioSlot { region: Region { base: 0x0a00_0000, size: 0x200 }, intid: 48 });
-        assert_eq!(p.virtio_mmio[31], VirtioMmioSlot { region: Region { base: 0x0a00_3e00, size: 0x200 }, intid: 79 });
-        assert_eq!(p.bootargs.as_deref(), Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll"));
+        assert_eq!(
+            p.virtio_mmio[0],
+            VirtioMmioSlot {
+                region: Region {
+                    base: 0x0a00_0000,
+                    size: 0x200
+                },
+                intid: 48
+            }
+        );
+        assert_eq!(
+            p.virtio_mmio[31],
+            VirtioMmioSlot {
+                region: Region {
+                    base: 0x0a00_3e00,
+                    size: 0x200
+                },
+                intid: 79
+            }
+        );
+        assert_eq!(
+            p.bootargs.as_deref(),
+            Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll")
+        );
         assert_eq!(p.cpu_count, 1);
         // Every virt machine has the PCIe host too, with its 32-bit window identity mapped.
         let pci = p.pci.unwrap();
         assert_eq!(pci.ecam.size, 0x1000_0000);
         let w = pci.mmio32().unwrap();
-        assert_eq!((w.pci_base, w.cpu_base, w.size), (0x1000_0000, 0x1000_0000, 0x2eff_0000));
+        assert_eq!(
+            (w.pci_base, w.cpu_base, w.size),
+            (0x1000_0000, 0x1000_0000, 0x2eff_0000)
+        );
     }
 
     #[test]
     fn gicv3_pci_el2_machine() {
         let p = Platform::parse(GICV3_PCI_EL2).unwrap();
-        assert_eq!(p.memory, [Region { base: 0x4000_0000, size: 256 << 20 }]);
-        let GicInfo::V3 { dist, redist } = p.gic else { panic!("not v3: {:?}", p.gic) };
+        assert_eq!(
+            p.memory,
+            [Region {
+                base: 0x4000_0000,
+                size: 256 << 20
+            }]
+        );
+        let GicInfo::V3 { dist, redist } = p.gic else {
+            panic!("not v3: {:?}", p.gic)
+        };
         assert_eq!(dist.base, 0x0800_0000);
         assert_eq!(redist.base, 0x080a_0000);
         assert_eq!(p.gic.version(), "v3");
@@ -436,7 +592,13 @@ mod tests {
         assert_eq!(p.bootargs, None);
         let pci = p.pci.unwrap();
         // High ECAM above 4 GiB on a 48-bit machine.
-        assert_eq!(pci.ecam, Region { base: 0x40_1000_0000, size: 0x1000_0000 });
+        assert_eq!(
+            pci.ecam,
+            Region {
+                base: 0x40_1000_0000,
+                size: 0x1000_0000
+            }
+        );
         assert_eq!(pci.bus_start, 0);
         assert!(pci.windows.iter().any(|w| w.is_64bit && w.size >= 1 << 32));
         // INTx swizzle: slot 1 INTA is SPI 4 (INTID 36), slot 0 INTA SPI 3.
@@ -449,9 +611,34 @@ mod tests {
 
     #[test]
     fn rejects_garbage_and_truncation() {
-        assert!(matches!(Platform::parse(&[0u8; 64]), Err(DtbError::Invalid(_))));
+        assert!(matches!(
+            Platform::parse(&[0u8; 64]),
+            Err(DtbError::Invalid(_))
+        ));
         assert!(Platform::parse(&GICV2_MMIO[..GICV2_MMIO.len() / 2]).is_err());
         assert!(Platform::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn corrupted_blobs_never_panic() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for blob in [GICV2_MMIO, GICV3_PCI_EL2] {
+            for _ in 0..3000 {
+                let mut bad = blob.to_vec();
+                for _ in 0..1 + next() % 4 {
+                    let at = (next() as usize) % bad.len();
+                    bad[at] = next() as u8;
+                }
+                let cut = bad.len() - (next() as usize % 64).min(bad.len());
+                let _ = Platform::parse(&bad[..cut]);
+            }
+        }
     }
 
     #[test]

@@ -46,9 +46,12 @@ mod probe {
         Phy(#[from] PhyError),
         #[error("the device tree routes no interrupt for the NIC; use mode=poll")]
         NoNicInterrupt,
+        #[error("heap of {have} bytes is smaller than the {need} bytes the probe needs")]
+        HeapTooSmall { have: usize, need: usize },
     }
 
-    type Phy = VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
+    type Phy =
+        VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
 
     /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address and the
     /// exception level the image was entered at.
@@ -62,7 +65,7 @@ mod probe {
 
     /// The device tree blob the loader passed, if it looks like one.
     fn device_tree(dtb: usize) -> Option<&'static [u8]> {
-        if dtb == 0 || dtb % 8 != 0 {
+        if dtb == 0 || !dtb.is_multiple_of(8) {
             return None;
         }
         // SAFETY: the boot protocol passes an 8-byte aligned DTB, mapped by the boot page table;
@@ -71,14 +74,17 @@ mod probe {
             let header = core::slice::from_raw_parts(dtb as *const u8, 8);
             let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
             let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            (magic == 0xd00d_feed && size <= 2 << 20).then(|| core::slice::from_raw_parts(dtb as *const u8, size))
+            (magic == 0xd00d_feed && size <= 2 << 20)
+                .then(|| core::slice::from_raw_parts(dtb as *const u8, size))
         }
     }
 
     fn run(dtb: usize, entry_el: u64) -> Result<Infallible, Fatal> {
         // Until the console is mapped nothing can be reported: park if the DTB is unusable.
         let Some(blob) = device_tree(dtb) else { park() };
-        let Ok(platform) = Platform::parse(blob) else { park() };
+        let Ok(platform) = Platform::parse(blob) else {
+            park()
+        };
         power::init(platform.psci);
         if mmu::init(&platform).is_err() {
             park();
@@ -88,7 +94,10 @@ mod probe {
             unsafe { console::init(uart) };
         }
 
-        println!("vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}");
+        println!(
+            "vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}, console up {} us after the counter's start",
+            micros_since_start()
+        );
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
@@ -98,6 +107,14 @@ mod probe {
         // SAFETY: the GIC frames are mapped as device memory and used only through `gic`.
         unsafe { gic::init(&platform.gic, platform.cpu_count)? };
 
+        // Services, plus page tables, virtqueues and packet buffers.
+        let need = vmprobe_guest::services::HEAP_BYTES + (1 << 20);
+        if heap::size() < need {
+            return Err(Fatal::HeapTooSmall {
+                have: heap::size(),
+                need,
+            });
+        }
         let nic = find_nic(&platform)?;
         let (kind, nic_intid) = (nic.kind, nic.intid);
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
@@ -109,9 +126,19 @@ mod probe {
 
         let mac = phy.mac();
         let mut services = Services::new(&config.net, mac, &mut phy, now());
-        let ready = ReadyLine { config, gic: platform.gic.version(), kind };
+        let ready = ReadyLine {
+            config,
+            gic: platform.gic.version(),
+            kind,
+        };
         match config.mode {
-            Mode::Irq => serve_irq(&mut services, &mut phy, ready, nic_intid, platform.virtual_timer_intid),
+            Mode::Irq => serve_irq(
+                &mut services,
+                &mut phy,
+                ready,
+                nic_intid,
+                platform.virtual_timer_intid,
+            ),
             Mode::Poll => serve_poll(&mut services, &mut phy, ready),
         }
     }
@@ -151,14 +178,24 @@ mod probe {
                     self.kind.as_str(),
                     counter::frequency()
                 );
+                println!(
+                    "vmprobe: boot: ready {} us after the counter's start",
+                    micros_since_start()
+                );
                 *printed = true;
             }
         }
     }
 
+    /// Microseconds since the virtual counter's zero (the machine's start under QEMU).
+    fn micros_since_start() -> u64 {
+        (u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1))) as u64
+    }
+
     /// smoltcp time from the generic counter.
     fn now() -> Instant {
-        let micros = u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1));
+        let micros =
+            u128::from(counter::now()) * 1_000_000 / u128::from(counter::frequency().max(1));
         Instant::from_micros(micros as i64)
     }
 
@@ -177,7 +214,13 @@ mod probe {
     }
 
     /// Poll until idle, then sleep until the NIC's receive interrupt or the timer smoltcp asks for.
-    fn serve_irq(services: &mut Services, phy: &mut Phy, ready: ReadyLine, nic: Option<u32>, timer: u32) -> ! {
+    fn serve_irq(
+        services: &mut Services,
+        phy: &mut Phy,
+        ready: ReadyLine,
+        nic: Option<u32>,
+        timer: u32,
+    ) -> ! {
         let mut printed = false;
         loop {
             let t = now();
@@ -191,7 +234,11 @@ mod probe {
                 Some(d) => counter::arm_timer(ticks_after(d)),
                 None => counter::disarm_timer(),
             }
+            if !phy.prepare_to_sleep() {
+                continue;
+            }
             gic::wait_for_interrupt();
+            phy.woke();
             if let Some((intid, entered)) = gic::take_pending() {
                 phy.stamps().irq_entry = entered;
                 if Some(intid) == nic {
@@ -220,7 +267,10 @@ mod probe {
                 l.column(),
                 info.message()
             )),
-            None => console::emergency_println(format_args!("vmprobe: error: panic: {}", info.message())),
+            None => console::emergency_println(format_args!(
+                "vmprobe: error: panic: {}",
+                info.message()
+            )),
         }
         power::off()
     }

@@ -27,6 +27,12 @@ _start:
 primary_entry:
     mov     x19, x0                 /* DTB */
 
+    /* The image is linked at a fixed address: anywhere else, park rather than run amok. */
+    adr     x1, _start
+    ldr     x2, =__image_start
+    cmp     x1, x2
+    b.ne    wrong_address
+
     mrs     x20, CurrentEL
     ubfx    x20, x20, #2, #2        /* entry exception level, handed to Rust */
     cmp     x20, #2
@@ -153,6 +159,10 @@ in_el1:
     bl      rust_start
 7:  wfe
     b       7b
+
+wrong_address:
+    wfe
+    b       wrong_address
 
     .section .bss.pagetables, "aw", %nobits
     .balign 4096

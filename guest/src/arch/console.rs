@@ -14,7 +14,9 @@ static CONSOLE: SpinMutex<Option<Uart<'static>>> = SpinMutex::new(None);
 ///
 /// `region` must be a PL011 mapped as device memory and used by nothing else.
 pub unsafe fn init(region: Region) {
-    let Some(regs) = NonNull::new(region.base as usize as *mut PL011Registers) else { return };
+    let Some(regs) = NonNull::new(region.base as usize as *mut PL011Registers) else {
+        return;
+    };
     // SAFETY: the caller promises a mapped, unaliased PL011.
     let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
     *CONSOLE.lock() = Some(uart);
@@ -29,8 +31,9 @@ pub fn print(args: fmt::Arguments) {
 
 /// Writes a line even if the console lock is held (panics, fatal exceptions).
 pub fn emergency_println(args: fmt::Arguments) {
-    // SAFETY: only used on the way to power-off, when whoever holds the lock will never run again.
     if CONSOLE.is_locked() {
+        // SAFETY: only used on the way to power-off, when whoever holds the lock (the code that
+        // panicked or faulted) will never run again.
         unsafe { CONSOLE.force_unlock() };
     }
     print(format_args!("{args}\r\n"));

@@ -56,7 +56,8 @@ pub unsafe fn init(info: &GicInfo, cpu_count: usize) -> Result<(), GicError> {
     let gic = match *info {
         GicInfo::V2 { dist, cpu } => {
             // SAFETY: the caller promises mapped, unaliased frames.
-            let mut gic = unsafe { GicV2::new(dist.base as usize as *mut _, cpu.base as usize as *mut _) };
+            let mut gic =
+                unsafe { GicV2::new(dist.base as usize as *mut _, cpu.base as usize as *mut _) };
             gic.setup();
             Gic::V2(gic)
         }
@@ -64,8 +65,9 @@ pub unsafe fn init(info: &GicInfo, cpu_count: usize) -> Result<(), GicError> {
             let gicd = NonNull::new(dist.base as usize as *mut _).ok_or(GicError::BadAddress)?;
             let gicr = NonNull::new(redist.base as usize as *mut _).ok_or(GicError::BadAddress)?;
             // SAFETY: the caller promises mapped, unaliased frames.
-            let mut gic = unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpu_count.max(1)) }
-                .map_err(|_| GicError::Redistributor)?;
+            let mut gic =
+                unsafe { GicV3::new(UniqueMmioPointer::new(gicd), gicr, cpu_count.max(1)) }
+                    .map_err(|_| GicError::Redistributor)?;
             gic.setup(0);
             GicCpuInterface::set_priority_mask(0xff);
             Gic::V3(gic)
@@ -92,7 +94,11 @@ pub fn enable(intid: u32) -> Result<(), GicError> {
         }
         None => false,
     };
-    if ok { Ok(()) } else { Err(GicError::Enable(intid)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(GicError::Enable(intid))
+    }
 }
 
 /// Called by the IRQ vector: acknowledge and remember the interrupt.

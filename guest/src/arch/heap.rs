@@ -10,6 +10,11 @@ unsafe extern "C" {
     static mut __heap_end: u8;
 }
 
+/// Bytes in the heap region.
+pub fn size() -> usize {
+    (&raw const __heap_end) as usize - (&raw const __heap_start) as usize
+}
+
 /// Hands the heap region to the allocator. Call once, before anything allocates.
 pub fn init() {
     let start = &raw mut __heap_start;

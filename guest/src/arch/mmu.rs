@@ -30,7 +30,10 @@ pub struct MapError {
 
 fn page_range(region: Region) -> MemoryRegion {
     let mask = PAGE_SIZE as u64 - 1;
-    MemoryRegion::new((region.base & !mask) as usize, ((region.end() + mask) & !mask) as usize)
+    MemoryRegion::new(
+        (region.base & !mask) as usize,
+        ((region.end() + mask) & !mask) as usize,
+    )
 }
 
 /// Builds the identity map for `platform` and switches to it. The boot map is identical over
@@ -38,11 +41,13 @@ fn page_range(region: Region) -> MemoryRegion {
 pub fn init(platform: &Platform) -> Result<(), MapError> {
     let mut idmap = IdMap::with_asid(0, 0, El1And0);
     let mut map = |region: Region, attributes: El1Attributes| {
-        idmap.map_range(&page_range(region), attributes).map_err(|_| MapError {
-            base: region.base,
-            end: region.end(),
-            reason: "outside the 48-bit address space or overlapping",
-        })
+        idmap
+            .map_range(&page_range(region), attributes)
+            .map_err(|_| MapError {
+                base: region.base,
+                end: region.end(),
+                reason: "outside the 48-bit address space or overlapping",
+            })
     };
     for bank in &platform.memory {
         map(*bank, NORMAL)?;
@@ -56,7 +61,10 @@ pub fn init(platform: &Platform) -> Result<(), MapError> {
     devices.extend(platform.virtio_mmio.iter().map(|s| s.region));
     if let Some(pci) = &platform.pci {
         devices.push(pci.ecam);
-        devices.extend(pci.mmio32().map(|w| Region { base: w.cpu_base, size: w.size }));
+        devices.extend(pci.mmio32().map(|w| Region {
+            base: w.cpu_base,
+            size: w.size,
+        }));
     }
     for device in devices {
         map(device, DEVICE)?;
@@ -67,7 +75,12 @@ pub fn init(platform: &Platform) -> Result<(), MapError> {
     // the boot map, plus the devices; the TLB is invalidated before anything relies on it.
     unsafe {
         idmap.activate();
-        core::arch::asm!("tlbi vmalle1", "dsb nsh", "isb", options(nostack, preserves_flags));
+        core::arch::asm!(
+            "tlbi vmalle1",
+            "dsb nsh",
+            "isb",
+            options(nostack, preserves_flags)
+        );
     }
     Ok(())
 }

@@ -20,7 +20,9 @@ pub fn off() -> ! {
         Some(PsciConduit::Smc) => smccc::psci::system_off::<smccc::Smc>(),
         None => Ok(()),
     };
-    console::emergency_println(format_args!("vmprobe: power-off failed ({result:?}); halting"));
+    console::emergency_println(format_args!(
+        "vmprobe: power-off failed ({result:?}); halting"
+    ));
     loop {
         aarch64_cpu::asm::wfi();
     }

@@ -4,7 +4,9 @@
 use crate::dtb::{PciHost, VirtioMmioSlot};
 use core::ptr::NonNull;
 use virtio_drivers::transport::mmio::{MmioTransport, MmioVersion, VirtIOHeader};
-use virtio_drivers::transport::pci::bus::{BarInfo, Cam, Command, ConfigurationAccess, DeviceFunction, MemoryBarType, MmioCam, PciRoot};
+use virtio_drivers::transport::pci::bus::{
+    BarInfo, Cam, Command, ConfigurationAccess, DeviceFunction, MemoryBarType, MmioCam, PciRoot,
+};
 use virtio_drivers::transport::pci::{virtio_device_type, PciTransport};
 use virtio_drivers::transport::{DeviceType, SomeTransport, Transport};
 use virtio_drivers::Hal;
@@ -78,7 +80,11 @@ pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
             MmioVersion::Legacy => TransportKind::MmioLegacy,
             MmioVersion::Modern => TransportKind::Mmio,
         };
-        Some(VirtioNic { transport: SomeTransport::Mmio(mmio), kind, intid: Some(slot.intid) })
+        Some(VirtioNic {
+            transport: SomeTransport::Mmio(mmio),
+            kind,
+            intid: Some(slot.intid),
+        })
     })
 }
 
@@ -107,17 +113,27 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
 
     let mut bar = 0u8;
     while bar < 6 {
-        let info = root.bar_info(df, bar).map_err(|_| DiscoverError::Pci("cannot size BAR"))?;
+        let info = root
+            .bar_info(df, bar)
+            .map_err(|_| DiscoverError::Pci("cannot size BAR"))?;
         let Some(info) = info else {
             bar += 1;
             continue;
         };
         let step = if info.takes_two_entries() { 2 } else { 1 };
-        if let BarInfo::Memory { address_type, size, .. } = info {
+        if let BarInfo::Memory {
+            address_type, size, ..
+        } = info
+        {
             if size > 0 {
                 let base = next.next_multiple_of(size);
-                if base + size > limit || (address_type != MemoryBarType::Width64 && base + size > 1 << 32) {
-                    return Err(DiscoverError::NoBarSpace { device: df.device, bar });
+                if base + size > limit
+                    || (address_type != MemoryBarType::Width64 && base + size > 1 << 32)
+                {
+                    return Err(DiscoverError::NoBarSpace {
+                        device: df.device,
+                        bar,
+                    });
                 }
                 match address_type {
                     MemoryBarType::Width64 => root.set_bar_64(df, bar, base),
@@ -132,8 +148,13 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
 
     let pin = interrupt_pin(&reader, df).unwrap_or(1);
     let intid = host.intid_for(df.bus, df.device, df.function, pin);
-    let transport = PciTransport::new::<H, _>(&mut root, df).map_err(|_| DiscoverError::Pci("missing capabilities"))?;
-    Ok(Some(VirtioNic { transport: SomeTransport::Pci(transport), kind: TransportKind::Pci, intid }))
+    let transport = PciTransport::new::<H, _>(&mut root, df)
+        .map_err(|_| DiscoverError::Pci("missing capabilities"))?;
+    Ok(Some(VirtioNic {
+        transport: SomeTransport::Pci(transport),
+        kind: TransportKind::Pci,
+        intid,
+    }))
 }
 
 /// The INTx pin (1..=4) from the configuration header, if the device uses one.

@@ -13,3 +13,8 @@ pub use discover::{TransportKind, VirtioNic};
 pub use notify::{NotifyControl, QueueRings};
 pub use phy::VirtioPhy;
 pub use stamps::{Counter, Timestamps};
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;

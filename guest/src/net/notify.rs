@@ -42,7 +42,10 @@ impl QueueRings {
         // address as the physical one, which `NotifyControl::new` requires), and the ring starts
         // with its 16-bit, 2-aligned `flags` field, which only the driver writes.
         let flags = unsafe { &*(avail as usize as *const AtomicU16) };
-        flags.store(if enable { 0 } else { AVAIL_F_NO_INTERRUPT }, Ordering::Release);
+        flags.store(
+            if enable { 0 } else { AVAIL_F_NO_INTERRUPT },
+            Ordering::Release,
+        );
         true
     }
 
@@ -83,7 +86,8 @@ impl<T: Transport> Transport for NotifyControl<T> {
         self.inner.read_device_features() & !RING_EVENT_IDX
     }
     fn write_driver_features(&mut self, driver_features: u64) {
-        self.inner.write_driver_features(driver_features & !RING_EVENT_IDX)
+        self.inner
+            .write_driver_features(driver_features & !RING_EVENT_IDX)
     }
     fn max_queue_size(&mut self, queue: u16) -> u32 {
         self.inner.max_queue_size(queue)
@@ -103,11 +107,19 @@ impl<T: Transport> Transport for NotifyControl<T> {
     fn requires_legacy_layout(&self) -> bool {
         self.inner.requires_legacy_layout()
     }
-    fn queue_set(&mut self, queue: u16, size: u32, descriptors: PhysAddr, driver_area: PhysAddr, device_area: PhysAddr) {
+    fn queue_set(
+        &mut self,
+        queue: u16,
+        size: u32,
+        descriptors: PhysAddr,
+        driver_area: PhysAddr,
+        device_area: PhysAddr,
+    ) {
         if let Some(slot) = self.rings.avail.get(usize::from(queue)) {
             slot.set(Some(driver_area));
         }
-        self.inner.queue_set(queue, size, descriptors, driver_area, device_area)
+        self.inner
+            .queue_set(queue, size, descriptors, driver_area, device_area)
     }
     fn queue_unset(&mut self, queue: u16) {
         if let Some(slot) = self.rings.avail.get(usize::from(queue)) {
@@ -127,7 +139,11 @@ impl<T: Transport> Transport for NotifyControl<T> {
     fn read_config_space<V: FromBytes + IntoBytes>(&self, offset: usize) -> Result<V> {
         self.inner.read_config_space(offset)
     }
-    fn write_config_space<V: IntoBytes + Immutable>(&mut self, offset: usize, value: V) -> Result<()> {
+    fn write_config_space<V: IntoBytes + Immutable>(
+        &mut self,
+        offset: usize,
+        value: V,
+    ) -> Result<()> {
         self.inner.write_config_space(offset, value)
     }
 }

@@ -9,6 +9,7 @@ use alloc::rc::Rc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use core::sync::atomic::{fence, Ordering};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::time::Instant;
 use smoltcp::wire::EthernetAddress;
@@ -40,7 +41,11 @@ struct Slot {
 
 impl Slot {
     fn new() -> Self {
-        Slot { buf: vec![0; BUFFER_LEN].into_boxed_slice(), token: None, len: 0 }
+        Slot {
+            buf: vec![0; BUFFER_LEN].into_boxed_slice(),
+            token: None,
+            len: 0,
+        }
     }
 }
 
@@ -93,12 +98,19 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
     fn set_interrupts(&mut self, mode: Mode) -> Result<(), PhyError> {
         let rx = self.rings.set_interrupts(QUEUE_RECEIVE, mode == Mode::Irq);
         let tx = self.rings.set_interrupts(QUEUE_TRANSMIT, false);
-        if rx && tx { Ok(()) } else { Err(PhyError::Queues) }
+        if rx && tx {
+            Ok(())
+        } else {
+            Err(PhyError::Queues)
+        }
     }
 
     /// Whether the device was asked not to interrupt for (receive, transmit) completions.
     pub fn interrupts_suppressed(&self) -> (Option<bool>, Option<bool>) {
-        (self.rings.interrupts_suppressed(QUEUE_RECEIVE), self.rings.interrupts_suppressed(QUEUE_TRANSMIT))
+        (
+            self.rings.interrupts_suppressed(QUEUE_RECEIVE),
+            self.rings.interrupts_suppressed(QUEUE_TRANSMIT),
+        )
     }
 
     /// The device's MAC address.
@@ -116,6 +128,28 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
         &mut self.stamps
     }
 
+    /// Call before sleeping in IRQ mode. Transmit completions normally raise no interrupt (they
+    /// are reaped while polling), but when every transmit buffer is in flight a sender is
+    /// waiting for one, so the device is asked to interrupt when it returns one. Returns false
+    /// if a buffer already came back: poll again instead of sleeping.
+    pub fn prepare_to_sleep(&mut self) -> bool {
+        let starved = self.free_tx().is_none();
+        self.rings.set_interrupts(QUEUE_TRANSMIT, starved);
+        if starved {
+            // The flag store must be visible before the used ring is checked (virtio 2.7.10).
+            fence(Ordering::SeqCst);
+            if self.raw.poll_transmit().is_some() {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Call after waking: transmit completions go back to being reaped silently.
+    pub fn woke(&mut self) {
+        self.rings.set_interrupts(QUEUE_TRANSMIT, false);
+    }
+
     /// Posts every receive buffer the device does not hold.
     fn refill_rx(&mut self) {
         for slot in self.rx.iter_mut().filter(|s| s.token.is_none()) {
@@ -131,7 +165,9 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
     /// Takes back the transmit buffers the device has finished with.
     fn reclaim_tx(&mut self) {
         while let Some(token) = self.raw.poll_transmit() {
-            let Some(slot) = self.tx.iter_mut().find(|s| s.token == Some(token)) else { break };
+            let Some(slot) = self.tx.iter_mut().find(|s| s.token == Some(token)) else {
+                break;
+            };
             // SAFETY: this slot's buffer, with this length, was given to `transmit_begin` for
             // this token and has not been touched since.
             let _ = unsafe { self.raw.transmit_complete(token, &slot.buf[..slot.len]) };
@@ -205,22 +241,40 @@ impl<H: Hal, T: Transport, C: Counter> phy::Device for VirtioPhy<H, T, C> {
         let tx_index = self.free_tx()?;
         let token = self.raw.poll_receive()?;
         self.stamps.rx_seen = C::now();
-        let Self { raw, rx, tx, stamps, .. } = self;
+        let Self {
+            raw,
+            rx,
+            tx,
+            stamps,
+            ..
+        } = self;
         let slot = rx.iter_mut().find(|s| s.token == Some(token))?;
         slot.token = None;
         // SAFETY: this slot's buffer was posted with this token by `refill_rx`.
         let (header, len) = unsafe { raw.receive_complete(token, &mut slot.buf) }.ok()?;
         stamps.rx_frames += 1;
         let frame = slot.buf.get(header..header + len.min(MAX_FRAME))?;
-        let tx = TxToken { raw, slot: &mut tx[tx_index], stamps, _counter: PhantomData };
+        let tx = TxToken {
+            raw,
+            slot: &mut tx[tx_index],
+            stamps,
+            _counter: PhantomData,
+        };
         Some((RxToken { frame }, tx))
     }
 
     fn transmit(&mut self, _timestamp: Instant) -> Option<Self::TxToken<'_>> {
         self.reclaim_tx();
         let tx_index = self.free_tx()?;
-        let Self { raw, tx, stamps, .. } = self;
-        Some(TxToken { raw, slot: &mut tx[tx_index], stamps, _counter: PhantomData })
+        let Self {
+            raw, tx, stamps, ..
+        } = self;
+        Some(TxToken {
+            raw,
+            slot: &mut tx[tx_index],
+            stamps,
+            _counter: PhantomData,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

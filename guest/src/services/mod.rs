@@ -13,7 +13,26 @@
 //! - UDP 7777 is reserved for the probe protocol (see [`udp`]).
 //!
 //! One poll takes in one frame at a time and, before the next, lets every service answer and
-//! smoltcp transmit: a UDP echo leaves in the same poll that received its request.
+//! smoltcp transmit: a UDP echo leaves in the same poll that received its request, before the
+//! TCP services are looked at.
+//!
+//! The platform's main loop, with any smoltcp [`Device`] (here smoltcp's loopback):
+//!
+//! ```
+//! use smoltcp::phy::{Loopback, Medium};
+//! use smoltcp::time::Instant;
+//! use smoltcp::wire::EthernetAddress;
+//! use vmprobe_guest::{config::NetConfig, services::Services};
+//!
+//! let mut device = Loopback::new(Medium::Ethernet);
+//! let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
+//! let now = Instant::from_millis(0);
+//! let mut services = Services::new(&NetConfig::default(), mac, &mut device, now);
+//! // Poll until idle, then sleep until a frame arrives or `poll_delay` runs out.
+//! while services.poll(now, &mut device) {}
+//! assert_eq!(services.poll_delay(now), None); // idle: only a frame wakes it
+//! assert!(services.ipv4().is_some()); // a static address is there at once
+//! ```
 
 pub mod audit;
 pub mod chargen;
@@ -26,11 +45,15 @@ pub mod udp;
 #[cfg(test)]
 mod tests;
 
+pub use stats::Stats;
+
 use alloc::boxed::Box;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, PollResult, SocketSet};
+use smoltcp::iface::{
+    Config, Interface, PollIngressSingleResult, PollResult, SocketSet, SocketStorage,
+};
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
@@ -38,7 +61,7 @@ use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 use crate::config::NetConfig;
 use audit::Audited;
 use dhcp::Dhcp;
-use stats::{FrameCounters, Stats};
+use stats::FrameCounters;
 use tcp::TcpServices;
 use udp::UdpServices;
 
@@ -49,9 +72,16 @@ const SCRATCH_LEN: usize = 4096;
 /// keep the caller from its own work; `poll` returns true when it stops early.
 const MAX_ROUNDS: usize = 64;
 
-/// Heap that [`Services::new`] allocates, within a few KiB (socket tables and smoltcp's own
-/// state come on top of the buffers): size the guest's allocator at least this large.
-pub const HEAP_BYTES: usize = udp::HEAP_BYTES + tcp::HEAP_BYTES + SCRATCH_LEN + 16 * 1024;
+/// Sockets in the table: the UDP and TCP services and the DHCP client.
+const SOCKET_SLOTS: usize = udp::SOCKETS + tcp::SOCKETS + 1;
+
+/// Upper bound of the heap [`Services::new`] allocates (socket buffers, the socket table and
+/// a little slack): size the guest's allocator at least this large plus its own overhead.
+pub const HEAP_BYTES: usize = udp::HEAP_BYTES
+    + tcp::HEAP_BYTES
+    + SCRATCH_LEN
+    + SOCKET_SLOTS * core::mem::size_of::<SocketStorage<'static>>()
+    + 1024;
 
 /// The probe's network stack and services.
 pub struct Services {
@@ -78,7 +108,7 @@ impl Services {
         let mut iface_config = Config::new(mac.into());
         iface_config.random_seed = seed(mac, now);
         let mut iface = Interface::new(iface_config, device, now);
-        let mut sockets = SocketSet::new(Vec::new());
+        let mut sockets = SocketSet::new(Vec::with_capacity(SOCKET_SLOTS));
         // Insertion order is the order smoltcp serves sockets in: latency-critical UDP first.
         let udp = UdpServices::new(&mut sockets);
         let tcp = TcpServices::new(&mut sockets);
@@ -124,16 +154,18 @@ impl Services {
                 iface.poll_ingress_single(now, &mut device, sockets),
                 PollIngressSingleResult::None
             );
-            let mut served = udp.serve(sockets, scratch, &mut stats.udp);
-            served |= tcp.serve(sockets, scratch, &mut stats.tcp);
+            // UDP replies leave before the TCP pools are even looked at: the datagram services
+            // are the latency probes, and a TCP pass costs more than a UDP answer.
+            let served_udp = udp.serve(sockets, scratch, &mut stats.udp);
+            let mut sent = egress(iface, &mut device, sockets, now);
+            let mut served = tcp.serve(sockets, scratch, &mut stats.tcp);
             if let Some(dhcp) = dhcp {
                 served |= dhcp.serve(iface, sockets, ipv4, &mut stats.dhcp);
             }
-            let sent = matches!(
-                iface.poll_egress(now, &mut device, sockets),
-                PollResult::SocketStateChanged
-            );
-            if !(received || served || sent) {
+            if served {
+                sent |= egress(iface, &mut device, sockets, now);
+            }
+            if !(received || served_udp || served || sent) {
                 return any;
             }
             any = true;
@@ -161,8 +193,22 @@ impl Services {
     }
 }
 
-/// Seed for smoltcp's TCP initial sequence numbers and DHCP transaction ids: distinct per MAC
-/// and boot time, so that two probes, or one probe rebooted, do not repeat each other's.
+/// Transmit what the sockets have queued; true if anything went out.
+fn egress<D: Device + ?Sized>(
+    iface: &mut Interface,
+    device: &mut D,
+    sockets: &mut SocketSet<'_>,
+    now: Instant,
+) -> bool {
+    matches!(
+        iface.poll_egress(now, device, sockets),
+        PollResult::SocketStateChanged
+    )
+}
+
+/// Seed for smoltcp's TCP initial sequence numbers and DHCP transaction ids, from the MAC and
+/// the boot-time clock, so that two probes on one link, or one probe rebooted at a different
+/// counter value, do not repeat each other's.
 fn seed(mac: EthernetAddress, now: Instant) -> u64 {
     let mut mac64 = [0u8; 8];
     mac64[..6].copy_from_slice(mac.as_bytes());

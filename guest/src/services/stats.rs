@@ -1,7 +1,7 @@
 //! Counters of what the services did and what they had to drop.
 //!
 //! Plain `u64` fields, all monotonic from boot, so a reporter can diff two snapshots. The frame
-//! counters live in [`FrameCounters`] (cells, because smoltcp holds the receive and the transmit
+//! counters live in `FrameCounters` (cells, because smoltcp holds the receive and the transmit
 //! token of one device at once) and are copied into [`Stats::frames`] on demand.
 
 use core::cell::Cell;

@@ -65,18 +65,23 @@ impl Role {
 
 const ROLES: [Role; 3] = [Role::Echo, Role::Discard, Role::Chargen];
 
-/// Heap the TCP sockets take, for sizing the guest's allocator.
-pub const HEAP_BYTES: usize = heap_bytes();
+/// Number of TCP sockets, all pools together.
+pub const SOCKETS: usize = pools_total().0;
 
-const fn heap_bytes() -> usize {
-    let mut total = 0;
+/// Heap the TCP sockets' buffers take, for sizing the guest's allocator.
+pub const HEAP_BYTES: usize = pools_total().1;
+
+/// (sockets, buffer bytes) over all pools.
+const fn pools_total() -> (usize, usize) {
+    let (mut sockets, mut bytes) = (0, 0);
     let mut i = 0;
     while i < ROLES.len() {
         let (rx, tx) = ROLES[i].buffers();
-        total += ROLES[i].pool() * (rx + tx);
+        sockets += ROLES[i].pool();
+        bytes += ROLES[i].pool() * (rx + tx);
         i += 1;
     }
-    total
+    (sockets, bytes)
 }
 
 /// One pooled socket and what the service knows about its connection.

@@ -1,7 +1,7 @@
 //! UDP services: echo (7), discard (9) and the sockperf reflector (11111).
 //!
 //! Port 7777 is reserved for the probe protocol (timestamped echo, guest stats, commands); it will
-//! be one more socket here served by the same [`reflect_all`] loop with its own transform.
+//! be one more socket here served by the same `reflect_all` loop with its own transform.
 
 use alloc::vec;
 
@@ -26,8 +26,12 @@ const QUEUE_PACKETS: usize = 16;
 /// Datagrams the discard socket can hold (drained on every poll).
 const DISCARD_PACKETS: usize = 4;
 
+/// Number of UDP sockets.
+pub const SOCKETS: usize = 3;
+
 /// Heap the UDP sockets take, for sizing the guest's allocator.
-pub const HEAP_BYTES: usize = 2 * 2 * QUEUE_PACKETS * MAX_PAYLOAD + DISCARD_PACKETS * MAX_PAYLOAD;
+pub const HEAP_BYTES: usize = (2 * 2 * QUEUE_PACKETS + 2 * DISCARD_PACKETS)
+    * (MAX_PAYLOAD + core::mem::size_of::<PacketMetadata>());
 
 /// Source ports of services that answer every datagram: replying to them could start an endless
 /// echo/chargen ping-pong between two hosts (the classic inetd loop attack), so they get nothing.

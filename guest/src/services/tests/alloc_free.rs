@@ -7,8 +7,11 @@ use std::vec::Vec;
 
 use smoltcp::wire::IpAddress;
 
+use smoltcp::time::Instant;
+
 use super::{World, GUEST_IP};
 use crate::services::sockperf;
+use crate::services::Services;
 
 /// Counts allocations made by the current thread, so parallel tests do not disturb each other.
 struct Counting;
@@ -16,16 +19,18 @@ struct Counting;
 std::thread_local! {
     // Const-initialised, no destructor: usable from inside the allocator.
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
-fn count() {
+fn count(bytes: usize) {
     let _ = ALLOCATIONS.try_with(|c| c.set(c.get() + 1));
+    let _ = BYTES.try_with(|c| c.set(c.get() + bytes as u64));
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
+        count(layout.size());
         // SAFETY: the caller upholds `GlobalAlloc::alloc`'s contract, which `System` shares.
         unsafe { System.alloc(layout) }
     }
@@ -36,7 +41,7 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
+        count(new_size);
         // SAFETY: as for `dealloc`, and the caller guarantees a valid `new_size`.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -47,6 +52,31 @@ static COUNTING: Counting = Counting;
 
 fn allocations() -> u64 {
     ALLOCATIONS.with(Cell::get)
+}
+
+fn bytes() -> u64 {
+    BYTES.with(Cell::get)
+}
+
+#[test]
+fn heap_estimate_covers_what_new_allocates() {
+    let mut nic = super::Nic::default();
+    let before = bytes();
+    let services = Services::new(
+        &super::static_config(),
+        super::GUEST_MAC,
+        &mut nic,
+        Instant::from_secs(0),
+    );
+    // Counted generously: a growing socket table counts each reallocation in full.
+    let used = bytes() - before;
+    drop(services);
+    std::eprintln!(
+        "Services::new allocated {used} bytes; HEAP_BYTES = {}",
+        crate::services::HEAP_BYTES
+    );
+    assert!(used <= crate::services::HEAP_BYTES as u64);
+    assert!(used >= crate::services::HEAP_BYTES as u64 * 9 / 10);
 }
 
 /// Deliver what the client queued to the guest, then count the allocations of one guest poll.

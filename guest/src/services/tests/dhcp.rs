@@ -1,17 +1,14 @@
 //! DHCP against a small scripted server that answers the guest's frames on the wire.
 
-use std::vec;
 use std::vec::Vec;
 
-use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Duration;
 use smoltcp::wire::{
     DhcpMessageType, DhcpPacket, DhcpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, IpAddress, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr, UdpPacket,
-    UdpRepr,
+    IpAddress, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, UdpPacket,
 };
 
-use super::{World, CLIENT_IP, CLIENT_MAC, GUEST_IP, GUEST_MAC};
+use super::{World, CLIENT_IP, CLIENT_MAC, GUEST_IP};
 use crate::config::NetConfig;
 
 const LEASE_SECS: u32 = 120;
@@ -95,39 +92,12 @@ fn reply(message_type: DhcpMessageType, transaction_id: u32, client: EthernetAdd
         rebind_duration: None,
         additional_options: &[],
     };
-    let udp = UdpRepr {
-        src_port: 67,
-        dst_port: 68,
-    };
-    let udp_len = 8 + dhcp.buffer_len();
-    let ip = Ipv4Repr {
-        src_addr: CLIENT_IP,
-        dst_addr: Ipv4Address::BROADCAST,
-        next_header: IpProtocol::Udp,
-        payload_len: udp_len,
-        hop_limit: 64,
-    };
-    let eth = EthernetRepr {
-        src_addr: CLIENT_MAC,
-        dst_addr: GUEST_MAC,
-        ethertype: EthernetProtocol::Ipv4,
-    };
-    let mut frame = vec![0; 14 + 20 + udp_len];
-    let caps = ChecksumCapabilities::default();
-    let mut e = EthernetFrame::new_unchecked(&mut frame[..]);
-    eth.emit(&mut e);
-    let mut i = Ipv4Packet::new_unchecked(e.payload_mut());
-    ip.emit(&mut i, &caps);
-    let mut u = UdpPacket::new_unchecked(i.payload_mut());
-    udp.emit(
-        &mut u,
-        &IpAddress::Ipv4(CLIENT_IP),
-        &IpAddress::Ipv4(Ipv4Address::BROADCAST),
+    super::udp_frame(
+        (CLIENT_IP, 67),
+        (Ipv4Address::BROADCAST, 68),
         dhcp.buffer_len(),
         |buf| dhcp.emit(&mut DhcpPacket::new_unchecked(buf)).unwrap(),
-        &caps,
-    );
-    frame
+    )
 }
 
 /// Poll the guest with the scripted server on the wire (and no client) for `span`.
@@ -176,6 +146,11 @@ fn dhcp_lease_configures_the_address_and_services_answer() {
     w.run_until(100, |w| w.udp(client).can_recv());
     assert_eq!(w.udp(client).recv().unwrap().0, b"leased");
 
+    assert!(
+        answers_off_subnet(&mut w),
+        "no default route from the lease"
+    );
+
     // The server goes away: renewals fail and the lease runs out.
     run_with_server(&mut w, None, Duration::from_secs(LEASE_SECS as u64 + 10));
     assert_eq!(w.guest.ipv4(), None);
@@ -186,8 +161,55 @@ fn dhcp_lease_configures_the_address_and_services_answer() {
     assert_eq!(w.guest.ipv4(), Some(Ipv4Cidr::new(GUEST_IP, 24)));
 }
 
+/// Does the guest answer a request from another subnet, sending the reply through its default
+/// route (the client's on-link address 10.0.2.2, whose MAC it must already know)?
+fn answers_off_subnet(w: &mut World) -> bool {
+    const FAR: Ipv4Address = Ipv4Address::new(192, 168, 77, 5);
+    let request = super::udp_frame((FAR, 41500), (GUEST_IP, 7), 8, |b| {
+        b.copy_from_slice(b"far away")
+    });
+    w.guest_nic.rx.push_back(request);
+    while w.guest.poll(w.now, &mut w.guest_nic) {}
+    let answered = w.guest_nic.tx.iter().any(|f| {
+        let Ok(eth) = EthernetFrame::new_checked(&f[..]) else {
+            return false;
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+            return false;
+        };
+        let Ok(udp) = UdpPacket::new_checked(ip.payload()) else {
+            return false;
+        };
+        eth.dst_addr() == CLIENT_MAC && ip.dst_addr() == FAR && udp.payload() == b"far away"
+    });
+    w.guest_nic.tx.clear();
+    answered
+}
+
+/// One UDP echo from the client, so that both sides know each other's MAC.
+fn warm_up(w: &mut World) {
+    let h = w.udp_socket(41001);
+    w.udp(h)
+        .send_slice(b"warm", (IpAddress::Ipv4(GUEST_IP), 7))
+        .unwrap();
+    w.run_until(100, |w| w.udp(h).can_recv());
+    w.client.sockets.remove(h);
+}
+
 #[test]
-fn static_address_is_there_at_once() {
-    let w = World::new();
+fn static_address_and_gateway_are_there_at_once() {
+    let mut w = World::new();
     assert_eq!(w.guest.ipv4(), Some(Ipv4Cidr::new(GUEST_IP, 24)));
+    warm_up(&mut w);
+    assert!(answers_off_subnet(&mut w));
+    let no_gateway = NetConfig {
+        gw: None,
+        ..super::static_config()
+    };
+    let mut w = World::with_config(&no_gateway);
+    warm_up(&mut w);
+    assert!(
+        !answers_off_subnet(&mut w),
+        "answered off-subnet without a gateway"
+    );
 }

@@ -14,10 +14,13 @@ use std::vec;
 use std::vec::Vec;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
+use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{tcp as stcp, udp as sudp};
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Address, Ipv4Cidr};
+use smoltcp::wire::{
+    EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpCidr,
+    IpListenEndpoint, IpProtocol, Ipv4Address, Ipv4Cidr, Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+};
 
 use super::Services;
 use crate::config::NetConfig;
@@ -191,10 +194,14 @@ impl World {
     }
 
     pub fn udp_socket(&mut self, port: u16) -> SocketHandle {
+        self.udp_socket_at(port)
+    }
+
+    pub fn udp_socket_at(&mut self, endpoint: impl Into<IpListenEndpoint>) -> SocketHandle {
         let buf =
             || sudp::PacketBuffer::new(vec![sudp::PacketMetadata::EMPTY; 64], vec![0; 64 * 1500]);
         let mut s = sudp::Socket::new(buf(), buf());
-        s.bind(port).unwrap();
+        s.bind(endpoint).unwrap();
         self.client.sockets.add(s)
     }
 
@@ -226,6 +233,45 @@ impl World {
     pub fn tcp(&mut self, h: SocketHandle) -> &mut stcp::Socket<'static> {
         self.client.sockets.get_mut(h)
     }
+}
+
+/// An Ethernet/IPv4/UDP frame from the client's MAC to the guest's, whatever its addresses say;
+/// `fill` writes the `payload_len` bytes of payload.
+pub fn udp_frame(
+    (src, src_port): (Ipv4Address, u16),
+    (dst, dst_port): (Ipv4Address, u16),
+    payload_len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> Vec<u8> {
+    let udp_len = 8 + payload_len;
+    let mut frame = vec![0; 14 + 20 + udp_len];
+    let caps = ChecksumCapabilities::default();
+    let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
+    EthernetRepr {
+        src_addr: CLIENT_MAC,
+        dst_addr: GUEST_MAC,
+        ethertype: EthernetProtocol::Ipv4,
+    }
+    .emit(&mut eth);
+    let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+    let ip_repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: IpProtocol::Udp,
+        payload_len: udp_len,
+        hop_limit: 64,
+    };
+    ip_repr.emit(&mut ip, &caps);
+    let mut udp = UdpPacket::new_unchecked(ip.payload_mut());
+    UdpRepr { src_port, dst_port }.emit(
+        &mut udp,
+        &IpAddress::Ipv4(src),
+        &IpAddress::Ipv4(dst),
+        payload_len,
+        fill,
+        &caps,
+    );
+    frame
 }
 
 /// Deterministic xorshift64* for test data and fuzzing.

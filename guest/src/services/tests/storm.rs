@@ -168,6 +168,8 @@ fn malformed_frame_storm_leaves_every_service_answering() {
     assert!(frames.rx_bad_transport > 0 && frames.rx_bad_arp > 0 && frames.rx_unsupported > 0);
 
     // Fresh client sockets: the old ones may have been confused by the guest's answers to junk.
+    // Mutated ARP frames may have taught the guest a wrong MAC for the client, as they would on
+    // a real link; a minute later such entries have expired.
     w.client.sockets = smoltcp::iface::SocketSet::new(Vec::new());
     w.idle(smoltcp::time::Duration::from_secs(60));
     let udp = w.udp_socket(43000);

@@ -242,3 +242,66 @@ fn a_peer_that_vanishes_is_timed_out_and_replaced() {
         .collect();
     pump_all(&mut w, &mut streams, 10_000);
 }
+
+#[test]
+fn a_full_pool_refuses_and_recovers() {
+    let mut w = World::new();
+    let mut held: Vec<SocketHandle> = (0..4).map(|i| w.connect(7, 58000 + i)).collect();
+    let extra = w.connect_nowait(7, 58010);
+    w.run_until(1000, |w| w.tcp(extra).state() == State::Closed);
+    // One connection ends; its slot takes the next client.
+    let first = held.remove(0);
+    w.tcp(first).close();
+    w.run_until(1000, |w| w.guest.stats().tcp.closed == 1);
+    let mut stream = Stream::new(w.connect(7, 58011), 10_000, 9);
+    pump_all(&mut w, std::slice::from_mut(&mut stream), 10_000);
+}
+
+#[test]
+fn an_idle_probe_needs_no_timer_but_a_connection_does() {
+    let mut w = World::new();
+    w.step();
+    assert_eq!(
+        w.guest.poll_delay(w.now),
+        None,
+        "idle services must sleep until a frame"
+    );
+    let h = w.connect(7, 58100);
+    let delay = w.guest.poll_delay(w.now).expect("keep-alive timer");
+    assert!(delay <= tcp::KEEP_ALIVE);
+    w.tcp(h).close();
+    w.run_until(1000, |w| w.guest.stats().tcp.closed == 1);
+    w.step();
+    assert_eq!(w.guest.poll_delay(w.now), None);
+}
+
+#[test]
+fn half_open_connections_do_not_hold_a_pool_forever() {
+    let mut w = World::new();
+    // Warm up ARP, then two SYNs that are never followed up take both discard slots.
+    let probe = w.connect(9, 59000);
+    w.tcp(probe).abort();
+    w.step();
+    w.client.sockets.remove(probe);
+    for port in [59001, 59002] {
+        let h = w.connect_nowait(9, port);
+        w.poll_client();
+        w.client.sockets.remove(h);
+    }
+    w.client_attached = false;
+    while w.poll_guest() {}
+    let refused = {
+        w.client_attached = true;
+        let h = w.connect_nowait(9, 59003);
+        w.run_until(1000, |w| w.tcp(h).state() == State::Closed);
+        h
+    };
+    w.client.sockets.remove(refused);
+    // SYN-ACKs go unanswered until the timeout frees the slots.
+    w.client_attached = false;
+    w.idle(tcp::TIMEOUT + Duration::from_secs(5));
+    w.client_attached = true;
+    let h = w.connect(9, 59004);
+    w.tcp(h).send_slice(b"discard me").unwrap();
+    w.run_until(1000, |w| w.guest.stats().tcp.discard_bytes == 10);
+}

@@ -1,0 +1,283 @@
+//! Helpers shared by the integration tests that boot the real guest image in real QEMU.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a guest may take to print its ready line (TCG on a shared machine, U-Boot's delay).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The guest image, built once per test binary with `scripts/build-guest.sh`.
+pub fn guest_image() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let status = Command::new(repo().join("scripts/build-guest.sh"))
+                .current_dir(repo())
+                .status()
+                .expect("run scripts/build-guest.sh");
+            assert!(status.success(), "scripts/build-guest.sh failed");
+            repo().join("target/guest/vmprobe-guest.bin")
+        })
+        .clone()
+}
+
+/// A port that was free on 127.0.0.1 a moment ago (for both UDP and TCP).
+pub fn free_port() -> u16 {
+    loop {
+        let tcp = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind tcp");
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// `-netdev user` with UDP and TCP port 7 of the guest forwarded from 127.0.0.1:`port`.
+pub fn user_net(port: u16) -> Vec<String> {
+    vec![
+        "-netdev".into(),
+        format!("user,id=n0,hostfwd=udp:127.0.0.1:{port}-:7,hostfwd=tcp:127.0.0.1:{port}-:7"),
+    ]
+}
+
+/// Splits a command line written as one string.
+pub fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
+/// A running QEMU with its serial console captured.
+pub struct Qemu {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    console: Arc<(Mutex<String>, Condvar)>,
+}
+
+impl Qemu {
+    /// Starts `prefix... qemu-system-aarch64 -nographic -nic none <args>`; `prefix` is e.g.
+    /// `ip netns exec NS`.
+    pub fn spawn_with_prefix(prefix: &[&str], args: &[String]) -> Qemu {
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg("qemu-system-aarch64");
+                c
+            }
+            None => Command::new("qemu-system-aarch64"),
+        };
+        cmd.args(["-nographic", "-nic", "none", "-no-reboot"])
+            .args(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start qemu-system-aarch64");
+        let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let console = console.clone();
+            std::thread::spawn(move || {
+                // Chunks, not lines: prompts such as U-Boot's countdown end without a newline.
+                let mut stream = stream;
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = stream.read(&mut buf) {
+                    let (text, cv) = &*console;
+                    text.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                    cv.notify_all();
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Qemu {
+            child,
+            stdin,
+            console,
+        }
+    }
+
+    /// Starts QEMU directly.
+    pub fn spawn(args: &[String]) -> Qemu {
+        Self::spawn_with_prefix(&[], args)
+    }
+
+    /// Everything the console printed so far.
+    pub fn console(&self) -> String {
+        self.console.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a complete console line contains `needle`; returns that line. Panics with
+    /// the whole console on timeout.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_until(needle, timeout, |text| {
+            let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+            complete
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(|l| l.trim_end_matches('\r').to_string())
+        })
+    }
+
+    /// Waits until `needle` appears anywhere on the console, even in an unfinished line (a
+    /// prompt).
+    pub fn wait_for_text(&self, needle: &str, timeout: Duration) {
+        self.wait_until(needle, timeout, |text| {
+            text.contains(needle).then_some(String::new())
+        });
+    }
+
+    fn wait_until(
+        &self,
+        needle: &str,
+        timeout: Duration,
+        mut found: impl FnMut(&str) -> Option<String>,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        let (text, cv) = &*self.console;
+        let mut guard = text.lock().unwrap();
+        loop {
+            if let Some(line) = found(&guard) {
+                return line;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!("no {needle:?} on the console within {timeout:?}; console:\n{guard}");
+            }
+            guard = cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits for the `vmprobe: ready` line and returns it.
+    pub fn wait_ready(&self) -> String {
+        let line = self.wait_for("vmprobe: ready", READY_TIMEOUT);
+        assert!(
+            !self.console().contains("vmprobe: error"),
+            "error on console:\n{}",
+            self.console()
+        );
+        line
+    }
+
+    /// Types `text` on the serial console.
+    pub fn type_text(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Waits for QEMU to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A payload of `len` bytes that differs per size and position.
+pub fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u8)
+                .wrapping_mul(31)
+                .wrapping_add(seed)
+                .wrapping_add((len >> 3) as u8)
+        })
+        .collect()
+}
+
+/// UDP sizes the echo tests cover: tiny, around powers of two, up to the 1472-byte maximum.
+pub const UDP_SIZES: &[usize] = &[
+    1, 2, 17, 63, 64, 65, 127, 128, 256, 511, 512, 1000, 1024, 1400, 1471, 1472,
+];
+
+/// Sends every size in `sizes` to `target` from `socket` and checks each reply byte for byte.
+/// A lost datagram is retried a few times (the path is real); a wrong reply fails at once.
+pub fn udp_echo_on(socket: &UdpSocket, target: SocketAddr, sizes: &[usize]) {
+    socket
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut buf = vec![0u8; 2048];
+    for (i, &len) in sizes.iter().enumerate() {
+        let request = payload(len, i as u8);
+        let mut answered = false;
+        for _attempt in 0..5 {
+            socket.send_to(&request, target).unwrap();
+            match socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    assert_eq!(from, target, "reply from elsewhere");
+                    assert_eq!(&buf[..n], &request[..], "UDP echo of {len} bytes differs");
+                    answered = true;
+                    break;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        assert!(answered, "no UDP echo for {len} bytes from {target}");
+    }
+}
+
+/// UDP echo against 127.0.0.1:`port` (user networking hostfwd).
+pub fn udp_echo(port: u16, sizes: &[usize]) {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    udp_echo_on(
+        &socket,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        sizes,
+    );
+}
+
+/// TCP echo of a `len`-byte stream against `target`, read back in full and compared.
+pub fn tcp_echo(target: SocketAddr, len: usize) {
+    let mut stream =
+        TcpStream::connect_timeout(&target, Duration::from_secs(10)).expect("TCP connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let data = payload(len, 7);
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || stream.write_all(&data))
+    };
+    let mut back = vec![0u8; len];
+    stream.read_exact(&mut back).expect("read TCP echo");
+    writer.join().unwrap().unwrap();
+    assert!(back == data, "TCP echo of {len} bytes differs");
+}
+
+/// Lines of a QEMU `-trace` log file that record the event `name`.
+pub fn trace_events(path: &Path, name: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(name))
+        .count()
+}
