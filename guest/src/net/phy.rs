@@ -31,8 +31,10 @@ const BUFFER_LEN: usize = 2048;
 /// Largest Ethernet frame (without FCS) the probe sends or accepts.
 pub const MAX_FRAME: usize = 1514;
 
-const QUEUE_RECEIVE: u16 = 0;
-const QUEUE_TRANSMIT: u16 = 1;
+/// virtio-net's receive queue.
+pub const QUEUE_RECEIVE: u16 = 0;
+/// virtio-net's transmit queue.
+pub const QUEUE_TRANSMIT: u16 = 1;
 
 /// A buffer and, while the device owns it, the token virtio-drivers gave for it.
 struct Slot {
@@ -136,6 +138,11 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
     /// waiting in the receive ring now carry it (see [`Timestamps::irq_entry`]).
     pub fn interrupted_at(&mut self, entry: u64) {
         self.stamps.irq_entry = Some(entry);
+    }
+
+    /// The queue bookkeeping shared with the transport (notify counts and timings).
+    pub fn rings(&self) -> Rc<QueueRings> {
+        self.rings.clone()
     }
 
     /// Transmit queue notifies written so far (each one an exit on a real hypervisor).
