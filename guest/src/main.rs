@@ -134,6 +134,7 @@ mod probe {
             nic_intid,
             timer_intid: platform.virtual_timer_intid,
             irq_mode: config.mode == Mode::Irq,
+            cpu_count: platform.cpu_count,
         };
         let mode = match config.mode {
             Mode::Irq => GuestMode::Irq,

@@ -6,7 +6,7 @@
 //! the interrupt under test is ever taken. Under TCG every number is the cost of QEMU's
 //! emulation, not of hardware virtualization.
 
-use super::{counter, gic, power};
+use super::{counter, gic, power, smp};
 use vmprobe_guest::probe::BenchError;
 use vmprobe_proto::BenchTest;
 
@@ -32,6 +32,8 @@ pub struct BenchTargets {
     pub timer_intid: u32,
     /// Whether the NIC and timer interrupts are enabled in normal operation (IRQ mode).
     pub irq_mode: bool,
+    /// vCPUs in the device tree.
+    pub cpu_count: usize,
 }
 
 /// Run `test` once per element of `samples`, writing each iteration's cost in ticks.
@@ -81,7 +83,17 @@ pub fn run(
             };
             with_quiet_devices(targets, || vtimer(targets.timer_intid, delay, samples))
         }
-        BenchTest::IpiRoundTrip => Err(BenchError::Unsupported),
+        BenchTest::IpiRoundTrip => {
+            // `param`: the target's index (0: the first secondary).
+            let cpu = param.max(1);
+            if cpu >= targets.cpu_count as u64 {
+                return Err(BenchError::Unsupported);
+            }
+            if !smp::ensure_started(cpu) {
+                return Err(BenchError::Failed);
+            }
+            with_quiet_devices(targets, || ipi(cpu, samples))
+        }
     }
 }
 
@@ -135,7 +147,7 @@ fn sgi(eoi: bool, samples: &mut [u64]) -> Result<(), BenchError> {
             gic::send_self_sgi(BENCH_SGI);
             let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
             let eoi_ticks = gic::timed_end(intid, counter::now);
-            if intid != BENCH_SGI {
+            if gic::number(intid) != BENCH_SGI {
                 return Err(BenchError::Failed);
             }
             *s = if eoi {
@@ -160,10 +172,31 @@ fn vtimer(intid: u32, delay: u64, samples: &mut [u64]) -> Result<(), BenchError>
         counter::disarm_timer();
         let (got, entry) = taken.ok_or(BenchError::Failed)?;
         gic::end(got);
-        if got != intid {
+        if gic::number(got) != intid {
             return Err(BenchError::Failed);
         }
         *s = entry.wrapping_sub(deadline);
     }
     Ok(())
+}
+
+/// IPI round trip: SGI to vCPU `cpu`, which wakes from WFI, acknowledges it and sends it back;
+/// from sending until this CPU's handler runs.
+fn ipi(cpu: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    gic::enable_sgi(smp::IPI_SGI).map_err(|_| BenchError::Unsupported)?;
+    let result = (|| {
+        for s in samples.iter_mut() {
+            let start = counter::now();
+            gic::send_sgi(smp::IPI_SGI, cpu);
+            let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
+            gic::end(intid);
+            if gic::number(intid) != smp::IPI_SGI {
+                return Err(BenchError::Failed);
+            }
+            *s = entry.wrapping_sub(start);
+        }
+        Ok(())
+    })();
+    gic::set_enabled(smp::IPI_SGI, false);
+    result
 }
