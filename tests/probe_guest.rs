@@ -327,7 +327,12 @@ fn gicv3_ipi_round_trip_with_two_vcpus() {
         "virtio-net-device",
         "",
     );
-    let results = benchmarks(&mut g, &[BenchTest::IpiRoundTrip, BenchTest::SelfSgi], 500, 2);
+    let results = benchmarks(
+        &mut g,
+        &[BenchTest::IpiRoundTrip, BenchTest::SelfSgi],
+        500,
+        2,
+    );
     assert_eq!(results.len(), 2);
     print_benchmarks("gicv3 smp2", &results, 62_500_000);
     // The secondary keeps serving: a second run, and the network loop still answers.

@@ -17,12 +17,11 @@ mod arch;
 
 #[cfg(target_os = "none")]
 mod probe {
+    use crate::arch::bench::BenchTargets;
     use crate::arch::console::println;
     use crate::arch::counter::{self, GenericCounter};
-    use crate::arch::bench::BenchTargets;
     use crate::arch::platform::Machine;
     use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
-    use vmprobe_proto::GuestMode;
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
     use vmprobe_guest::config::{Config, ConfigError, Mode};
@@ -31,6 +30,7 @@ mod probe {
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
     use vmprobe_guest::services::Services;
+    use vmprobe_proto::GuestMode;
 
     /// A reason to give up, printed as `vmprobe: error: ...` before powering off.
     #[derive(Debug, thiserror::Error)]

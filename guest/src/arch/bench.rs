@@ -126,7 +126,10 @@ fn with_quiet_devices(
     f: impl FnOnce() -> Result<(), BenchError>,
 ) -> Result<(), BenchError> {
     let lines = [targets.nic_intid, Some(targets.timer_intid)];
-    lines.iter().flatten().for_each(|&i| gic::set_enabled(i, false));
+    lines
+        .iter()
+        .flatten()
+        .for_each(|&i| gic::set_enabled(i, false));
     counter::disarm_timer();
     let result = f();
     counter::disarm_timer();
