@@ -119,7 +119,7 @@ mod probe {
             });
         }
         let nic = find_nic(&platform)?;
-        let (kind, nic_intid, nic_mmio) = (nic.kind, nic.intid, nic.mmio_base);
+        let (kind, nic_intid, nic_registers) = (nic.kind, nic.intid, nic.registers);
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
         let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, config.mode)? };
         if config.mode == Mode::Irq {
@@ -130,7 +130,7 @@ mod probe {
         let mac = phy.mac();
         let mut services = Services::new(&config.net, mac, &mut phy, now());
         let targets = BenchTargets {
-            virtio_mmio: nic_mmio.map(|base| base as usize),
+            nic: nic_registers,
             nic_intid,
             timer_intid: platform.virtual_timer_intid,
             irq_mode: config.mode == Mode::Irq,

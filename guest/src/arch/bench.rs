@@ -7,6 +7,7 @@
 //! emulation, not of hardware virtualization.
 
 use super::{counter, gic, power, smp};
+use vmprobe_guest::net::{BenchRegisters, Register};
 use vmprobe_guest::probe::BenchError;
 use vmprobe_proto::BenchTest;
 
@@ -14,18 +15,14 @@ use vmprobe_proto::BenchTest;
 const BENCH_SGI: u32 = 1;
 /// Spins to wait for an interrupt before declaring the run failed (seconds under TCG).
 const SPIN_LIMIT: u64 = 50_000_000;
-/// virtio-mmio `DeviceID` register: constant, no side effect on read.
-const VIRTIO_MMIO_DEVICE_ID: usize = 0x008;
-/// virtio-mmio `QueueNotify` register.
-const VIRTIO_MMIO_QUEUE_NOTIFY: usize = 0x050;
 /// The transmit queue of virtio-net.
-const TX_QUEUE: u32 = 1;
+const TX_QUEUE: u16 = 1;
 
 /// What the benchmarks need to know about the machine.
 #[derive(Clone, Copy, Debug)]
 pub struct BenchTargets {
-    /// Base of the NIC's virtio-mmio window (`None` on virtio-pci).
-    pub virtio_mmio: Option<usize>,
+    /// The NIC registers to read and to notify through (virtio-mmio or virtio-pci).
+    pub nic: Option<BenchRegisters>,
     /// The NIC's interrupt, disabled while a benchmark runs.
     pub nic_intid: Option<u32>,
     /// The EL1 virtual timer's PPI.
@@ -50,21 +47,31 @@ pub fn run(
         }
         BenchTest::PsciVersion => psci_version(samples),
         BenchTest::MmioVirtio => {
-            let base = targets.virtio_mmio.ok_or(BenchError::Unsupported)?;
-            let reg = (base + VIRTIO_MMIO_DEVICE_ID) as *const u32;
-            // SAFETY: the NIC's virtio-mmio window is mapped as device memory; DeviceID is a
-            // read-only register whose read has no side effect. One 32-bit `ldr`.
+            let nic = targets.nic.ok_or(BenchError::Unsupported)?;
+            // SAFETY: the NIC's registers are mapped as device memory; `read` names a register
+            // whose read has no side effect. One plain load of its width.
             time_each(samples, || unsafe {
-                core::hint::black_box(reg.read_volatile());
+                match nic.read {
+                    Register::U32(at) => {
+                        core::hint::black_box((at as *const u32).read_volatile());
+                    }
+                    Register::U16(at) => {
+                        core::hint::black_box((at as *const u16).read_volatile());
+                    }
+                }
             });
             Ok(())
         }
         BenchTest::VirtqueueNotify => {
-            let base = targets.virtio_mmio.ok_or(BenchError::Unsupported)?;
-            let reg = (base + VIRTIO_MMIO_QUEUE_NOTIFY) as *mut u32;
+            let nic = targets.nic.ok_or(BenchError::Unsupported)?;
             // SAFETY: as above; notifying the transmit queue with nothing new in it only makes
-            // the device look at the ring and find nothing. One 32-bit `str`.
-            time_each(samples, || unsafe { reg.write_volatile(TX_QUEUE) });
+            // the device look at the ring and find nothing. One plain store of its width.
+            time_each(samples, || unsafe {
+                match nic.notify_tx {
+                    Register::U32(at) => (at as *mut u32).write_volatile(u32::from(TX_QUEUE)),
+                    Register::U16(at) => (at as *mut u16).write_volatile(TX_QUEUE),
+                }
+            });
             Ok(())
         }
         BenchTest::MmioGicd => {
