@@ -107,8 +107,17 @@ fn start(cpu: u64) -> Result<(), ()> {
     let at = context as *const SecondaryContext as u64;
     // The secondary reads the context with its MMU (and so its caches) off: push it to memory.
     // SAFETY: cleaning cache lines of memory this program owns has no other effect.
+    // The struct may straddle two cache lines: clean the lines of its first and last byte.
+    let last = at + core::mem::size_of::<SecondaryContext>() as u64 - 1;
     unsafe {
-        asm!("dc civac, {}", "dsb sy", in(reg) at, options(nostack, preserves_flags));
+        asm!(
+            "dc civac, {}",
+            "dc civac, {}",
+            "dsb sy",
+            in(reg) at,
+            in(reg) last,
+            options(nostack, preserves_flags)
+        );
     }
     let entry = secondary_entry as unsafe extern "C" fn() as usize as u64;
     let result = match power::conduit().ok_or(())? {
