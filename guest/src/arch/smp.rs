@@ -106,9 +106,9 @@ fn start(cpu: u64) -> Result<(), ()> {
     }));
     let at = context as *const SecondaryContext as u64;
     // The secondary reads the context with its MMU (and so its caches) off: push it to memory.
-    // SAFETY: cleaning cache lines of memory this program owns has no other effect.
-    // The struct may straddle two cache lines: clean the lines of its first and last byte.
+    // It may straddle two cache lines: clean the lines of its first and last byte.
     let last = at + core::mem::size_of::<SecondaryContext>() as u64 - 1;
+    // SAFETY: cleaning cache lines of memory this program owns has no other effect.
     unsafe {
         asm!(
             "dc civac, {}",
