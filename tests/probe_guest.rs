@@ -115,6 +115,7 @@ fn timestamped_echoes(g: &mut Guest, mode: GuestMode, count: usize) -> (Vec<u64>
     let mut residence = Vec::new();
     let mut cntfrq = 0;
     let mut with_irq_entry = 0;
+    let (mut to_handler, mut irq_to_rx) = (Vec::new(), Vec::new());
     for i in 0..count {
         if mode == GuestMode::Irq {
             // Let the guest go idle, so the request wakes it by interrupt (a request that
@@ -149,9 +150,24 @@ fn timestamped_echoes(g: &mut Guest, mode: GuestMode, count: usize) -> (Vec<u64>
             assert!(r.tx.prev_notify_ticks.is_some(), "{r:?}");
         }
         residence.push(tx_notify - rx_seen);
+        to_handler.push(r.handled - rx_seen);
+        if let (Some(entry), true) = (r.irq_entry, i % 2 == 0) {
+            irq_to_rx.push(rx_seen - entry);
+        }
         cntfrq = r.cntfrq_hz;
     }
     assert_eq!(cntfrq, 62_500_000);
+    if count >= 100 {
+        eprintln!(
+            "{mode:?}: p50 rx seen -> handler {:.2} us, irq entry -> rx seen {:.2} us",
+            p50_us(&mut to_handler, cntfrq),
+            if irq_to_rx.is_empty() {
+                0.0
+            } else {
+                p50_us(&mut irq_to_rx, cntfrq)
+            }
+        );
+    }
     if mode == GuestMode::Irq {
         // A loaded host can delay the guest past the pause now and then, not usually.
         assert!(
