@@ -337,9 +337,10 @@ fn gicv2_legacy_mmio_poll_mode() {
 }
 
 #[test]
-fn gicv3_pci_two_vcpus() {
+fn gicv3_pci_el2_two_vcpus() {
+    // Entered at EL2 (both vCPUs drop to EL1), PSCI over SMC.
     let mut g = Guest::boot(
-        "-M virt,gic-version=3 -cpu max -smp 2",
+        "-M virt,gic-version=3,virtualization=on -cpu max -smp 2",
         "virtio-net-pci",
         "",
     );
@@ -349,10 +350,11 @@ fn gicv3_pci_two_vcpus() {
         BenchTest::IpiRoundTrip,
         BenchTest::MmioVirtio,
         BenchTest::VirtqueueNotify,
+        BenchTest::PsciVersion,
     ];
     let results = benchmarks(&mut g, &tests, 500, 2);
-    assert_eq!(results.len(), 3);
-    print_benchmarks("gicv3 pci smp2", &results, 62_500_000);
+    assert_eq!(results.len(), 4);
+    print_benchmarks("gicv3 pci el2 smp2", &results, 62_500_000);
     // The secondary keeps serving: a second run, and the network loop still answers.
     benchmarks(&mut g, &[BenchTest::IpiRoundTrip], 100, 2);
     timestamped_echoes(&mut g, GuestMode::Irq, 5);

@@ -1,7 +1,7 @@
 //! A second vCPU for the IPI round-trip benchmark, started with PSCI `CPU_ON` the first time
 //! the benchmark runs (never at boot: the probe normally runs on one vCPU).
 //!
-//! The secondary enters at EL1 with the MMU off, takes over the boot CPU's translation regime
+//! The secondary enters at EL1 (or EL2, which it leaves as the boot CPU did) with the MMU off, takes over the boot CPU's translation regime
 //! (same page table, TCR, MAIR, SCTLR), its own stack and the vector table, brings up its GIC
 //! CPU interface (and, on GICv3, its redistributor) and then serves forever: sleep in WFI with
 //! IRQs masked (WFI still wakes on a pending interrupt), acknowledge, end, and send the same SGI
@@ -38,10 +38,16 @@ global_asm!(
     .balign 4
     .global secondary_entry
 secondary_entry:
-    /* x0: SecondaryContext. PSCI enters at EL1 here (QEMU/KVM without EL2): anything else parks. */
+    /* x0: SecondaryContext. PSCI enters at the caller's EL1, or at EL2 when the machine has one
+     * that nobody else owns (QEMU virtualization=on): drop to EL1 as the boot CPU did. */
     mrs     x1, CurrentEL
     ubfx    x1, x1, #2, #2
-    cmp     x1, #1
+    cmp     x1, #2
+    b.ne    1f
+    bl      drop_to_el1
+    mrs     x1, CurrentEL
+    ubfx    x1, x1, #2, #2
+1:  cmp     x1, #1
     b.ne    9f
     mov     x1, #(3 << 20)          /* FP/SIMD on */
     msr     cpacr_el1, x1
