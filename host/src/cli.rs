@@ -19,4 +19,6 @@ pub enum Command {
     Trace(crate::trace::TraceArgs),
     /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops.
     Vm(crate::vm::VmArgs),
+    /// Charts (CDF, histogram, RTT over time; SVG and PNG) and a Markdown page from run directories.
+    Report(crate::report::ReportArgs),
 }

@@ -5,6 +5,7 @@ pub mod duration;
 pub mod export;
 pub mod load;
 pub mod netsetup;
+pub mod report;
 pub mod rr;
 pub mod rundir;
 pub mod stats;
