@@ -8,4 +8,6 @@ pub mod stats;
 pub mod trace;
 pub mod netsetup;
 pub mod rundir;
+pub mod run;
+pub mod matrix;
 pub mod vm;
