@@ -24,7 +24,7 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     system::block_stop_signals();
     let progress = Progress::default();
     let finished = AtomicBool::new(false);
-    let show_progress = args.format == Format::Text
+    let show_progress = args.measure.format == Format::Text
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
     let run = std::thread::scope(|scope| {
@@ -41,7 +41,7 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
         finished.store(true, Ordering::Relaxed);
         run
     })?;
-    let bytes = export::serialize(args.format, &run.report).map_err(RrError::Output)?;
+    let bytes = export::serialize(args.measure.format, &run.report).map_err(RrError::Output)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&bytes)
