@@ -17,7 +17,9 @@
 //! }
 //! # Ok(()) }
 //! ```
+pub mod args;
 pub mod generator;
+pub mod hook;
 pub mod kind;
 
 use std::net::SocketAddr;
@@ -26,8 +28,10 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+pub use args::LoadArgs;
+pub use hook::LoadHook;
 pub use kind::{KindError, LoadKind};
 
 use crate::netsetup::NetNs;
@@ -100,10 +104,10 @@ pub enum LoadError {
 }
 
 /// What one generator achieved. Its JSON form is part of `vmprobe run`'s output contract.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadReport {
     /// `to-guest`, `from-guest` or `udp-flood`.
-    pub kind: &'static str,
+    pub kind: String,
     /// The kind as asked (`udp-flood:20000`).
     pub spec: String,
     /// Where the traffic went or came from.
@@ -143,7 +147,7 @@ impl LoadReport {
         let round3 = |x: f64| (x * 1e3).round() / 1e3;
         let udp = matches!(kind, LoadKind::UdpFlood { .. });
         LoadReport {
-            kind: kind.name(),
+            kind: kind.name().to_string(),
             spec: kind.to_string(),
             target: target.to_string(),
             cpu,

@@ -28,14 +28,23 @@ pub struct Measured {
 
 /// Measures `options` (its `target` is replaced by the guest's echo service for
 /// `options.proto`) and waits for the end, stopping early on a signal or QEMU's exit.
-pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals) -> Measured {
+/// With `show_progress`, a progress bar and live line (p50/p99/max) go to stderr meanwhile.
+pub async fn measure(
+    vm: &mut Vm,
+    mut options: RrOptions,
+    signals: &mut Signals,
+    show_progress: bool,
+) -> Measured {
     let proto = match options.proto {
         Proto::Udp => services::Proto::Udp,
         Proto::Tcp => services::Proto::Tcp,
     };
     let Some(addr) = endpoint(&vm.info().endpoints, proto, ECHO_PORT) else {
         return Measured {
-            run: Err(RrError::NoAddress(format!("guest echo over {}", options.proto))),
+            run: Err(RrError::NoAddress(format!(
+                "guest echo over {}",
+                options.proto
+            ))),
             interrupted: false,
             qemu_died: None,
         };
@@ -45,10 +54,15 @@ pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals)
     let ns = vm.client_netns().cloned();
     let (tx, mut rx) = oneshot::channel();
     let thread_stop = stop.clone();
+    let progress = Arc::new(Progress::default());
+    let finished = Arc::new(AtomicBool::new(false));
+    let mut display = show_progress.then(|| {
+        let (progress, finished, limit) = (progress.clone(), finished.clone(), options.limit);
+        std::thread::spawn(move || rr::command::display_progress(limit, &progress, &finished))
+    });
     let spawned = std::thread::Builder::new()
         .name("vmprobe-run".into())
         .spawn(move || {
-            let progress = Progress::default();
             let control = Control {
                 stop: &thread_stop,
                 progress: &progress,
@@ -67,6 +81,7 @@ pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals)
             let _ = tx.send(r);
         });
     if let Err(source) = spawned {
+        finished.store(true, Ordering::Relaxed);
         return Measured {
             run: Err(RrError::Setup {
                 what: "cannot start the measuring thread",
@@ -80,7 +95,13 @@ pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals)
     let mut qemu_died = None;
     let run = loop {
         tokio::select! {
-            r = &mut rx => break r.unwrap_or(Err(RrError::ThreadPanicked)),
+            r = &mut rx => {
+                finished.store(true, Ordering::Relaxed);
+                if let Some(d) = display.take() {
+                    let _ = d.join();
+                }
+                break r.unwrap_or(Err(RrError::ThreadPanicked));
+            }
             _ = signals.recv(), if !interrupted => {
                 interrupted = true;
                 stop.store(true, Ordering::Relaxed);

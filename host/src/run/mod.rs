@@ -129,8 +129,12 @@ pub struct Finished {
 }
 
 /// The hooks for these arguments. Features add themselves here, one line each.
-pub fn hooks_for(_args: &RunArgs) -> Hooks {
-    Hooks::default()
+pub fn hooks_for(args: &RunArgs) -> Hooks {
+    let mut hooks = Hooks::default();
+    if let Some(h) = crate::load::LoadHook::for_args(args) {
+        hooks.push(h);
+    }
+    hooks
 }
 
 /// Runs `plan` end to end: boot, measure, teardown, results written. `Err` when nothing could
@@ -202,7 +206,7 @@ async fn measure_all(
             break;
         }
         let options = plan.rr_options(proto, vm.run_dir());
-        let m = measure::measure(vm, options, signals).await;
+        let m = measure::measure(vm, options, signals, show_progress(plan)).await;
         results.interrupted |= m.interrupted;
         if m.qemu_died.is_some() {
             results.qemu_died = m.qemu_died;
@@ -225,6 +229,14 @@ async fn measure_all(
             .map_err(|e| hook_err(h.name(), e))?;
     }
     Ok(())
+}
+
+/// A progress bar with a live line when the summary goes to a terminal as text.
+fn show_progress(plan: &RunPlan) -> bool {
+    use std::io::IsTerminal;
+    plan.args.rr.format == Format::Text
+        && std::io::stdout().is_terminal()
+        && std::io::stderr().is_terminal()
 }
 
 /// Stops QEMU and removes the network setup; returns how QEMU ended.
@@ -255,7 +267,11 @@ fn copy_requested_files(
             (&plan.args.rr.hist, files::hist(p)),
         ] {
             if let Some(dest) = asked {
-                let dest = if many { with_proto(dest, p) } else { dest.clone() };
+                let dest = if many {
+                    with_proto(dest, p)
+                } else {
+                    dest.clone()
+                };
                 std::fs::copy(run_dir.file(&name), &dest).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("cannot write {}: {e}", dest.display()))
                 })?;
@@ -267,7 +283,10 @@ fn copy_requested_files(
 
 /// `dir/name.ext` -> `dir/name-udp.ext`.
 fn with_proto(path: &Path, proto: Proto) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{proto}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{proto}"),

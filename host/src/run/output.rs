@@ -54,7 +54,12 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
     let _ = writeln!(out, "vmprobe run {}", r.label);
     let _ = writeln!(out, "{:<13}{}", "config", describe(r));
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} ms"));
-    let _ = write!(out, "{:<13}{} from QEMU start to ready", "boot", ms(r.boot_ms));
+    let _ = write!(
+        out,
+        "{:<13}{} from QEMU start to ready",
+        "boot",
+        ms(r.boot_ms)
+    );
     if r.uboot_ms.is_some() {
         let _ = write!(out, " (U-Boot {} of it)", ms(r.uboot_ms));
     }
@@ -68,6 +73,13 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
     }
     if r.reports().next().is_none() {
         let _ = writeln!(out, "nothing measured");
+    }
+    if let Some(load) = r.extra.get("load") {
+        let reports: Vec<crate::load::LoadReport> =
+            serde_json::from_value(load.clone()).unwrap_or_default();
+        for l in reports {
+            let _ = writeln!(out, "{}", l.line());
+        }
     }
     if r.interrupted {
         let _ = writeln!(out, "{:<13}interrupted: partial results", "note");
