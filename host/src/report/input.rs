@@ -136,9 +136,10 @@ pub fn read_run(dir: &Path) -> Result<RunData, ReportError> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .unwrap_or_else(|| dir_name(dir));
-    let name = match &load {
-        Some(l) => format!("{label} + {l}"),
-        None => label,
+    let name = match (matrix_row_name(dir), &load) {
+        (Some(row), _) => row,
+        (None, Some(l)) => format!("{label} + {l}"),
+        (None, None) => label,
     };
     Ok(RunData {
         dir: dir.to_path_buf(),
@@ -147,6 +148,20 @@ pub fn read_run(dir: &Path) -> Result<RunData, ReportError> {
         series,
         results,
     })
+}
+
+/// The configuration's name when `dir` is a row of a `vmprobe matrix` run: the matrix
+/// directory keeps its `matrix.toml` and names each row's directory `NN-<slug>`.
+fn matrix_row_name(dir: &Path) -> Option<String> {
+    let index: usize = dir_name(dir).split('-').next()?.parse().ok()?;
+    let parent = std::fs::canonicalize(dir).ok()?.parent()?.to_path_buf();
+    let text = std::fs::read_to_string(parent.join("matrix.toml")).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    let row = table
+        .get("config")?
+        .as_array()?
+        .get(index.checked_sub(1)?)?;
+    Some(row.get("name")?.as_str()?.to_string())
 }
 
 /// The directory's last component.

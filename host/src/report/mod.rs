@@ -221,6 +221,20 @@ pub fn generate(args: &ReportArgs) -> Result<Written, ReportError> {
                 &|f| render(&cdf, f),
             )?;
         }
+        // Each run's time line: where in the run its tail happened.
+        for (i, run) in runs.iter().enumerate() {
+            for s in &run.series {
+                let p = s.proto.to_uppercase();
+                let time = TimeChart {
+                    title: format!("{p} round trips over time: {}", run.name),
+                    series: s,
+                };
+                let stem = format!("time-{}-{}", i + 1, s.proto);
+                add(format!("{p} RTT over time: {}", run.name), &stem, &|f| {
+                    render(&time, f)
+                })?;
+            }
+        }
     }
     let title = if runs.len() == 1 {
         format!("vmprobe report: {}", runs[0].name)

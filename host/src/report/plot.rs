@@ -2,6 +2,7 @@
 //! RTT over time (outliers and losses marked), each drawn once per backend (SVG and PNG).
 use std::path::{Path, PathBuf};
 
+use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -83,6 +84,34 @@ fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     lo / 1.2..hi * 1.2
 }
 
+/// Tick values for a log axis over `range`: 1-2-5 per decade, denser when the range is narrow.
+pub fn log_ticks(range: &std::ops::Range<f64>) -> Vec<f64> {
+    let sets: [&[f64]; 3] = [
+        &[1.0, 2.0, 5.0],
+        &[1.0, 1.5, 2.0, 3.0, 5.0, 7.0],
+        &[1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0],
+    ];
+    let mut ticks = Vec::new();
+    for set in sets {
+        ticks.clear();
+        let mut decade = 10f64.powi(range.start.log10().floor() as i32);
+        while decade <= range.end {
+            ticks.extend(set.iter().map(|m| m * decade).filter(|v| range.contains(v)));
+            decade *= 10.0;
+        }
+        if ticks.len() >= 5 {
+            break;
+        }
+    }
+    ticks
+}
+
+/// A log axis over `range` with [`log_ticks`] as its labelled points.
+fn log_axis(range: std::ops::Range<f64>) -> WithKeyPoints<LogCoord<f64>> {
+    let ticks = log_ticks(&range);
+    range.log_scale().with_key_points(ticks)
+}
+
 /// Overlaid CDFs of one or several series, with the percentiles of the first marked when
 /// there is only one line per run.
 pub struct CdfChart<'a> {
@@ -106,13 +135,14 @@ impl Chart for CdfChart<'_> {
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d(log_range(lo, hi).log_scale(), 0.0..100.5)
+            .build_cartesian_2d(log_axis(log_range(lo, hi)), 0.0..100.5)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("round-trip time (us, log scale)")
             .y_desc("transactions at or below (%)")
             .x_label_formatter(&|v| us_label(*v))
+            .x_labels(12)
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()
@@ -152,7 +182,7 @@ impl Chart for CdfChart<'_> {
 /// Marks `f`'s percentiles on a CDF: a dot and a short name at each (names near 100 % are
 /// stacked below their dots so they stay apart), and the values listed in the lower right.
 fn mark_percentiles<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<LogCoord<f64>, RangedCoordf64>>,
+    chart: &mut ChartContext<'_, DB, Cartesian2d<WithKeyPoints<LogCoord<f64>>, RangedCoordf64>>,
     f: &Figures,
     c: RGBColor,
 ) -> Result<(), String> {
@@ -240,13 +270,14 @@ impl Chart for HistChart<'_> {
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(80)
-            .build_cartesian_2d((edges[0] / 1.05..edges[BINS] * 1.05).log_scale(), 0.0..top)
+            .build_cartesian_2d(log_axis(edges[0] / 1.05..edges[BINS] * 1.05), 0.0..top)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("round-trip time (us, log scale, log-spaced bins)")
             .y_desc("transactions per bin")
             .x_label_formatter(&|v| us_label(*v))
+            .x_labels(12)
             .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
@@ -301,13 +332,14 @@ impl Chart for TimeChart<'_> {
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d(0.0..t_end * 1.01, y.log_scale())
+            .build_cartesian_2d(0.0..t_end * 1.01, log_axis(y))
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("time since the first request (s)")
             .y_desc("round-trip time (us, log scale)")
             .y_label_formatter(&|v| us_label(*v))
+            .y_labels(12)
             .label_style(("sans-serif", 16))
             .axis_desc_style(("sans-serif", 18))
             .draw()
@@ -374,11 +406,20 @@ impl Chart for TimeChart<'_> {
                 .legend(|(x, y)| Circle::new((x + 10, y), 6, OUTLIER.stroke_width(2)));
             // The largest one, named.
             let (t, r) = outliers[0];
+            let text = format!("max {} us at {t:.2} s", us_label(r));
+            // Right of the circle, or left of it in the right half of the chart.
+            let font = ("sans-serif", 15).into_font();
+            let w = font.box_size(&text).map(|b| b.0).unwrap_or(150) as f64;
+            let x = if t > t_end / 2.0 {
+                t - (w + 12.0) / 880.0 * t_end
+            } else {
+                t + 12.0 / 880.0 * t_end
+            };
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!("max {} us at {t:.2} s", us_label(r)),
-                    (t, r / 1.5),
-                    ("sans-serif", 15).into_font().color(&OUTLIER),
+                    text,
+                    (x, r / 1.1),
+                    font.color(&OUTLIER),
                 )))
                 .map_err(err)?;
         }
