@@ -63,6 +63,17 @@ fn one_run_and_a_comparison_with_load() {
     let loaded = dir.join("loaded");
     real_run(&quiet, &[]);
     real_run(&loaded, &["--load", "to-guest,udp-flood:2000"]);
+    // The loaded run's results carry what the load achieved.
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(loaded.join("results.json")).unwrap())
+            .unwrap();
+    let load = results["load"].as_array().expect("load in results.json");
+    assert_eq!(load.len(), 2);
+    for l in load {
+        assert!(l["mbit_s"].as_f64().unwrap() > 0.0, "{l}");
+        assert!(l["bytes"].as_u64().unwrap() > 0, "{l}");
+    }
+    assert!(load[1]["packets_s"].as_f64().unwrap() > 0.0);
 
     // One run: default output under the run directory.
     let out = vmprobe(&["report", quiet.to_str().unwrap()]);

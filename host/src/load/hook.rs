@@ -54,3 +54,45 @@ impl RunHook for LoadHook {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::matrix::file::Matrix;
+
+    #[test]
+    fn the_load_matrix_example_is_the_users_table() {
+        let m = Matrix::parse(include_str!("../../../examples/load-matrix.toml")).unwrap();
+        let rows: Vec<(&str, Vec<LoadKind>, Option<usize>, Option<usize>)> = m
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.args.load.kinds().to_vec(),
+                    r.args.load.load_cpu,
+                    r.args.rr.cpu,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("A only", vec![], None, Some(1)),
+                ("A+B on different CPUs", vec![LoadKind::ToGuest], Some(0), Some(1)),
+                ("A+B on the same CPU", vec![LoadKind::ToGuest], Some(1), Some(1)),
+            ]
+        );
+        assert!(LoadHook::for_args(&m.rows[0].args).is_none());
+        assert!(LoadHook::for_args(&m.rows[1].args).is_some());
+    }
+
+    #[test]
+    fn a_bad_load_in_a_matrix_row_names_the_row() {
+        let e = Matrix::parse("[[config]]\nname = \"x\"\nload = \"udp-flood\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("\"x\"") && e.contains("udp-flood needs a rate"), "{e}");
+    }
+}
