@@ -21,7 +21,15 @@ fn vmprobe(args: &[&str]) -> std::process::Output {
 fn real_run(dir: &Path, extra: &[&str]) {
     let d = dir.to_str().unwrap();
     let mut args = vec![
-        "run", "--accel", "tcg", "--count", "300", "--interval", "1ms", "--run-dir", d,
+        "run",
+        "--accel",
+        "tcg",
+        "--count",
+        "300",
+        "--interval",
+        "1ms",
+        "--run-dir",
+        d,
     ];
     args.extend_from_slice(extra);
     let out = vmprobe(&args);
@@ -48,7 +56,11 @@ fn check_png(path: &Path) {
     let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
     assert_eq!((w, h), SIZE, "{path:?}");
     // A drawn chart compresses to more than a blank canvas would.
-    assert!(bytes.len() > 10_000, "{path:?} is only {} bytes", bytes.len());
+    assert!(
+        bytes.len() > 10_000,
+        "{path:?} is only {} bytes",
+        bytes.len()
+    );
 }
 
 fn check_pair(out: &Path, stem: &str) {
@@ -77,14 +89,23 @@ fn one_run_and_a_comparison_with_load() {
 
     // One run: default output under the run directory.
     let out = vmprobe(&["report", quiet.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report = quiet.join("report");
-    for stem in ["cdf-udp", "cdf-tcp", "hist-udp", "hist-tcp", "time-udp", "time-tcp"] {
+    for stem in [
+        "cdf-udp", "cdf-tcp", "hist-udp", "hist-tcp", "time-udp", "time-tcp",
+    ] {
         check_pair(&report, stem);
     }
     let page = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(page.contains("![UDP latency CDF](cdf-udp.png)"), "{page}");
-    assert!(page.contains("| udp | 300 |") || page.contains("| udp | 29"), "{page}");
+    assert!(
+        page.contains("| udp | 300 |") || page.contains("| udp | 29"),
+        "{page}"
+    );
 
     // Two runs: the comparison, the table, the load.
     let cmp: PathBuf = dir.join("cmp");
@@ -95,16 +116,31 @@ fn one_run_and_a_comparison_with_load() {
         "--out",
         cmp.to_str().unwrap(),
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     check_pair(&cmp, "compare-cdf-udp");
     check_pair(&cmp, "compare-cdf-tcp");
     check_pair(&cmp, "time-2-udp");
     let page = std::fs::read_to_string(cmp.join("report.md")).unwrap();
     assert!(page.contains("load to-guest+udp-flood:2000"), "{page}");
-    assert!(page.contains("| to-guest |") && page.contains("| udp-flood:2000 |"), "{page}");
+    assert!(
+        page.contains("| to-guest |") && page.contains("| udp-flood:2000 |"),
+        "{page}"
+    );
     // Both runs' rows are in the table, each protocol.
-    assert_eq!(page.lines().filter(|l| l.contains("| udp |")).count(), 2, "{page}");
-    assert_eq!(page.lines().filter(|l| l.contains("| tcp |")).count(), 2, "{page}");
+    assert_eq!(
+        page.lines().filter(|l| l.contains("| udp |")).count(),
+        2,
+        "{page}"
+    );
+    assert_eq!(
+        page.lines().filter(|l| l.contains("| tcp |")).count(),
+        2,
+        "{page}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -142,8 +178,11 @@ fn bad_directories_are_clear_errors() {
 
     let bad_csv = dir.join("bad-csv");
     std::fs::create_dir_all(&bad_csv).unwrap();
-    std::fs::write(bad_csv.join("results.json"), r#"{"label": "x", "udp": {"p50_us": 1.0}}"#)
-        .unwrap();
+    std::fs::write(
+        bad_csv.join("results.json"),
+        r#"{"label": "x", "udp": {"p50_us": 1.0}}"#,
+    )
+    .unwrap();
     std::fs::write(
         bad_csv.join("samples-udp.csv"),
         "seq,send_unix_ns,rtt_ns,lost,status,rx_sw_rtt_ns,send_mono_ns\n1,100,5000,0,ok,,1\n2,200,abc,0,ok,,2\n",

@@ -63,7 +63,9 @@ mod tests {
     #[test]
     fn the_load_matrix_example_is_the_users_table() {
         let m = Matrix::parse(include_str!("../../../examples/load-matrix.toml")).unwrap();
-        let rows: Vec<(&str, Vec<LoadKind>, Option<usize>, Option<usize>)> = m
+        // (name, load, load_cpu, latency cpu)
+        type Row<'a> = (&'a str, Vec<LoadKind>, Option<usize>, Option<usize>);
+        let rows: Vec<Row> = m
             .rows
             .iter()
             .map(|r| {
@@ -79,8 +81,18 @@ mod tests {
             rows,
             vec![
                 ("A only", vec![], None, Some(1)),
-                ("A+B on different CPUs", vec![LoadKind::ToGuest], Some(0), Some(1)),
-                ("A+B on the same CPU", vec![LoadKind::ToGuest], Some(1), Some(1)),
+                (
+                    "A+B on different CPUs",
+                    vec![LoadKind::ToGuest],
+                    Some(0),
+                    Some(1)
+                ),
+                (
+                    "A+B on the same CPU",
+                    vec![LoadKind::ToGuest],
+                    Some(1),
+                    Some(1)
+                ),
             ]
         );
         assert!(LoadHook::for_args(&m.rows[0].args).is_none());
@@ -93,6 +105,9 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("\"x\"") && e.contains("udp-flood needs a rate"), "{e}");
+        assert!(
+            e.contains("\"x\"") && e.contains("udp-flood needs a rate"),
+            "{e}"
+        );
     }
 }
