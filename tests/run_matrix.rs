@@ -42,10 +42,18 @@ proto = "udp"
     assert!(stderr.contains("1 of 3 configurations failed"), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].contains("UDP round trip (us)") && lines[0].contains("TCP round trip (us)"));
-    assert!(lines[1].starts_with("configuration") && lines[1].contains("stddev") && lines[1].contains("p99"));
+    assert!(
+        lines[1].starts_with("configuration")
+            && lines[1].contains("stddev")
+            && lines[1].contains("p99")
+    );
     let row = |name: &str| *lines.iter().find(|l| l.starts_with(name)).unwrap();
     // user irq: 10 numbers; user poll: UDP numbers, TCP not measured.
-    let nums = |l: &str| l.split_whitespace().filter(|t| t.parse::<f64>().is_ok()).count();
+    let nums = |l: &str| {
+        l.split_whitespace()
+            .filter(|t| t.parse::<f64>().is_ok())
+            .count()
+    };
     assert_eq!(nums(row("user irq")), 10, "{stdout}");
     assert_eq!(nums(row("user poll")), 5, "{stdout}");
     assert!(row("broken").contains("failed: no guest image"), "{stdout}");
@@ -97,19 +105,30 @@ fn quickstart_runs_what_this_host_can() {
                 .lines()
                 .find(|l| l.starts_with(&name))
                 .unwrap_or_else(|| panic!("no row {name}: {stdout}"));
-            assert_eq!(l.split_whitespace().filter(|t| t.parse::<f64>().is_ok()).count(), 10, "{l}");
+            assert_eq!(
+                l.split_whitespace()
+                    .filter(|t| t.parse::<f64>().is_ok())
+                    .count(),
+                10,
+                "{l}"
+            );
         }
     }
     let q = dir.join("q");
     assert!(q.join("table.csv").is_file() && q.join("table.md").is_file());
-    assert!(std::fs::read_to_string(q.join("matrix.toml")).unwrap().contains("[[config]]"));
+    assert!(std::fs::read_to_string(q.join("matrix.toml"))
+        .unwrap()
+        .contains("[[config]]"));
     for entry in std::fs::read_dir(&q).unwrap() {
         let p = entry.unwrap().path();
         if p.is_dir() {
             assert_run_cleaned_up(&p, &links);
         }
     }
-    let leftover: Vec<_> = netns_list().into_iter().filter(|n| !before.contains(n)).collect();
+    let leftover: Vec<_> = netns_list()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
     assert!(leftover.is_empty(), "{leftover:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }

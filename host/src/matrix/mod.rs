@@ -33,8 +33,10 @@ pub mod files {
 
 /// Arguments of `vmprobe matrix`.
 #[derive(Args, Debug, Clone)]
-#[command(after_help = "See examples/matrix.toml: shared defaults at the top, then one \
-[[config]] table per configuration with a name and any `vmprobe run` option.")]
+#[command(
+    after_help = "See examples/matrix.toml: shared defaults at the top, then one \
+[[config]] table per configuration with a name and any `vmprobe run` option."
+)]
 pub struct MatrixArgs {
     /// The matrix file (TOML).
     #[arg(value_name = "FILE.toml")]
@@ -112,9 +114,10 @@ pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> 
     dir.write(files::CSV, &table::csv(&rows))?;
     dir.write(files::MARKDOWN, &table::markdown(&rows))?;
     print!("{text}");
-    let tcg = rows.iter().filter_map(|r| r.results.as_ref()).any(|r| {
-        r.config.accel == crate::vm::options::Accel::Tcg
-    });
+    let tcg = rows
+        .iter()
+        .filter_map(|r| r.results.as_ref())
+        .any(|r| r.config.accel == crate::vm::options::Accel::Tcg);
     if tcg {
         println!("round trips in microseconds, measured under TCG emulation: not KVM numbers");
     }
@@ -147,7 +150,12 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
             });
             continue;
         }
-        eprintln!("vmprobe: [{}/{total}] {}: vmprobe run {}", i + 1, row.name, row.argv.join(" "));
+        eprintln!(
+            "vmprobe: [{}/{total}] {}: vmprobe run {}",
+            i + 1,
+            row.name,
+            row.argv.join(" ")
+        );
         let mut args = row.args.clone();
         args.vm.run_dir = Some(dir.join(format!("{:02}-{}", i + 1, slug(&row.name))));
         let result = match RunPlan::new(args) {
@@ -184,7 +192,9 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
 /// directory).
 fn short(e: &RunError) -> String {
     match e {
-        RunError::QemuDied { status, .. } => format!("QEMU exited during the measurement ({status})"),
+        RunError::QemuDied { status, .. } => {
+            format!("QEMU exited during the measurement ({status})")
+        }
         other => other.to_string().lines().next().unwrap_or("").to_string(),
     }
 }

@@ -118,7 +118,16 @@ fn csv_cell(s: &str) -> String {
 pub fn csv(rows: &[RowResult]) -> String {
     let mut header = vec!["configuration".to_string(), "label".into()];
     for p in ["udp", "tcp"] {
-        for s in ["transactions", "lost", "errors", "min_us", "mean_us", "max_us", "stddev_us", "p99_us"] {
+        for s in [
+            "transactions",
+            "lost",
+            "errors",
+            "min_us",
+            "mean_us",
+            "max_us",
+            "stddev_us",
+            "p99_us",
+        ] {
             header.push(format!("{p}_{s}"));
         }
     }
@@ -129,7 +138,9 @@ pub fn csv(rows: &[RowResult]) -> String {
     for row in rows {
         let mut cells = vec![
             csv_cell(&row.name),
-            row.results.as_ref().map_or(String::new(), |r| r.label.clone()),
+            row.results
+                .as_ref()
+                .map_or(String::new(), |r| r.label.clone()),
         ];
         for p in [Proto::Udp, Proto::Tcp] {
             let r = report(row, p);
@@ -168,7 +179,11 @@ pub fn markdown(rows: &[RowResult]) -> String {
                 let _ = write!(out, " {} |", num(v));
             }
         }
-        let _ = writeln!(out, " {} |", note(row).replace('|', "\\|").replace('\n', " "));
+        let _ = writeln!(
+            out,
+            " {} |",
+            note(row).replace('|', "\\|").replace('\n', " ")
+        );
     }
     out
 }

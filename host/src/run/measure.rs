@@ -35,7 +35,10 @@ pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals)
     };
     let Some(addr) = endpoint(&vm.info().endpoints, proto, ECHO_PORT) else {
         return Measured {
-            run: Err(RrError::NoAddress(format!("guest echo over {}", options.proto))),
+            run: Err(RrError::NoAddress(format!(
+                "guest echo over {}",
+                options.proto
+            ))),
             interrupted: false,
             qemu_died: None,
         };

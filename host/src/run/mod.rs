@@ -255,7 +255,11 @@ fn copy_requested_files(
             (&plan.args.rr.hist, files::hist(p)),
         ] {
             if let Some(dest) = asked {
-                let dest = if many { with_proto(dest, p) } else { dest.clone() };
+                let dest = if many {
+                    with_proto(dest, p)
+                } else {
+                    dest.clone()
+                };
                 std::fs::copy(run_dir.file(&name), &dest).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("cannot write {}: {e}", dest.display()))
                 })?;
@@ -267,7 +271,10 @@ fn copy_requested_files(
 
 /// `dir/name.ext` -> `dir/name-udp.ext`.
 fn with_proto(path: &Path, proto: Proto) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{proto}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{proto}"),
