@@ -243,3 +243,41 @@ fn ctrl_c_mid_run_prints_the_summary_and_tears_down() {
     assert_run_cleaned_up(&rd, &links);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_during_boot_tears_down() {
+    let net = if is_root() { "macvtap" } else { "user" };
+    let dir = temp_dir("run-bootint");
+    // Silent through U-Boot: the run stays in boot until interrupted.
+    let img = fake_image(&dir, "guest.bin", "");
+    let links = host_links();
+    let rd = dir.join("run");
+    let mut child = vmprobe()
+        .args([
+            "run", "--accel", "tcg", "--boot", "uboot", "--net", net, "--image",
+        ])
+        .arg(&img)
+        .arg("--run-dir")
+        .arg(&rd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(rd.join("console.log"))
+        .unwrap_or_default()
+        .contains("U-Boot")
+    {
+        assert!(std::time::Instant::now() < end, "U-Boot never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: our child, alive until waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+    let err = read_all(child.stderr.as_mut().unwrap());
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted during boot"), "{err}");
+    assert!(read_all(child.stdout.as_mut().unwrap()).is_empty());
+    assert_run_cleaned_up(&rd, &links);
+    std::fs::remove_dir_all(dir).unwrap();
+}

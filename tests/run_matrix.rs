@@ -84,12 +84,15 @@ proto = "udp"
 fn quickstart_runs_what_this_host_can() {
     let dir = temp_dir("quickstart");
     let links = host_links();
-    let before = netns_list();
-    let out = vmprobe()
+    let child = vmprobe()
         .args(["quickstart", "--count", "100", "--run-dir"])
         .arg(dir.join("q"))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let ours = format!("vmp-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -127,7 +130,7 @@ fn quickstart_runs_what_this_host_can() {
     }
     let leftover: Vec<_> = netns_list()
         .into_iter()
-        .filter(|n| !before.contains(n))
+        .filter(|n| n.starts_with(&ours))
         .collect();
     assert!(leftover.is_empty(), "{leftover:?}");
     std::fs::remove_dir_all(dir).unwrap();

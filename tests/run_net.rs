@@ -77,6 +77,11 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     assert!(std::fs::read_to_string(rd.join("console.log"))
         .unwrap()
         .contains("vmprobe: ready"));
+    let again = std::fs::read_to_string(rd.join("vmprobe-command.sh")).unwrap();
+    assert!(
+        again.contains("exec vmprobe run --accel tcg --count 200"),
+        "{again}"
+    );
     assert_run_cleaned_up(&rd, &links);
     std::fs::remove_dir_all(dir).unwrap();
     v
