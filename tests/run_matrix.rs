@@ -135,3 +135,24 @@ fn quickstart_runs_what_this_host_can() {
     assert!(leftover.is_empty(), "{leftover:?}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn quickstart_outside_a_checkout_says_how() {
+    let dir = temp_dir("quickstart-elsewhere");
+    let exe = dir.join("vmprobe");
+    std::fs::copy(env!("CARGO_BIN_EXE_vmprobe"), &exe).unwrap();
+    let out = std::process::Command::new(&exe)
+        .arg("quickstart")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no vmprobe checkout here") && err.contains("scripts/build-guest.sh"),
+        "{err}"
+    );
+    assert!(!dir.join("runs").exists(), "nothing may run without an image");
+    std::fs::remove_dir_all(dir).unwrap();
+}
