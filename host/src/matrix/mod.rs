@@ -157,8 +157,13 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
             row.argv.join(" ")
         );
         let mut args = row.args.clone();
-        args.vm.run_dir = Some(dir.join(format!("{:02}-{}", i + 1, slug(&row.name))));
-        let result = match RunPlan::new(args) {
+        let run_dir = dir.join(format!("{:02}-{}", i + 1, slug(&row.name)));
+        args.vm.run_dir = Some(run_dir.clone());
+        let command = std::iter::once("run".to_string())
+            .chain(row.argv.iter().cloned())
+            .chain(["--run-dir".to_string(), run_dir.display().to_string()])
+            .collect();
+        let result = match RunPlan::new(args).map(|p| p.with_command(command)) {
             Ok(plan) => {
                 let mut hooks = hooks_for(&plan.args);
                 run_one(&plan, &mut hooks, &mut signals).await

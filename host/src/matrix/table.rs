@@ -70,11 +70,11 @@ pub fn text(rows: &[RowResult]) -> String {
     let col = 8;
     let group = col * STATS.len();
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:w$}  {:<group$}  {:<group$}",
+    let head = format!(
+        "{:w$}  {:<group$}  {}",
         "", "UDP round trip (us)", "TCP round trip (us)"
     );
+    let _ = writeln!(out, "{head}");
     let _ = write!(out, "{:<w$}  ", "configuration");
     for _ in 0..2 {
         for s in STATS {

@@ -30,6 +30,7 @@ use signals::Signals;
 use crate::export::Format;
 use crate::rr::{Proto, RrError, RrOptions};
 use crate::rundir::{RunDir, RunDirError};
+use crate::vm::qemu_cmd::shell_quote;
 use crate::vm::{Vm, VmConfig, VmError};
 
 /// Console lines shown when QEMU dies mid-run.
@@ -41,6 +42,8 @@ pub mod files {
     pub const RESULTS: &str = "results.json";
     /// The text summary.
     pub const SUMMARY: &str = "summary.txt";
+    /// The `vmprobe run` command line that repeats this run.
+    pub const RUN_COMMAND: &str = "vmprobe-command.sh";
 
     /// Per-sample CSV of one protocol (`vmprobe rr --log` format).
     pub fn samples(proto: crate::rr::Proto) -> String {
@@ -98,6 +101,8 @@ pub struct RunPlan {
     pub args: RunArgs,
     /// The VM configuration.
     pub vm: VmConfig,
+    /// The `vmprobe` arguments that repeat this run (`run ...`), kept in the run directory.
+    pub command: Vec<String>,
 }
 
 impl RunPlan {
@@ -107,7 +112,17 @@ impl RunPlan {
             args.rr.to_options("guest".into(), proto).validate()?;
         }
         let vm = args.vm.validate()?;
-        Ok(RunPlan { args, vm })
+        Ok(RunPlan {
+            args,
+            vm,
+            command: Vec::new(),
+        })
+    }
+
+    /// Records the `vmprobe` arguments that repeat this run.
+    pub fn with_command(mut self, command: Vec<String>) -> RunPlan {
+        self.command = command;
+        self
     }
 
     /// The rr options for `proto`, logging into `run_dir`.
@@ -169,6 +184,13 @@ pub async fn run_one(
         other => other.to_string(),
     });
     write_results(&run_dir, &results)?;
+    if !plan.command.is_empty() {
+        let line = std::iter::once("vmprobe".to_string())
+            .chain(plan.command.iter().map(|a| shell_quote(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        run_dir.write_script(files::RUN_COMMAND, &[format!("exec {line}")])?;
+    }
     copy_requested_files(plan, &run_dir, &results)?;
     Ok(Finished { results, problem })
 }
@@ -298,7 +320,7 @@ fn with_proto(path: &Path, proto: Proto) -> PathBuf {
 /// died or a protocol failed (after the partial summary).
 pub fn execute(args: RunArgs) -> Result<(), RunError> {
     let format = args.rr.format;
-    let plan = RunPlan::new(args)?;
+    let plan = RunPlan::new(args)?.with_command(std::env::args().skip(1).collect());
     eprintln!("vmprobe: accelerator: {}", plan.vm.accel_reason);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
