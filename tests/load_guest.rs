@@ -166,3 +166,37 @@ async fn unreachable_service_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[test]
+fn a_cpu_that_does_not_exist_is_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let targets = LoadTargets {
+        discard_tcp: addr,
+        discard_udp: addr,
+        chargen_tcp: addr,
+    };
+    let err = Load::start(&[LoadKind::ToGuest], Some(4000), &targets, None)
+        .err()
+        .expect("no CPU 4000");
+    assert!(err.to_string().contains("--load-cpu"), "{err}");
+}
+
+#[test]
+fn bad_load_flags_fail_in_one_line_before_booting() {
+    for (args, expect) in [
+        (&["--load", "bulk"][..], "unknown load kind `bulk`"),
+        (&["--load", "udp-flood:fast"][..], "udp-flood needs a rate"),
+        (&["--load-cpu", "1"][..], "--load"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vmprobe"))
+            .arg("run")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+}

@@ -98,9 +98,6 @@ pub enum LoadError {
     /// A generator did not report in time.
     #[error("load {0}: not connected within {START_TIMEOUT:?}")]
     Timeout(LoadKind),
-    /// `--load-cpu` without `--load`.
-    #[error("--load-cpu needs --load")]
-    CpuWithoutLoad,
 }
 
 /// What one generator achieved. Its JSON form is part of `vmprobe run`'s output contract.
