@@ -235,6 +235,19 @@ mod tests {
     }
 
     #[test]
+    fn the_example_matrix_parses() {
+        let m = Matrix::parse(include_str!("../../../examples/matrix.toml")).unwrap();
+        let nets: Vec<Net> = m.rows.iter().map(|r| r.args.vm.net).collect();
+        for n in [Net::User, Net::Tap, Net::Bridge, Net::Macvtap] {
+            assert_eq!(
+                nets.iter().filter(|&&x| x == n).count(),
+                2,
+                "{n:?}: irq and poll"
+            );
+        }
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let e = |t: &str| Matrix::parse(t).unwrap_err().to_string();
         assert!(e("count = 1").contains("no configurations"));

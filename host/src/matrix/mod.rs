@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 pub use file::{FileError, Matrix, Row};
-use table::RowResult;
+use table::{RowResult, NOT_RUN};
 
 use crate::run::signals::Signals;
 use crate::run::{hooks_for, run_one, RunError, RunPlan};
@@ -127,7 +127,11 @@ pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> 
         files::CSV,
         files::MARKDOWN
     );
-    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    // Rows Ctrl-C kept from running are not failures: the user stopped the matrix.
+    let failed = rows
+        .iter()
+        .filter(|r| r.error.as_deref().is_some_and(|e| e != NOT_RUN))
+        .count();
     if failed > 0 {
         return Err(MatrixError::RowsFailed {
             failed,
@@ -146,7 +150,7 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
             out.push(RowResult {
                 name: row.name.clone(),
                 results: None,
-                error: Some("not run (interrupted)".into()),
+                error: Some(NOT_RUN.into()),
             });
             continue;
         }

@@ -17,6 +17,9 @@ pub struct RowResult {
     pub error: Option<String>,
 }
 
+/// The note of a configuration that Ctrl-C kept from running.
+pub const NOT_RUN: &str = "not run (interrupted)";
+
 const STATS: [&str; 5] = ["min", "avg", "max", "stddev", "p99"];
 
 fn values(r: Option<&RrReport>) -> [Option<f64>; 5] {
@@ -87,7 +90,14 @@ pub fn text(rows: &[RowResult]) -> String {
     for row in rows {
         let _ = write!(out, "{:<w$}  ", row.name);
         if row.results.is_none() {
-            let _ = writeln!(out, "failed: {}", row.error.as_deref().unwrap_or("?"));
+            match row.error.as_deref() {
+                Some(NOT_RUN) => {
+                    let _ = writeln!(out, "{NOT_RUN}");
+                }
+                e => {
+                    let _ = writeln!(out, "failed: {}", e.unwrap_or("?"));
+                }
+            }
             continue;
         }
         for p in [Proto::Udp, Proto::Tcp] {
