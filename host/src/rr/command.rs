@@ -67,8 +67,8 @@ pub fn display_progress(limit: Limit, progress: &Progress, finished: &AtomicBool
         let done = progress.done.load(Ordering::Relaxed);
         let bar = bar.get_or_insert_with(|| {
             let (len, template) = match limit {
-                Limit::Count(n) => (n, "{bar:20} {pos}/{len}, eta {eta} | {msg}"),
-                Limit::Duration(d) => (d.as_secs(), "{bar:20} {pos}/{len} s | {msg}"),
+                Limit::Count(n) => (n, "{bar:12} {pos}/{len} {msg}"),
+                Limit::Duration(d) => (d.as_secs(), "{bar:12} {pos}/{len}s {msg}"),
             };
             ProgressBar::new(len).with_style(
                 ProgressStyle::with_template(template)
@@ -83,7 +83,7 @@ pub fn display_progress(limit: Limit, progress: &Progress, finished: &AtomicBool
             }
             Limit::Duration(_) => {
                 bar.set_position(started.elapsed().as_secs());
-                bar.set_message(format!("{done} tx  {live}"));
+                bar.set_message(format!("{done} tx {live}"));
             }
         }
     }

@@ -56,12 +56,12 @@ impl LiveStats {
 }
 
 impl LiveSnapshot {
-    /// `last 1 s: p50 157 us  p99 304 us  max 310 us  (run max 19.2 ms)`, or `None` before
-    /// the first window closed.
+    /// `last 1s p50 157us p99 304us max 310us, run max 19.2ms` (short enough to sit beside a
+    /// progress bar on an 80-column terminal), or `None` before the first window closed.
     pub fn line(&self) -> Option<String> {
         (self.window_samples > 0).then(|| {
             format!(
-                "last 1 s: p50 {}  p99 {}  max {}  (run max {})",
+                "last 1s p50 {} p99 {} max {}, run max {}",
                 human_ns(self.p50_ns),
                 human_ns(self.p99_ns),
                 human_ns(self.max_ns),
@@ -71,14 +71,14 @@ impl LiveSnapshot {
     }
 }
 
-/// `850 ns`, `157 us`, `19.2 ms`, `1.25 s`.
+/// `850ns`, `15.3us`, `157us`, `19.2ms`, `1.25s`.
 pub fn human_ns(ns: u64) -> String {
     match ns {
-        0..1_000 => format!("{ns} ns"),
-        1_000..100_000 => format!("{:.1} us", ns as f64 / 1e3),
-        100_000..1_000_000 => format!("{:.0} us", ns as f64 / 1e3),
-        1_000_000..1_000_000_000 => format!("{:.1} ms", ns as f64 / 1e6),
-        _ => format!("{:.2} s", ns as f64 / 1e9),
+        0..1_000 => format!("{ns}ns"),
+        1_000..100_000 => format!("{:.1}us", ns as f64 / 1e3),
+        100_000..1_000_000 => format!("{:.0}us", ns as f64 / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.2}s", ns as f64 / 1e9),
     }
 }
 
@@ -156,15 +156,23 @@ mod tests {
         let s = out.snapshot();
         assert!(s.max_ns < 1_000_000, "{s:?}");
         assert_eq!(s.run_max_ns, 50_000_000);
-        assert!(s.line().unwrap().contains("run max 50.0 ms"));
+        assert_eq!(
+            s.line().unwrap(),
+            format!(
+                "last 1s p50 {} p99 {} max {}, run max 50.0ms",
+                human_ns(s.p50_ns),
+                human_ns(s.p99_ns),
+                human_ns(s.max_ns)
+            )
+        );
     }
 
     #[test]
     fn human_units() {
-        assert_eq!(human_ns(850), "850 ns");
-        assert_eq!(human_ns(15_300), "15.3 us");
-        assert_eq!(human_ns(157_000), "157 us");
-        assert_eq!(human_ns(19_200_000), "19.2 ms");
-        assert_eq!(human_ns(1_250_000_000), "1.25 s");
+        assert_eq!(human_ns(850), "850ns");
+        assert_eq!(human_ns(15_300), "15.3us");
+        assert_eq!(human_ns(157_000), "157us");
+        assert_eq!(human_ns(19_200_000), "19.2ms");
+        assert_eq!(human_ns(1_250_000_000), "1.25s");
     }
 }
