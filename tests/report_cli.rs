@@ -185,12 +185,37 @@ fn bad_directories_are_clear_errors() {
     .unwrap();
     std::fs::write(
         bad_csv.join("samples-udp.csv"),
-        "seq,send_unix_ns,rtt_ns,lost,status,rx_sw_rtt_ns,send_mono_ns\n1,100,5000,0,ok,,1\n2,200,abc,0,ok,,2\n",
+        "seq,send_unix_ns,rtt_ns,lost,status,rx_sw_rtt_ns,send_mono_ns\n1,100,5000,0,ok,,1\n2,200,abc,0,ok,,2\n3,300,5000,0,ok,,3\n",
     )
     .unwrap();
     let e = error_of(&["report", bad_csv.to_str().unwrap()]);
     assert!(e.contains("samples-udp.csv:3: bad rtt_ns `abc`"), "{e}");
     // Nothing half-written for a refused input.
     assert!(!bad_csv.join("report").exists());
+
+    // A log cut mid-row by a kill: the partial last row is dropped, the rest is reported.
+    let cut = dir.join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    std::fs::write(
+        cut.join("results.json"),
+        r#"{"label": "x", "udp": {"p50_us": 5.0}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        cut.join("samples-udp.csv"),
+        "seq,send_unix_ns,rtt_ns,lost,status,rx_sw_rtt_ns,send_mono_ns\n1,100,5000,0,ok,,1\n2,1100,7000,0,ok,,2\n3,2100,50",
+    )
+    .unwrap();
+    let out = vmprobe(&["report", cut.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = std::fs::read_to_string(cut.join("report").join("report.md")).unwrap();
+    assert!(
+        page.contains("![UDP RTT over time](time-udp.png)"),
+        "{page}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

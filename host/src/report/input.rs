@@ -235,32 +235,57 @@ fn read_samples(path: &Path, start_unix_ns: u64) -> Result<Vec<Point>, ReportErr
     }
     let mut points = Vec::new();
     let mut origin = (start_unix_ns > 0).then_some(start_unix_ns);
+    // A run killed mid-write may end in a partial row: a bad last row is dropped, a bad row
+    // anywhere else is an error.
+    let mut bad_row: Option<ReportError> = None;
     for (i, line) in lines.enumerate() {
         let n = i + 2;
         let line = line.map_err(|e| bad(n, e.to_string()))?;
         if line.is_empty() {
             continue;
         }
-        let mut cols = line.split(',');
-        let mut num = |what: &str| -> Result<Option<u64>, ReportError> {
-            match cols.next() {
-                None => Err(bad(n, format!("missing {what}"))),
-                Some("") => Ok(None),
-                Some(v) => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| bad(n, format!("bad {what} `{v}`"))),
+        if let Some(e) = bad_row.take() {
+            return Err(e);
+        }
+        match parse_row(&line, n, &bad) {
+            Ok((seq, send, rtt)) => {
+                let t0 = *origin.get_or_insert(send);
+                points.push(Point {
+                    t_s: send.saturating_sub(t0) as f64 / 1e9,
+                    rtt_us: rtt.map(|ns| ns as f64 / 1e3),
+                    seq,
+                });
             }
-        };
-        let seq = num("seq")?.ok_or_else(|| bad(n, "empty seq".into()))?;
-        let send = num("send_unix_ns")?.ok_or_else(|| bad(n, "empty send_unix_ns".into()))?;
-        let rtt = num("rtt_ns")?;
-        let t0 = *origin.get_or_insert(send);
-        points.push(Point {
-            t_s: send.saturating_sub(t0) as f64 / 1e9,
-            rtt_us: rtt.map(|ns| ns as f64 / 1e3),
-            seq,
-        });
+            Err(e) => bad_row = Some(e),
+        }
     }
     Ok(points)
+}
+
+/// `(seq, send_unix_ns, rtt_ns)` of one row; the `lost` column must follow, so that `rtt_ns`
+/// is known to be complete.
+fn parse_row(
+    line: &str,
+    n: usize,
+    bad: &dyn Fn(usize, String) -> ReportError,
+) -> Result<(u64, u64, Option<u64>), ReportError> {
+    let cols: Vec<&str> = line.split(',').collect();
+    if cols.len() < 4 {
+        return Err(bad(
+            n,
+            format!("{} columns, expected at least 4", cols.len()),
+        ));
+    }
+    let num = |i: usize, what: &str| -> Result<Option<u64>, ReportError> {
+        match cols[i] {
+            "" => Ok(None),
+            v => v
+                .parse()
+                .map(Some)
+                .map_err(|_| bad(n, format!("bad {what} `{v}`"))),
+        }
+    };
+    let seq = num(0, "seq")?.ok_or_else(|| bad(n, "empty seq".into()))?;
+    let send = num(1, "send_unix_ns")?.ok_or_else(|| bad(n, "empty send_unix_ns".into()))?;
+    Ok((seq, send, num(2, "rtt_ns")?))
 }
