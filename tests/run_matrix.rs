@@ -159,3 +159,55 @@ fn quickstart_outside_a_checkout_says_how() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn ctrl_c_stops_the_matrix_with_the_partial_table() {
+    let net = if is_root() { "tap" } else { "user" };
+    let dir = temp_dir("matrix-ctrlc");
+    let file = dir.join("m.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "accel = \"tcg\"\nduration = \"60s\"\ninterval = \"2ms\"\nnet = \"{net}\"\n\
+             [[config]]\nname = \"first\"\n[[config]]\nname = \"second\"\n"
+        ),
+    )
+    .unwrap();
+    let links = host_links();
+    let md = dir.join("m");
+    let mut child = vmprobe()
+        .arg("matrix")
+        .arg(&file)
+        .arg("--run-dir")
+        .arg(&md)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(
+        &md.join("01-first/samples-udp.csv"),
+        50,
+        std::time::Duration::from_secs(60),
+    );
+    // SAFETY: our child, alive until waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_with_timeout(&mut child, std::time::Duration::from_secs(30));
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("first").ends_with("(interrupted)"), "{stdout}");
+    assert!(row("second").ends_with("not run (interrupted)"), "{stdout}");
+    assert!(md.join("table.csv").is_file() && md.join("table.md").is_file());
+    assert!(!md.join("02-second").exists());
+    assert_run_cleaned_up(&md.join("01-first"), &links);
+    std::fs::remove_dir_all(dir).unwrap();
+}
