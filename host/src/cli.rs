@@ -19,4 +19,12 @@ pub enum Command {
     Trace(crate::trace::TraceArgs),
     /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops.
     Vm(crate::vm::VmArgs),
+    /// Charts (CDF, histogram, RTT over time; SVG and PNG) and a Markdown page from run directories.
+    Report(crate::report::ReportArgs),
+    /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear down.
+    Run(crate::run::RunArgs),
+    /// Run each configuration of a TOML file; print the comparison table.
+    Matrix(crate::matrix::MatrixArgs),
+    /// The default experiment on this machine: a short matrix of what this host can run.
+    Quickstart(crate::matrix::quickstart::QuickstartArgs),
 }

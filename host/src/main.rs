@@ -9,6 +9,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rr(args) => vmprobe::rr::command::execute(&args)?,
         Command::Trace(args) => vmprobe::trace::run(&args, &mut std::io::stdout().lock())?,
         Command::Vm(args) => vmprobe::vm::command::run(args)?,
+        Command::Report(args) => vmprobe::report::run(&args, &mut std::io::stdout().lock())?,
+        Command::Run(args) => vmprobe::run::execute(args)?,
+        Command::Matrix(args) => vmprobe::matrix::execute(&args)?,
+        Command::Quickstart(args) => vmprobe::matrix::quickstart::execute(&args)?,
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{args::RrArgs, engine::Limit, system, Control, Progress, RrError, RrOptions};
+use super::{args::RrArgs, engine::Limit, system, Control, Progress, RrError};
 use crate::export::{self, Format};
 
 /// How long a run goes before a progress display appears.
@@ -24,12 +24,12 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     system::block_stop_signals();
     let progress = Progress::default();
     let finished = AtomicBool::new(false);
-    let show_progress = args.format == Format::Text
+    let show_progress = args.measure.format == Format::Text
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
     let run = std::thread::scope(|scope| {
         if show_progress {
-            scope.spawn(|| display_progress(&options, &progress, &finished));
+            scope.spawn(|| display_progress(options.limit, &progress, &finished));
         }
         let run = super::run(
             &options,
@@ -41,7 +41,7 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
         finished.store(true, Ordering::Relaxed);
         run
     })?;
-    let bytes = export::serialize(args.format, &run.report).map_err(RrError::Output)?;
+    let bytes = export::serialize(args.measure.format, &run.report).map_err(RrError::Output)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(&bytes)
@@ -53,8 +53,10 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     }
 }
 
-/// A progress bar on stderr, shown once the run has lasted [`PROGRESS_AFTER`].
-fn display_progress(options: &RrOptions, progress: &Progress, finished: &AtomicBool) {
+/// A progress bar on stderr, shown once the run has lasted [`PROGRESS_AFTER`], with a live
+/// line (p50/p99/max of the last second, the run's max so far); returns when `finished` rises.
+/// Memory stays constant however long the run: the bar reads counters, nothing accumulates.
+pub fn display_progress(limit: Limit, progress: &Progress, finished: &AtomicBool) {
     let started = Instant::now();
     let mut bar: Option<ProgressBar> = None;
     while !finished.load(Ordering::Relaxed) {
@@ -63,25 +65,25 @@ fn display_progress(options: &RrOptions, progress: &Progress, finished: &AtomicB
             continue;
         }
         let done = progress.done.load(Ordering::Relaxed);
-        let bar = bar.get_or_insert_with(|| match options.limit {
-            Limit::Count(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} transactions, {per_sec}, eta {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
-            Limit::Duration(d) => ProgressBar::new(d.as_secs())
-                .with_style(
-                    ProgressStyle::with_template("{bar:40} {pos}/{len} s, {msg} transactions")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-                )
-                .with_message(done.to_string()),
+        let bar = bar.get_or_insert_with(|| {
+            let (len, template) = match limit {
+                Limit::Count(n) => (n, "{bar:12} {pos}/{len} {msg}"),
+                Limit::Duration(d) => (d.as_secs(), "{bar:12} {pos}/{len}s {msg}"),
+            };
+            ProgressBar::new(len).with_style(
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            )
         });
-        match options.limit {
-            Limit::Count(_) => bar.set_position(done),
+        let live = progress.live.snapshot().line().unwrap_or_default();
+        match limit {
+            Limit::Count(_) => {
+                bar.set_position(done);
+                bar.set_message(live);
+            }
             Limit::Duration(_) => {
                 bar.set_position(started.elapsed().as_secs());
-                bar.set_message(done.to_string());
+                bar.set_message(format!("{done} tx {live}"));
             }
         }
     }

@@ -79,6 +79,8 @@ pub trait SampleSink {
 pub struct Progress {
     /// Measured transactions done so far.
     pub done: AtomicU64,
+    /// Recent round-trip figures (filled by the sample collector).
+    pub live: super::live::LiveStats,
 }
 
 /// What the loop counted.

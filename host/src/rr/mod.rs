@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod framing;
 pub mod histlog;
+pub mod live;
 pub mod log;
 pub mod options;
 pub mod pacing;
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use args::RrArgs;
+pub use args::{MeasureArgs, RrArgs};
 pub use engine::{Limit, Progress};
 pub use error::RrError;
 pub use options::{Proto, RrOptions};
@@ -103,14 +104,16 @@ pub fn connect(addr: SocketAddr, proto: Proto, timeout: Duration) -> Result<Endp
     }
 }
 
-/// Receives samples: statistics for both series and the optional log.
-struct Collector {
+/// Receives samples: statistics for both series, the live window and the optional log.
+struct Collector<'a> {
     rtt: Recorder,
     rx_sw: Recorder,
+    live: live::LiveWindow,
+    progress: &'a Progress,
     log: Option<SampleLog>,
 }
 
-impl SampleSink for Collector {
+impl SampleSink for Collector<'_> {
     fn sample(&mut self, sample: &Sample) -> io::Result<()> {
         if let Outcome::Reply {
             rtt_ns,
@@ -118,6 +121,8 @@ impl SampleSink for Collector {
         } = sample.outcome
         {
             self.rtt.record(rtt_ns, sample.id);
+            self.live
+                .record(rtt_ns, sample.id.send_mono_ns, &self.progress.live);
             if let Some(rx) = rx_sw_rtt_ns {
                 self.rx_sw.record(rx, sample.id);
             }
@@ -195,6 +200,8 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
     let mut collector = Collector {
         rtt: Recorder::new(options.outliers),
         rx_sw: Recorder::new(0),
+        live: live::LiveWindow::default(),
+        progress: control.progress,
         log,
     };
     let (tally, result) = engine::measure(
@@ -216,7 +223,9 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         }
         Err(e) => Some(e.to_string()),
     };
-    let Collector { rtt, rx_sw, log } = collector;
+    let Collector {
+        rtt, rx_sw, log, ..
+    } = collector;
     drop(log);
     let rx_sw = (rx_sw.samples() > 0).then(|| rx_sw.summary());
     let report = RrReport::new(ReportParts {
