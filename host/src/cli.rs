@@ -19,4 +19,6 @@ pub enum Command {
     Trace(crate::trace::TraceArgs),
     /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops.
     Vm(crate::vm::VmArgs),
+    /// Boot the probe VM and run its micro-benchmarks (exits, interrupts, timer, IPI).
+    Micro(crate::probe::micro_command::MicroArgs),
 }

@@ -7,5 +7,6 @@ pub mod rr;
 pub mod stats;
 pub mod trace;
 pub mod netsetup;
+pub mod probe;
 pub mod rundir;
 pub mod vm;

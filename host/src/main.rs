@@ -9,6 +9,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rr(args) => vmprobe::rr::command::execute(&args)?,
         Command::Trace(args) => vmprobe::trace::run(&args, &mut std::io::stdout().lock())?,
         Command::Vm(args) => vmprobe::vm::command::run(args)?,
+        Command::Micro(args) => vmprobe::probe::micro_command::run(args)?,
     }
     Ok(())
 }
