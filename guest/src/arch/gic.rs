@@ -149,3 +149,135 @@ pub fn wait_for_interrupt() {
         )
     };
 }
+
+/// Enables or disables interrupt `intid` at the GIC without touching its configuration
+/// (benchmarks keep the NIC and the timer quiet while they run).
+pub fn set_enabled(intid: u32, enable: bool) {
+    let id = int_id(intid);
+    match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => {
+            let _ = gic.enable_interrupt(id, enable);
+        }
+        Some(Gic::V3(gic)) => {
+            let _ = gic.enable_interrupt(id, Some(0), enable);
+        }
+        None => {}
+    }
+}
+
+/// Enables software-generated interrupt `sgi` (0..16) on CPU 0 at a middle priority. SGIs are
+/// always edge-triggered, so the trigger is left alone.
+pub fn enable_sgi(sgi: u32) -> Result<(), GicError> {
+    let id = IntId::sgi(sgi);
+    let ok = match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => {
+            gic.set_interrupt_priority(id, 0x80);
+            gic.enable_interrupt(id, true).is_ok()
+        }
+        Some(Gic::V3(gic)) => {
+            gic.set_interrupt_priority(id, Some(0), 0x80).is_ok()
+                && gic.enable_interrupt(id, Some(0), true).is_ok()
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(GicError::Enable(sgi))
+    }
+}
+
+/// Sends software-generated interrupt `sgi` to the calling CPU.
+pub fn send_self_sgi(sgi: u32) {
+    let id = IntId::sgi(sgi);
+    match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => gic.send_sgi(
+            id,
+            arm_gic::gicv2::SgiTarget::List {
+                target_list_filter: arm_gic::gicv2::SgiTargetListFilter::ForwardSelfOnly,
+                target_list: 0,
+            },
+        ),
+        Some(Gic::V3(_)) => {
+            use aarch64_cpu::registers::Readable;
+            let mpidr = aarch64_cpu::registers::MPIDR_EL1.get();
+            let aff = |shift: u32| (mpidr >> shift) as u8;
+            let _ = GicCpuInterface::send_sgi(
+                id,
+                arm_gic::gicv3::SgiTarget::List {
+                    affinity3: aff(32),
+                    affinity2: aff(16),
+                    affinity1: aff(8),
+                    target_list: 1 << (aff(0) & 0xf),
+                },
+                arm_gic::gicv3::SgiTargetGroup::CurrentGroup1,
+            );
+        }
+        None => {}
+    }
+}
+
+/// Times `samples.len()` reads of the distributor's type register (`GICD_TYPER`, a pure read
+/// with no side effect: under KVM the in-kernel vGIC answers it), with `now` around each.
+pub fn time_distributor_reads(samples: &mut [u64], now: fn() -> u64) {
+    let mut guard = GIC.lock();
+    for s in samples.iter_mut() {
+        let start = now();
+        match guard.as_mut() {
+            Some(Gic::V2(gic)) => {
+                core::hint::black_box(gic.typer());
+            }
+            Some(Gic::V3(gic)) => {
+                core::hint::black_box(gic.typer());
+            }
+            None => {}
+        }
+        *s = now().wrapping_sub(start);
+    }
+}
+
+/// Ends `intid` like [`end`] and returns how long the EOI write alone took, in ticks of `now`.
+pub fn timed_end(intid: u32, now: fn() -> u64) -> u64 {
+    let id = int_id(intid);
+    let mut guard = GIC.lock();
+    match guard.as_mut() {
+        Some(Gic::V2(gic)) => {
+            let start = now();
+            gic.end_interrupt(id, InterruptGroup::Group0);
+            now().wrapping_sub(start)
+        }
+        Some(Gic::V3(_)) => {
+            let start = now();
+            GicCpuInterface::end_interrupt(id, InterruptGroup::Group1);
+            now().wrapping_sub(start)
+        }
+        None => 0,
+    }
+}
+
+/// Unmasks IRQs and spins (no WFI: under KVM that would add a trap) until the handler has
+/// taken one, at most `spins` loop turns; then masks them again. Returns what
+/// [`take_pending`] returns.
+pub fn spin_for_interrupt(spins: u64) -> Option<(u32, u64)> {
+    // SAFETY: the vector table is installed; the IRQ vector saves and restores every integer
+    // register it may clobber, and the C-ABI clobber covers the FP/SIMD registers the handler
+    // may use. `PENDING` is a live static, read with plain 32-bit loads.
+    unsafe {
+        core::arch::asm!(
+            "msr daifclr, #2",
+            "2:",
+            "ldr w10, [x9]",
+            "cmn w10, #1",
+            "b.ne 3f",
+            "subs x11, x11, #1",
+            "b.ne 2b",
+            "3:",
+            "msr daifset, #2",
+            in("x9") PENDING.as_ptr(),
+            inout("x11") spins.max(1) => _,
+            clobber_abi("C"),
+            options(nostack)
+        )
+    };
+    take_pending()
+}

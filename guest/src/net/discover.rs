@@ -42,6 +42,8 @@ pub struct VirtioNic {
     pub kind: TransportKind,
     /// Its interrupt (GIC INTID), if the device tree routes one.
     pub intid: Option<u32>,
+    /// Base address of its virtio-mmio register window (`None` on virtio-pci).
+    pub mmio_base: Option<u64>,
 }
 
 /// Why no usable NIC was found.
@@ -84,6 +86,7 @@ pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
             transport: SomeTransport::Mmio(mmio),
             kind,
             intid: Some(slot.intid),
+            mmio_base: Some(slot.region.base),
         })
     })
 }
@@ -154,6 +157,7 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
         transport: SomeTransport::Pci(transport),
         kind: TransportKind::Pci,
         intid,
+        mmio_base: None,
     }))
 }
 
