@@ -2,6 +2,7 @@
 //! host socket, with a counter of known offset and drift and a known residence), and against
 //! targets that are not probes.
 
+mod common;
 mod probe_sim;
 
 use std::collections::HashMap;
@@ -26,12 +27,15 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 /// Runs `rr --probe` against `sim` and returns the JSON report and the log rows by column.
 fn run(sim: &SimGuest, count: &str, log: &Path) -> (Value, Vec<HashMap<String, String>>) {
-    let target = sim.addr.to_string();
+    run_at(&sim.addr.to_string(), count, log)
+}
+
+fn run_at(target: &str, count: &str, log: &Path) -> (Value, Vec<HashMap<String, String>>) {
     let out = vmprobe(&[
         "rr",
         "--probe",
         "--target",
-        &target,
+        target,
         "--count",
         count,
         "--interval",
@@ -213,4 +217,65 @@ fn probe_refuses_tcp() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("--probe"), "{err}");
+}
+
+/// The real guest under QEMU TCG: for every sample, host to guest + residence + guest to host
+/// is the measured round trip, neither one-way delay is negative beyond the stated clock
+/// uncertainty, and the split follows from the raw guest readings and the reported clock.
+#[test]
+fn split_adds_up_under_tcg() {
+    for mode in ["irq", "poll"] {
+        let port = common::free_port();
+        let _qemu_guard;
+        {
+            let image = common::guest_image();
+            let mut args = common::args(
+                "-M virt,gic-version=2 -cpu cortex-a57 -m 128M -device virtio-net-device,netdev=n0",
+            );
+            args.extend([
+                "-netdev".to_string(),
+                format!("user,id=n0,hostfwd=udp:127.0.0.1:{port}-:7777"),
+                "-kernel".to_string(),
+                image.display().to_string(),
+                "-append".to_string(),
+                format!("mode={mode}"),
+            ]);
+            let qemu = common::Qemu::spawn(&args);
+            assert!(qemu.wait_ready().contains(&format!("mode={mode}")));
+            _qemu_guard = qemu;
+        }
+        let log = tmp(&format!("tcg-{mode}.csv"));
+        let (json, rows) = run_at(&format!("127.0.0.1:{port}"), "1000", &log);
+        assert_eq!(json["guest_mode"], mode);
+        assert_eq!(json["unstamped"], 0, "{json}");
+        // Interrupt entry only exists when the guest was woken by the interrupt.
+        let irq_samples = json["irq_to_rx_us"]["samples"].as_u64().unwrap();
+        assert_eq!(irq_samples > 0, mode == "irq", "{json}");
+        let clock = &json["clock"];
+        let unc = clock["uncertainty_ns"].as_f64().unwrap();
+        assert_eq!(clock["samples_outside_bound"], 0, "{clock}");
+        let hz = json["cntfrq_hz"].as_f64().unwrap();
+        let drift = clock["drift_ppm"].as_f64().unwrap();
+        let slope = 1e9 / hz / (1.0 + drift * 1e-6);
+        let ref_ticks = clock["reference_ticks"].as_u64().unwrap() as f64;
+        let ref_host = clock["reference_host_ns"].as_i64().unwrap() as f64;
+        let map = |g: i64| ref_host + (g as f64 - ref_ticks) * slope;
+        let mut checked = 0;
+        for row in rows.iter().filter(|r| r["status"] == "ok") {
+            let (h2g, res, g2h, rtt) = (
+                num(row, "h2g_ns"),
+                num(row, "residence_ns"),
+                num(row, "g2h_ns"),
+                num(row, "rtt_ns"),
+            );
+            assert_eq!(h2g + res + g2h, rtt, "{row:?}");
+            assert!(h2g as f64 >= -unc && g2h as f64 >= -unc, "{row:?} +-{unc}");
+            assert!(res >= 0 && res <= rtt, "{row:?}");
+            let t1 = num(row, "send_mono_ns") as f64;
+            let rx = map(num(row, "guest_rx_seen"));
+            assert!((rx - t1 - h2g as f64).abs() <= 2.0, "{row:?}: {}", rx - t1);
+            checked += 1;
+        }
+        assert!(checked >= 900, "{checked} ok samples of 1000");
+    }
 }
