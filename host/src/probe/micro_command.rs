@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
+use vmprobe_proto::error_reply::Code;
 use vmprobe_proto::{BenchTest, PROBE_PORT};
 
 use super::micro::{default_tests, MicroClient, MicroError, TestResult};
@@ -76,6 +77,18 @@ pub struct MicroReport {
     pub config: String,
     /// Per test.
     pub tests: Vec<TestResult>,
+    /// Tests of the default list the guest refused (e.g. the IPI where it has no second vCPU
+    /// started), with its reason. A test named with `--test` is never skipped: it fails.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A default test the guest could not run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    /// Short name.
+    pub name: &'static str,
+    /// The guest's reason.
+    pub reason: String,
 }
 
 /// Resolves the `--test` names (or the default list).
@@ -123,9 +136,25 @@ pub fn run(args: MicroArgs) -> Result<(), MicroCommandError> {
         let target = endpoint(&vm.info().endpoints, Proto::Udp, PROBE_PORT)
             .ok_or_else(|| MicroCommandError::Options("the VM has no probe endpoint".into()))?;
         let iterations = args.iterations;
-        let work = move || -> Result<Vec<TestResult>, MicroError> {
+        let explicit = !args.tests.is_empty();
+        let work = move || -> Result<(Vec<TestResult>, Vec<Skipped>), MicroError> {
             let mut client = MicroClient::connect(target)?;
-            tests.iter().map(|&t| client.run(t, iterations)).collect()
+            let (mut done, mut skipped) = (Vec::new(), Vec::new());
+            for &t in &tests {
+                match client.run(t, iterations) {
+                    Ok(r) => done.push(r),
+                    Err(MicroError::Refused { code, .. })
+                        if !explicit && code == Code::UnsupportedTest =>
+                    {
+                        skipped.push(Skipped {
+                            name: t.name(),
+                            reason: code.to_string(),
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((done, skipped))
         };
         let handle = match vm.client_netns() {
             Some(ns) => ns.spawn("vmprobe-micro", work),
@@ -144,7 +173,7 @@ pub fn run(args: MicroArgs) -> Result<(), MicroCommandError> {
         let info_label = vm.info().label.clone();
         let accel = vm.info().config.accel;
         vm.shutdown().await?;
-        let results = match results {
+        let (results, skipped) = match results {
             Ok(Ok(r)) => r?,
             Ok(Err(e)) => return Err(MicroCommandError::Vm(VmError::Io(e))),
             Err(_) => {
@@ -160,6 +189,7 @@ pub fn run(args: MicroArgs) -> Result<(), MicroCommandError> {
             iterations_requested: iterations,
             config: info_label,
             tests: results,
+            skipped,
         })
     })?;
     let bytes = match args.format {
@@ -199,6 +229,9 @@ pub fn text(r: &MicroReport) -> String {
             "{:<14}{:>7}{:>10.0}{:>10.0}{:>10.0}{:>11.0}{:>10.0}  {}",
             t.name, t.iterations, t.min_ns, t.p50_ns, t.p99_ns, t.max_ns, t.mean_ns, t.description
         );
+    }
+    for s in &r.skipped {
+        let _ = writeln!(out, "{:<14}skipped: {}", s.name, s.reason);
     }
     let _ = writeln!(
         out,
