@@ -138,6 +138,7 @@ fn split_matches_the_simulated_truth() {
     let irq = json["irq_to_rx_us"]["p50_us"].as_f64().unwrap() * 1e3;
     let exit = json["notify_exit_us"]["p50_us"].as_f64().unwrap() * 1e3;
     assert!((irq - 1600.0).abs() <= 1.0, "{irq}");
+    assert_eq!(json["irq_entry_before_send"], 0);
     assert!((exit - 4000.0).abs() <= 1.0, "{exit}");
     // The residence is the simulator's busy wait, which lasts at least its nominal time.
     let res_min = json["guest_residence_us"]["min_us"].as_f64().unwrap() * 1e3;

@@ -19,6 +19,12 @@ pub enum Command {
     Trace(crate::trace::TraceArgs),
     /// Boot the probe VM and keep it running; prints how to reach each service; Ctrl-C stops.
     Vm(crate::vm::VmArgs),
+    /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear down.
+    Run(crate::run::RunArgs),
+    /// Run each configuration of a TOML file; print the comparison table.
+    Matrix(crate::matrix::MatrixArgs),
+    /// The default experiment on this machine: a short matrix of what this host can run.
+    Quickstart(crate::matrix::quickstart::QuickstartArgs),
     /// Boot the probe VM and run its micro-benchmarks (exits, interrupts, timer, IPI).
     Micro(crate::probe::micro_command::MicroArgs),
 }

@@ -9,4 +9,6 @@ pub mod trace;
 pub mod netsetup;
 pub mod probe;
 pub mod rundir;
+pub mod run;
+pub mod matrix;
 pub mod vm;

@@ -9,6 +9,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rr(args) => vmprobe::rr::command::execute(&args)?,
         Command::Trace(args) => vmprobe::trace::run(&args, &mut std::io::stdout().lock())?,
         Command::Vm(args) => vmprobe::vm::command::run(args)?,
+        Command::Run(args) => vmprobe::run::execute(args)?,
+        Command::Matrix(args) => vmprobe::matrix::execute(&args)?,
+        Command::Quickstart(args) => vmprobe::matrix::quickstart::execute(&args)?,
         Command::Micro(args) => vmprobe::probe::micro_command::run(args)?,
     }
     Ok(())

@@ -62,6 +62,10 @@ pub struct Breakdown {
     pub stamped: u64,
     /// Replies without them (a guest without driver stamps, or facts that changed mid-run).
     pub unstamped: u64,
+    /// Samples whose interrupt entry maps to before the request was sent (beyond the clock
+    /// uncertainty): that interrupt was not this request's (e.g. an earlier TX completion),
+    /// so their `irq_to_rx` is not injection latency.
+    pub irq_entry_before_send: u64,
 }
 
 /// Why no breakdown could be made.
@@ -155,7 +159,7 @@ pub fn analyse(
     let mut g2h = Signed::new(shift);
     let mut irq_to_rx = Recorder::new(0);
     let mut notify = Recorder::new(0);
-    let (mut stamped, mut unstamped, mut outside) = (0u64, 0u64, 0u64);
+    let (mut stamped, mut unstamped, mut outside, mut early_irq) = (0u64, 0u64, 0u64, 0u64);
     for r in spool.replay()? {
         let r = r?;
         let id = r.sample.id;
@@ -170,6 +174,12 @@ pub fn analyse(
             let bound_tx = mapping.uncertainty_at_ns(e.g_tx);
             if (w.h2g_ns as f64) < -bound_rx || (w.g2h_ns as f64) < -bound_tx {
                 outside += 1;
+            }
+            if let Some(irq) = r.guest.and_then(|g| g.irq_entry) {
+                let at = mapping.to_host_ns(irq) as f64;
+                if at < e.t1_ns as f64 - mapping.uncertainty_at_ns(irq) {
+                    early_irq += 1;
+                }
             }
             extra = Some(w);
         } else if matches!(r.sample.outcome, crate::rr::engine::Outcome::Reply { .. }) {
@@ -217,6 +227,7 @@ pub fn analyse(
         cntfrq_hz: facts.counter.cntfrq_hz,
         stamped,
         unstamped,
+        irq_entry_before_send: early_irq,
     })
 }
 

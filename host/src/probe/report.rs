@@ -83,6 +83,13 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
             "  guest interrupt entry to driver sees it",
         );
     }
+    if b.irq_entry_before_send > 0 {
+        let _ = writeln!(
+            out,
+            "  ({} samples carry an interrupt entry from before their request was sent:              an earlier interrupt, not this packet's)",
+            b.irq_entry_before_send
+        );
+    }
     if b.notify_exit_us.samples > 0 {
         row(
             &mut out,

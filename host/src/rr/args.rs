@@ -22,6 +22,15 @@ pub struct RrArgs {
     /// Transport protocol.
     #[arg(long, value_enum, default_value_t = Proto::Udp)]
     pub proto: Proto,
+    /// Everything else about the run.
+    #[command(flatten)]
+    pub measure: MeasureArgs,
+}
+
+/// The `rr` options other than `--target` and `--proto`: what `vmprobe run` takes as well
+/// (it knows the target and measures one protocol or both).
+#[derive(Args, Debug, Clone)]
+pub struct MeasureArgs {
     /// Number of measured transactions (warm-up excluded).
     #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub count: Option<u64>,
@@ -70,9 +79,16 @@ pub struct RrArgs {
 impl RrArgs {
     /// The run these arguments describe (not yet validated).
     pub fn to_options(&self) -> RrOptions {
+        self.measure.to_options(self.target.clone(), self.proto)
+    }
+}
+
+impl MeasureArgs {
+    /// The run against `target` over `proto` these arguments describe (not yet validated).
+    pub fn to_options(&self, target: String, proto: Proto) -> RrOptions {
         RrOptions {
-            target: self.target.clone(),
-            proto: self.proto,
+            target,
+            proto,
             limit: match (self.count, self.duration) {
                 (Some(n), _) => Limit::Count(n),
                 (None, Some(d)) => Limit::Duration(d),

@@ -15,17 +15,17 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 /// connection dropped mid-run) after printing what was measured.
 pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     let options = args.to_options();
-    if args.probe {
+    if args.measure.probe {
         crate::probe::rr::validate(&options)?;
         let run = measure(args, &options, crate::probe::run_probe)?;
         let report = crate::probe::ProbeReport::from(&run);
         let bytes =
-            crate::probe::report::serialize(args.format, &report, None).map_err(RrError::Output)?;
+            crate::probe::report::serialize(args.measure.format, &report, None).map_err(RrError::Output)?;
         return finish(&bytes, &run.rr.report.error);
     }
     options.validate()?;
     let run = measure(args, &options, super::run)?;
-    let bytes = export::serialize(args.format, &run.report).map_err(RrError::Output)?;
+    let bytes = export::serialize(args.measure.format, &run.report).map_err(RrError::Output)?;
     finish(&bytes, &run.report.error)
 }
 
@@ -56,7 +56,7 @@ fn measure<T>(
     system::block_stop_signals();
     let progress = Progress::default();
     let finished = AtomicBool::new(false);
-    let show_progress = args.format == Format::Text
+    let show_progress = args.measure.format == Format::Text
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
     std::thread::scope(|scope| {

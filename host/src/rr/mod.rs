@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use args::RrArgs;
+pub use args::{MeasureArgs, RrArgs};
 pub use engine::{Limit, Progress};
 pub use error::RrError;
 pub use options::{Proto, RrOptions};

@@ -1,0 +1,219 @@
+//! `vmprobe matrix FILE.toml` and `vmprobe quickstart`: run configuration after configuration
+//! through `run`'s [`run_one`](crate::run::run_one), print the comparison table, and write it
+//! as `table.csv`, `table.md` and `table.txt` into the matrix's run directory, next to each
+//! configuration's own run directory (`01-<name>/`, ...). A failing configuration is
+//! reported in its row and the matrix goes on; Ctrl-C ends the current configuration with
+//! its partial numbers and stops the matrix.
+pub mod file;
+pub mod quickstart;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+pub use file::{FileError, Matrix, Row};
+use table::RowResult;
+
+use crate::run::signals::Signals;
+use crate::run::{hooks_for, run_one, RunError, RunPlan};
+use crate::rundir::{RunDir, RunDirError};
+
+/// File names in a matrix's run directory.
+pub mod files {
+    /// The matrix as run.
+    pub const MATRIX: &str = "matrix.toml";
+    /// The table as CSV.
+    pub const CSV: &str = "table.csv";
+    /// The table as Markdown.
+    pub const MARKDOWN: &str = "table.md";
+    /// The table as printed.
+    pub const TEXT: &str = "table.txt";
+}
+
+/// Arguments of `vmprobe matrix`.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "See examples/matrix.toml: shared defaults at the top, then one \
+[[config]] table per configuration with a name and any `vmprobe run` option.")]
+pub struct MatrixArgs {
+    /// The matrix file (TOML).
+    #[arg(value_name = "FILE.toml")]
+    pub file: PathBuf,
+    /// Run directory [default: runs/<time>-matrix-<file name>/]
+    #[arg(long, value_name = "DIR")]
+    pub run_dir: Option<PathBuf>,
+}
+
+/// Why a matrix could not run or did not fully succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum MatrixError {
+    /// The file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is wrong.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: FileError,
+    },
+    /// The run directory.
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    /// Some configurations failed (the table says which and why).
+    #[error("{failed} of {total} configurations failed: see the table")]
+    RowsFailed {
+        /// How many.
+        failed: usize,
+        /// Of how many.
+        total: usize,
+    },
+    /// No guest image and no way to build one.
+    #[error("{0}")]
+    Image(String),
+    /// Anything else.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// `vmprobe matrix FILE.toml`.
+pub fn execute(args: &MatrixArgs) -> Result<(), MatrixError> {
+    let text = std::fs::read_to_string(&args.file).map_err(|source| MatrixError::Read {
+        path: args.file.clone(),
+        source,
+    })?;
+    let matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
+        path: args.file.clone(),
+        source,
+    })?;
+    let stem = args
+        .file
+        .file_stem()
+        .map_or("matrix".into(), |s| s.to_string_lossy().into_owned());
+    let dir = RunDir::create(args.run_dir.as_deref(), &format!("matrix-{}", slug(&stem)))?;
+    dir.write(files::MATRIX, &text)?;
+    run_and_report(&matrix, &dir)
+}
+
+/// Runs every row, prints the table on stdout and writes it into `dir`.
+pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rows = rt.block_on(run_rows(matrix, dir.path()))?;
+    let text = table::text(&rows);
+    dir.write(files::TEXT, &text)?;
+    dir.write(files::CSV, &table::csv(&rows))?;
+    dir.write(files::MARKDOWN, &table::markdown(&rows))?;
+    print!("{text}");
+    let tcg = rows.iter().filter_map(|r| r.results.as_ref()).any(|r| {
+        r.config.accel == crate::vm::options::Accel::Tcg
+    });
+    if tcg {
+        println!("round trips in microseconds, measured under TCG emulation: not KVM numbers");
+    }
+    println!(
+        "table: {} ({}, {}); each configuration's run directory is inside",
+        dir.file(files::TEXT).display(),
+        files::CSV,
+        files::MARKDOWN
+    );
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    if failed > 0 {
+        return Err(MatrixError::RowsFailed {
+            failed,
+            total: rows.len(),
+        });
+    }
+    Ok(())
+}
+
+async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixError> {
+    let mut signals = Signals::new()?;
+    let mut out = Vec::new();
+    let total = matrix.rows.len();
+    for (i, row) in matrix.rows.iter().enumerate() {
+        if signals.raised() {
+            out.push(RowResult {
+                name: row.name.clone(),
+                results: None,
+                error: Some("not run (interrupted)".into()),
+            });
+            continue;
+        }
+        eprintln!("vmprobe: [{}/{total}] {}: vmprobe run {}", i + 1, row.name, row.argv.join(" "));
+        let mut args = row.args.clone();
+        args.vm.run_dir = Some(dir.join(format!("{:02}-{}", i + 1, slug(&row.name))));
+        let result = match RunPlan::new(args) {
+            Ok(plan) => {
+                let mut hooks = hooks_for(&plan.args);
+                run_one(&plan, &mut hooks, &mut signals).await
+            }
+            Err(e) => Err(e),
+        };
+        let r = match result {
+            Ok(f) => RowResult {
+                name: row.name.clone(),
+                error: f.problem.as_ref().map(short),
+                results: Some(f.results),
+            },
+            Err(e) => RowResult {
+                name: row.name.clone(),
+                results: None,
+                error: Some(short(&e)),
+            },
+        };
+        if let Some(e) = &r.error {
+            eprintln!("vmprobe: [{}/{total}] {}: {e}", i + 1, row.name);
+        }
+        out.push(r);
+    }
+    if signals.raised() {
+        eprintln!("vmprobe: interrupted: the table shows what was measured");
+    }
+    Ok(out)
+}
+
+/// An error for a table cell: one line; QEMU's death without the console (it is in the run
+/// directory).
+fn short(e: &RunError) -> String {
+    match e {
+        RunError::QemuDied { status, .. } => format!("QEMU exited during the measurement ({status})"),
+        other => other.to_string().lines().next().unwrap_or("").to_string(),
+    }
+}
+
+/// A file-name-safe form of a configuration name.
+pub fn slug(name: &str) -> String {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_lowercase());
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    let s = s.trim_matches('-').to_string();
+    if s.is_empty() {
+        "config".into()
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("tap + bridge, poll"), "tap-bridge-poll");
+        assert_eq!(slug("???"), "config");
+    }
+}

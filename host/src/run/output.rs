@@ -1,0 +1,117 @@
+//! `run`'s summary on stdout: `text` (a configuration header, then `vmprobe rr`'s netperf-like
+//! text per protocol), `json` ([`RunResults`] as one object), `csv` (`rr`'s CSV with a leading
+//! `label` column, one row per protocol).
+use std::fmt::Write as _;
+use std::io;
+
+use super::results::{ProbeOutcome, RunResults};
+use crate::export::{self, Format};
+use crate::vm::options::{Accel, Boot, Transport};
+
+/// Serializes `results` in `format`.
+pub fn render(format: Format, results: &RunResults) -> io::Result<Vec<u8>> {
+    match format {
+        Format::Json => {
+            let mut out = serde_json::to_vec_pretty(results)?;
+            out.push(b'\n');
+            Ok(out)
+        }
+        Format::Csv => csv(results),
+        Format::Text => text(results),
+    }
+}
+
+/// One line describing the configuration.
+pub fn describe(r: &RunResults) -> String {
+    let c = &r.config;
+    let transport = match c.transport {
+        Transport::Mmio => "virtio-mmio",
+        Transport::MmioLegacy => "virtio-mmio (legacy)",
+        Transport::Pci => "virtio-pci",
+    };
+    let accel = match c.accel {
+        Accel::Kvm => "KVM",
+        Accel::Tcg => "TCG (emulation: not KVM numbers)",
+    };
+    let boot = match c.boot {
+        Boot::Direct => "direct boot",
+        Boot::Uboot => "U-Boot",
+    };
+    format!(
+        "net {}{}, {boot}, GICv{}, {transport}, mode {}, {} vCPU, {accel}, QEMU {}, host kernel {}",
+        c.net.as_str(),
+        if c.vhost { " + vhost-net" } else { "" },
+        c.gic.map_or("?".into(), |g| g.to_string()),
+        c.mode.as_str(),
+        c.smp,
+        c.qemu_version,
+        c.host_kernel
+    )
+}
+
+fn text(r: &RunResults) -> io::Result<Vec<u8>> {
+    let mut out = String::new();
+    let _ = writeln!(out, "vmprobe run {}", r.label);
+    let _ = writeln!(out, "{:<13}{}", "config", describe(r));
+    let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} ms"));
+    let _ = write!(out, "{:<13}{} from QEMU start to ready", "boot", ms(r.boot_ms));
+    if r.uboot_ms.is_some() {
+        let _ = write!(out, " (U-Boot {} of it)", ms(r.uboot_ms));
+    }
+    out.push('\n');
+    for report in r.reports() {
+        let what = match (report.proto, &r.probe) {
+            (crate::rr::Proto::Udp, Some(_)) => "probe echo, port 7777",
+            _ => "echo",
+        };
+        let _ = writeln!(out, "--- {} {what} (round trip, microseconds)", report.proto);
+        out.push_str(&String::from_utf8_lossy(&export::serialize(
+            Format::Text,
+            report,
+        )?));
+    }
+    match &r.probe {
+        Some(ProbeOutcome::Breakdown(b)) => {
+            let _ = writeln!(out, "--- udp probe (guest timestamps)");
+            out.push_str(&crate::probe::report::breakdown_text(
+                b,
+                Some(match r.config.accel {
+                    Accel::Kvm => "kvm",
+                    Accel::Tcg => "tcg",
+                }),
+            ));
+        }
+        Some(ProbeOutcome::Error { probe_error }) => {
+            let _ = writeln!(out, "{:<13}{probe_error}", "probe");
+        }
+        None => {}
+    }
+    if r.reports().next().is_none() {
+        let _ = writeln!(out, "nothing measured");
+    }
+    if r.interrupted {
+        let _ = writeln!(out, "{:<13}interrupted: partial results", "note");
+    }
+    if let Some(e) = &r.error {
+        let _ = writeln!(out, "{:<13}{e}", "error");
+    }
+    let _ = writeln!(out, "{:<13}{}", "run dir", r.run_dir.display());
+    Ok(out.into_bytes())
+}
+
+fn csv(r: &RunResults) -> io::Result<Vec<u8>> {
+    let mut out = String::new();
+    for (i, report) in r.reports().enumerate() {
+        let bytes = export::serialize(Format::Csv, report)?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        if i == 0 {
+            let _ = writeln!(out, "label,{header}");
+        }
+        for row in lines {
+            let _ = writeln!(out, "{},{row}", r.label);
+        }
+    }
+    Ok(out.into_bytes())
+}

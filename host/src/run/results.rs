@@ -1,0 +1,174 @@
+//! What a run produced: one plain `Serialize` struct, written as `results.json` and printed by
+//! `--format json`. It extends `vmprobe rr`'s JSON: each measured protocol's object under
+//! `udp` / `tcp` is exactly `rr`'s report (every key `rr --format json` prints). Keys are only
+//! ever added; features that hook into `run` put theirs in [`RunResults::extra`].
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::rr::{Proto, RrReport};
+use crate::vm::console::BootTimes;
+use crate::vm::options::{Accel, Boot, Mode, Net, Transport};
+use crate::vm::{VcpuPin, VmInfo};
+
+/// The configuration measured, as the guest and QEMU reported it.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunConfig {
+    /// Network backend.
+    pub net: Net,
+    /// Boot path.
+    pub boot: Boot,
+    /// GIC version the guest runs on.
+    pub gic: Option<u8>,
+    /// virtio-net transport.
+    pub transport: Transport,
+    /// Accelerator (`tcg` numbers are emulation, not KVM numbers).
+    pub accel: Accel,
+    /// Guest idle mode.
+    pub mode: Mode,
+    /// vhost-net in use.
+    pub vhost: bool,
+    /// vCPUs.
+    pub smp: u32,
+    /// vCPU threads and where they were pinned.
+    pub vcpus: Vec<VcpuPin>,
+    /// QEMU's version, e.g. `7.2.0 (Debian 1:7.2+dfsg-7)`.
+    pub qemu_version: String,
+    /// Host kernel release.
+    pub host_kernel: String,
+    /// Guest image.
+    pub image: PathBuf,
+    /// The guest's ready line.
+    pub ready_line: String,
+}
+
+impl RunConfig {
+    /// From the booted VM.
+    pub fn from_info(info: &VmInfo) -> RunConfig {
+        let c = &info.config;
+        RunConfig {
+            net: c.net,
+            boot: c.boot,
+            gic: info
+                .ready
+                .gic
+                .as_deref()
+                .and_then(|g| g.parse().ok())
+                .or(c.gic),
+            transport: c.transport,
+            accel: c.accel,
+            mode: c.mode,
+            vhost: c.vhost,
+            smp: c.smp,
+            vcpus: info.vcpus.clone(),
+            qemu_version: info.qemu_version.to_string(),
+            host_kernel: info.host_kernel.clone(),
+            image: c.image.clone(),
+            ready_line: info.ready.line.clone(),
+        }
+    }
+}
+
+/// Everything one `vmprobe run` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResults {
+    /// Configuration label, e.g. `user-direct-gic3-mmio-irq-tcg`.
+    pub label: String,
+    /// What was measured.
+    pub config: RunConfig,
+    /// QEMU start to the guest's ready line, ms.
+    pub boot_ms: Option<f64>,
+    /// U-Boot's share of `boot_ms` (`--boot uboot`), ms.
+    pub uboot_ms: Option<f64>,
+    /// Every boot milestone, ms since QEMU started.
+    pub boot: BootTimes,
+    /// UDP echo round trips: `vmprobe rr --proto udp`'s report. Absent when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub udp: Option<RrReport>,
+    /// TCP echo round trips: `vmprobe rr --proto tcp`'s report. Absent when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<RrReport>,
+    /// Stopped early by Ctrl-C or SIGTERM.
+    pub interrupted: bool,
+    /// How QEMU ended when it died during the measurement (`null` when it did not).
+    pub qemu_died: Option<String>,
+    /// How QEMU ended at teardown.
+    pub qemu_exit: Option<String>,
+    /// What ended the run early besides a signal (QEMU died, a protocol failed), if anything.
+    pub error: Option<String>,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// `--probe`: where the UDP round trips went (the keys `rr --probe` adds: `h2g_us`,
+    /// `guest_residence_us`, `g2h_us`, `irq_to_rx_us`, `notify_exit_us`, `clock`, ...), or
+    /// `probe_error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeOutcome>,
+    /// Fields added by features hooked into `run` (see [`super::hooks`]).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RunResults {
+    /// Results of a booted VM before anything is measured.
+    pub fn new(info: &VmInfo) -> RunResults {
+        RunResults {
+            label: info.label.clone(),
+            config: RunConfig::from_info(info),
+            boot_ms: info.boot.ready_ms,
+            uboot_ms: info.boot.uboot_ms,
+            boot: info.boot.clone(),
+            udp: None,
+            tcp: None,
+            interrupted: false,
+            qemu_died: None,
+            qemu_exit: None,
+            error: None,
+            run_dir: info.run_dir.clone(),
+            probe: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// The report of `proto`, if measured.
+    pub fn report(&self, proto: Proto) -> Option<&RrReport> {
+        match proto {
+            Proto::Udp => self.udp.as_ref(),
+            Proto::Tcp => self.tcp.as_ref(),
+        }
+    }
+
+    /// Stores the report of `proto`.
+    pub fn set_report(&mut self, report: RrReport) {
+        match report.proto {
+            Proto::Udp => self.udp = Some(report),
+            Proto::Tcp => self.tcp = Some(report),
+        }
+    }
+
+    /// Measured reports in measuring order.
+    pub fn reports(&self) -> impl Iterator<Item = &RrReport> {
+        self.udp.iter().chain(self.tcp.iter())
+    }
+}
+
+/// The `probe` object of a run: the breakdown, or why there is none.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum ProbeOutcome {
+    /// The split.
+    Breakdown(Box<crate::probe::Breakdown>),
+    /// Why there is none.
+    Error {
+        /// The reason.
+        probe_error: String,
+    },
+}
+
+impl From<Result<crate::probe::Breakdown, String>> for ProbeOutcome {
+    fn from(r: Result<crate::probe::Breakdown, String>) -> Self {
+        match r {
+            Ok(b) => ProbeOutcome::Breakdown(Box::new(b)),
+            Err(probe_error) => ProbeOutcome::Error { probe_error },
+        }
+    }
+}

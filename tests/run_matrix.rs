@@ -1,0 +1,115 @@
+//! `vmprobe matrix` on a small file (two configurations that run, one that fails and does not
+//! stop the matrix) and `vmprobe quickstart` once: the table on stdout, CSV and Markdown in the
+//! matrix's run directory, each configuration's run directory inside, nothing left behind.
+mod run_support;
+mod vm_support;
+
+use run_support::*;
+
+#[test]
+fn matrix_runs_each_configuration_and_goes_on_after_a_failure() {
+    let dir = temp_dir("matrix");
+    let file = dir.join("m.toml");
+    std::fs::write(
+        &file,
+        r#"
+accel = "tcg"
+count = 100
+[[config]]
+name = "user irq"
+[[config]]
+name = "broken"
+image = "/nonexistent/guest.bin"
+[[config]]
+name = "user poll"
+mode = "poll"
+proto = "udp"
+"#,
+    )
+    .unwrap();
+    let links = host_links();
+    let md = dir.join("m");
+    let out = vmprobe()
+        .arg("matrix")
+        .arg(&file)
+        .arg("--run-dir")
+        .arg(&md)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 of 3 configurations failed"), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].contains("UDP round trip (us)") && lines[0].contains("TCP round trip (us)"));
+    assert!(lines[1].starts_with("configuration") && lines[1].contains("stddev") && lines[1].contains("p99"));
+    let row = |name: &str| *lines.iter().find(|l| l.starts_with(name)).unwrap();
+    // user irq: 10 numbers; user poll: UDP numbers, TCP not measured.
+    let nums = |l: &str| l.split_whitespace().filter(|t| t.parse::<f64>().is_ok()).count();
+    assert_eq!(nums(row("user irq")), 10, "{stdout}");
+    assert_eq!(nums(row("user poll")), 5, "{stdout}");
+    assert!(row("broken").contains("failed: no guest image"), "{stdout}");
+    assert!(stdout.contains("TCG emulation"));
+
+    let csv = std::fs::read_to_string(md.join("table.csv")).unwrap();
+    let csv: Vec<&str> = csv.lines().collect();
+    assert_eq!(csv.len(), 4);
+    assert!(csv[0].starts_with("configuration,label,udp_transactions"));
+    assert!(csv[1].starts_with("user irq,user-direct-gic3-mmio-irq-tcg,100,0,0,"));
+    assert!(csv[2].starts_with("broken,,") && csv[2].contains("no guest image"));
+    let mdt = std::fs::read_to_string(md.join("table.md")).unwrap();
+    assert!(mdt.starts_with("| configuration | UDP min | UDP avg |"));
+    assert_eq!(mdt.lines().count(), 5);
+    assert!(md.join("matrix.toml").is_file());
+    for sub in ["01-user-irq", "03-user-poll"] {
+        let rd = md.join(sub);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(rd.join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(check_proto(&v, "udp"), 100);
+        assert_run_cleaned_up(&rd, &links);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn quickstart_runs_what_this_host_can() {
+    let dir = temp_dir("quickstart");
+    let links = host_links();
+    let before = netns_list();
+    let out = vmprobe()
+        .args(["quickstart", "--count", "100", "--run-dir"])
+        .arg(dir.join("q"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let nets: &[&str] = if is_root() {
+        &["user", "tap", "bridge", "macvtap"]
+    } else {
+        &["user"]
+    };
+    for net in nets {
+        for mode in ["irq", "poll"] {
+            let name = format!("{net}, {mode}");
+            let l = stdout
+                .lines()
+                .find(|l| l.starts_with(&name))
+                .unwrap_or_else(|| panic!("no row {name}: {stdout}"));
+            assert_eq!(l.split_whitespace().filter(|t| t.parse::<f64>().is_ok()).count(), 10, "{l}");
+        }
+    }
+    let q = dir.join("q");
+    assert!(q.join("table.csv").is_file() && q.join("table.md").is_file());
+    assert!(std::fs::read_to_string(q.join("matrix.toml")).unwrap().contains("[[config]]"));
+    for entry in std::fs::read_dir(&q).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            assert_run_cleaned_up(&p, &links);
+        }
+    }
+    let leftover: Vec<_> = netns_list().into_iter().filter(|n| !before.contains(n)).collect();
+    assert!(leftover.is_empty(), "{leftover:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

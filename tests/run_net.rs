@@ -1,0 +1,123 @@
+//! `vmprobe run` on the real guest under QEMU (TCG here): each network setup with direct boot,
+//! and user networking through U-Boot, with GICv3 + virtio-pci, and in poll mode. Each run
+//! must measure UDP and TCP echo with no wrong reply, report the configuration and boot time,
+//! keep its run directory complete, and leave no process, namespace or link behind.
+mod run_support;
+mod vm_support;
+
+use run_support::*;
+
+const BOTH: &[&str] = &["udp", "tcp"];
+
+/// Runs `vmprobe run --format json ARGS` and checks everything; returns the JSON.
+fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
+    let image = vmprobe::vm::options::default_image();
+    assert!(image.is_file(), "build the guest first: scripts/build-guest.sh");
+    let dir = temp_dir(test);
+    let rd = dir.join("run");
+    let links = host_links();
+    let out = vmprobe()
+        .args(["run", "--accel", "tcg", "--count", "200", "--format", "json", "--run-dir"])
+        .arg(&rd)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{args:?}: {stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for p in protos {
+        assert_eq!(check_proto(&v, p), 200);
+    }
+    for k in CONFIG_KEYS {
+        assert!(v["config"].get(k).is_some(), "config.{k} missing: {}", v["config"]);
+    }
+    assert_eq!(v["config"]["accel"], "tcg");
+    assert!(v["boot_ms"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["interrupted"], false);
+    assert!(v["qemu_died"].is_null() && v["error"].is_null(), "{v}");
+    assert_eq!(v["qemu_exit"], "exit status 0");
+    // The run directory: command line, console, results, per-sample CSV and histograms.
+    let mut files: Vec<String> = ["qemu-command.sh", "console.log", "results.json", "summary.txt"]
+        .map(String::from)
+        .to_vec();
+    for p in protos {
+        files.push(format!("samples-{p}.csv"));
+        files.push(format!("hist-{p}.hlog"));
+    }
+    for f in files {
+        assert!(rd.join(&f).is_file(), "{f} missing in the run directory");
+    }
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rd.join("results.json")).unwrap()).unwrap();
+    assert_eq!(saved, v);
+    let csv = std::fs::read_to_string(rd.join("samples-udp.csv")).unwrap();
+    assert!(csv.starts_with("seq,send_unix_ns,rtt_ns,lost"));
+    assert_eq!(csv.lines().count(), 201);
+    assert!(std::fs::read_to_string(rd.join("console.log"))
+        .unwrap()
+        .contains("vmprobe: ready"));
+    assert_run_cleaned_up(&rd, &links);
+    std::fs::remove_dir_all(dir).unwrap();
+    v
+}
+
+#[test]
+fn user_direct() {
+    let v = run("run-user", &[], BOTH);
+    assert_eq!(v["config"]["net"], "user");
+    assert_eq!(v["config"]["boot"], "direct");
+    assert!(v["uboot_ms"].is_null());
+}
+
+#[test]
+fn tap_direct() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let v = run("run-tap", &["--net", "tap"], BOTH);
+    assert_eq!(v["udp"]["address"], "192.168.20.2:7");
+}
+
+#[test]
+fn bridge_direct() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let v = run("run-bridge", &["--net", "bridge"], BOTH);
+    assert_eq!(v["config"]["net"], "bridge");
+}
+
+#[test]
+fn macvtap_direct() {
+    if !is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let v = run("run-macvtap", &["--net", "macvtap"], BOTH);
+    assert_eq!(v["config"]["net"], "macvtap");
+}
+
+#[test]
+fn user_uboot() {
+    let v = run("run-uboot", &["--boot", "uboot"], BOTH);
+    assert_eq!(v["config"]["boot"], "uboot");
+    let (u, b) = (v["uboot_ms"].as_f64().unwrap(), v["boot_ms"].as_f64().unwrap());
+    assert!(u > 0.0 && u < b, "U-Boot {u} ms of {b} ms");
+}
+
+#[test]
+fn user_gicv3_pci() {
+    let v = run("run-pci", &["--gic", "3", "--transport", "pci"], BOTH);
+    assert_eq!(v["config"]["gic"], 3);
+    assert_eq!(v["config"]["transport"], "pci");
+    assert!(v["config"]["ready_line"].as_str().unwrap().contains("transport=pci"));
+}
+
+#[test]
+fn user_poll_mode() {
+    let v = run("run-poll", &["--mode", "poll", "--proto", "udp"], &["udp"]);
+    assert_eq!(v["config"]["mode"], "poll");
+    assert!(v.get("tcp").is_none(), "tcp measured though --proto udp");
+}
