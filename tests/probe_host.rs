@@ -280,3 +280,37 @@ fn split_adds_up_under_tcg() {
         assert!(checked >= 900, "{checked} ok samples of 1000");
     }
 }
+
+/// `vmprobe run --compare-modes` under TCG: both runs carry the probe breakdown in their mode,
+/// and the injection + wake-up cost is the difference of their host-to-guest delays.
+#[test]
+fn compare_modes_under_tcg() {
+    let image = common::guest_image();
+    let dir = tmp("compare");
+    let out = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
+        .args(["run", "--compare-modes", "--accel", "tcg", "--proto", "udp", "--count", "300"])
+        .args(["--format", "json", "--outliers", "0", "--image"])
+        .arg(&image)
+        .arg("--run-dir")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut h2g = Vec::new();
+    for mode in ["irq", "poll"] {
+        let run = &json[mode];
+        assert_eq!(run["config"]["mode"], mode, "{run}");
+        assert_eq!(run["udp"]["transactions"], 300);
+        assert_eq!(run["probe"]["guest_mode"], mode);
+        assert_eq!(run["probe"]["stamped"], 300);
+        h2g.push(run["probe"]["h2g_us"]["p50_us"].as_f64().unwrap());
+        assert!(dir.join(mode).join("results.json").exists());
+        // The run directory's per-sample log has the split.
+        let log = std::fs::read_to_string(dir.join(mode).join("samples-udp.csv")).unwrap();
+        assert!(log.lines().next().unwrap().contains("h2g_ns,residence_ns,g2h_ns"));
+    }
+    let d = &json["injection_wakeup_us"];
+    assert!((d["p50_us"].as_f64().unwrap() - (h2g[0] - h2g[1])).abs() < 1e-9, "{d}");
+    assert!(d["p99_us"].is_number() && d["uncertainty_us"].as_f64().unwrap() > 0.0);
+}

@@ -48,7 +48,8 @@ pub struct Breakdown {
     pub guest_residence_us: Summary,
     /// Guest TX notify to the host receiving the reply.
     pub g2h_us: Summary,
-    /// Guest interrupt entry to the driver seeing the request (irq mode; `samples` 0 in poll).
+    /// Guest interrupt entry to the driver seeing the request (irq mode; `samples` 0 in poll),
+    /// from the samples whose interrupt entry is their own (see `irq_entry_before_send`).
     pub irq_to_rx_us: Summary,
     /// Duration of the previous reply's TX notify (the exit to QEMU or vhost).
     pub notify_exit_us: Summary,
@@ -64,7 +65,7 @@ pub struct Breakdown {
     pub unstamped: u64,
     /// Samples whose interrupt entry maps to before the request was sent (beyond the clock
     /// uncertainty): that interrupt was not this request's (e.g. an earlier TX completion),
-    /// so their `irq_to_rx` is not injection latency.
+    /// so they are left out of `irq_to_rx_us` (the log's `guest_irq_entry` still has it).
     pub irq_entry_before_send: u64,
 }
 
@@ -165,6 +166,7 @@ pub fn analyse(
         let id = r.sample.id;
         let split = exchange(&r).map(|e| (e, mapping.one_way(&e)));
         let mut extra = None;
+        let mut foreign_irq = false;
         if let Some((e, w)) = split {
             stamped += 1;
             h2g.record(w.h2g_ns, id);
@@ -179,6 +181,7 @@ pub fn analyse(
                 let at = mapping.to_host_ns(irq) as f64;
                 if at < e.t1_ns as f64 - mapping.uncertainty_at_ns(irq) {
                     early_irq += 1;
+                    foreign_irq = true;
                 }
             }
             extra = Some(w);
@@ -188,6 +191,7 @@ pub fn analyse(
         let g = r.guest.unwrap_or_default();
         let irq = g
             .irq_entry
+            .filter(|_| !foreign_irq)
             .zip(g.rx_seen)
             .map(|(i, rx)| mapping.duration_ns(rx.saturating_sub(i)).round() as u64);
         let exit = g

@@ -86,7 +86,8 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
     if b.irq_entry_before_send > 0 {
         let _ = writeln!(
             out,
-            "  ({} samples carry an interrupt entry from before their request was sent:              an earlier interrupt, not this packet's)",
+            "    ({} samples carried an interrupt entry from before their request was sent, \
+             an earlier interrupt's: left out of irq entry -> rx)",
             b.irq_entry_before_send
         );
     }

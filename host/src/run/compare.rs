@@ -79,6 +79,8 @@ pub fn execute(mut args: RunArgs) -> Result<(), RunError> {
         .map(|mode| {
             let mut a = args.clone();
             a.vm.mode = mode;
+            // One run directory each: `--run-dir D` becomes D/irq and D/poll.
+            a.vm.run_dir = args.vm.run_dir.as_ref().map(|d| d.join(mode.as_str()));
             RunPlan::new(a)
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -174,3 +176,4 @@ fn text(c: &CompareModes) -> std::io::Result<String> {
     }
     Ok(out)
 }
+
