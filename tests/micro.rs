@@ -28,7 +28,11 @@ fn every_test_comes_back_whole_from_the_simulated_guest() {
         let base = f64::from(test.id()) * 100.0 * 16.0;
         assert_eq!((r.min_ns, r.max_ns), (base, base + 9.0 * 16.0), "{test}");
         assert_eq!(r.p50_ns, base + 4.0 * 16.0, "{test}");
-        assert!((r.mean_ns - (base + 4.5 * 16.0)).abs() < 0.5, "{test}: {}", r.mean_ns);
+        assert!(
+            (r.mean_ns - (base + 4.5 * 16.0)).abs() < 0.5,
+            "{test}: {}",
+            r.mean_ns
+        );
         assert_eq!(r.cntfrq_hz, 62_500_000);
     }
 }
@@ -83,7 +87,11 @@ fn micro_under_tcg_returns_samples_for_every_test() {
         .arg(std::env::temp_dir().join(format!("vmprobe-micro-{}", std::process::id())))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["accel"], "tcg");
     assert!(json["cntfrq_hz"].as_u64().unwrap() > 0);
@@ -92,9 +100,9 @@ fn micro_under_tcg_returns_samples_for_every_test() {
     // Every test has samples; the IPI may only be absent when the guest says it cannot run it.
     let skipped = json["skipped"].as_array().unwrap();
     for t in BenchTest::ALL {
-        let refused = skipped.iter().any(|s| {
-            s["name"] == t.name() && s["reason"].as_str().is_some_and(|r| !r.is_empty())
-        });
+        let refused = skipped
+            .iter()
+            .any(|s| s["name"] == t.name() && s["reason"].as_str().is_some_and(|r| !r.is_empty()));
         assert!(
             names.contains(&t.name()) || (t == BenchTest::IpiRoundTrip && refused),
             "{} missing: {names:?}, skipped {skipped:?}",

@@ -74,7 +74,11 @@ fn num(row: &HashMap<String, String>, key: &str) -> i64 {
 
 /// Checks every stamped sample against the simulator's truth: the parts add up to the round
 /// trip, and each one-way delay is within the stated uncertainty of the true one.
-fn check_against_truth(json: &Value, rows: &[HashMap<String, String>], truth: &HashMap<u32, Truth>) -> f64 {
+fn check_against_truth(
+    json: &Value,
+    rows: &[HashMap<String, String>],
+    truth: &HashMap<u32, Truth>,
+) -> f64 {
     let clock = &json["clock"];
     let uncertainty = clock["uncertainty_ns"].as_f64().unwrap();
     // Rounding: the split is in whole ns, the truth read a tick apart from the counter.
@@ -113,7 +117,13 @@ fn split_matches_the_simulated_truth() {
     let sim = SimGuest::start(cfg);
     let log = tmp("split.csv");
     let (json, rows) = run(&sim, "2000", &log);
-    for key in ["h2g_us", "g2h_us", "guest_residence_us", "irq_to_rx_us", "notify_exit_us"] {
+    for key in [
+        "h2g_us",
+        "g2h_us",
+        "guest_residence_us",
+        "irq_to_rx_us",
+        "notify_exit_us",
+    ] {
         for q in ["min_us", "p50_us", "p90_us", "p99_us", "max_us"] {
             assert!(json[key][q].is_number(), "{key}.{q} in {json}");
         }
@@ -172,7 +182,11 @@ fn text_tells_where_the_time_went() {
     let sim = SimGuest::start(SimConfig::default());
     let target = sim.addr.to_string();
     let out = vmprobe(&["rr", "--probe", "--target", &target, "--count", "200"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     for needle in [
         "host -> guest",
@@ -200,14 +214,34 @@ fn a_plain_echo_target_is_not_split() {
         }
     });
     let out = vmprobe(&[
-        "rr", "--probe", "--target", &target, "--count", "3", "--warmup", "0", "--timeout",
-        "50ms", "--format", "json",
+        "rr",
+        "--probe",
+        "--target",
+        &target,
+        "--count",
+        "3",
+        "--warmup",
+        "0",
+        "--timeout",
+        "50ms",
+        "--format",
+        "json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     // Its own request back under its own sequence number: counted as a wrong reply.
-    assert_eq!((json["transactions"].as_u64(), json["errors"].as_u64()), (Some(0), Some(3)));
-    assert!(json["probe_error"].as_str().unwrap().contains("7777"), "{json}");
+    assert_eq!(
+        (json["transactions"].as_u64(), json["errors"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert!(
+        json["probe_error"].as_str().unwrap().contains("7777"),
+        "{json}"
+    );
     assert!(json.get("h2g_us").is_none());
 }
 
@@ -288,14 +322,27 @@ fn compare_modes_under_tcg() {
     let image = common::guest_image();
     let dir = tmp("compare");
     let out = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-        .args(["run", "--compare-modes", "--accel", "tcg", "--proto", "udp", "--count", "300"])
+        .args([
+            "run",
+            "--compare-modes",
+            "--accel",
+            "tcg",
+            "--proto",
+            "udp",
+            "--count",
+            "300",
+        ])
         .args(["--format", "json", "--outliers", "0", "--image"])
         .arg(&image)
         .arg("--run-dir")
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut h2g = Vec::new();
     for mode in ["irq", "poll"] {
@@ -308,9 +355,16 @@ fn compare_modes_under_tcg() {
         assert!(dir.join(mode).join("results.json").exists());
         // The run directory's per-sample log has the split.
         let log = std::fs::read_to_string(dir.join(mode).join("samples-udp.csv")).unwrap();
-        assert!(log.lines().next().unwrap().contains("h2g_ns,residence_ns,g2h_ns"));
+        assert!(log
+            .lines()
+            .next()
+            .unwrap()
+            .contains("h2g_ns,residence_ns,g2h_ns"));
     }
     let d = &json["injection_wakeup_us"];
-    assert!((d["p50_us"].as_f64().unwrap() - (h2g[0] - h2g[1])).abs() < 1e-9, "{d}");
+    assert!(
+        (d["p50_us"].as_f64().unwrap() - (h2g[0] - h2g[1])).abs() < 1e-9,
+        "{d}"
+    );
     assert!(d["p99_us"].is_number() && d["uncertainty_us"].as_f64().unwrap() > 0.0);
 }

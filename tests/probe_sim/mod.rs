@@ -111,7 +111,12 @@ impl ProbePlatform for Platform {
         GuestStats::default()
     }
     /// Known samples: test id * 100 + (i % 10) ticks; the IPI needs a second vCPU it lacks.
-    fn run_bench(&mut self, test: BenchTest, _param: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    fn run_bench(
+        &mut self,
+        test: BenchTest,
+        _param: u64,
+        samples: &mut [u64],
+    ) -> Result<(), BenchError> {
         if test == BenchTest::IpiRoundTrip {
             return Err(BenchError::Unsupported);
         }
@@ -201,7 +206,10 @@ fn serve(socket: UdpSocket, cfg: SimConfig, stop: &AtomicBool, truth: &Mutex<Has
                 prev_notify_ticks: Some(cfg.prev_notify_ticks),
             }
             .write(&mut p);
-            truth.lock().unwrap().insert(seq, Truth { rx_mono, tx_mono });
+            truth
+                .lock()
+                .unwrap()
+                .insert(seq, Truth { rx_mono, tx_mono });
         }
         let _ = socket.send_to(&reply[..len], from);
     }

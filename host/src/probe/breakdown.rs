@@ -105,7 +105,8 @@ impl Signed {
     fn record(&mut self, v: i64, id: SampleId) {
         self.min = self.min.min(v);
         self.max = self.max.max(v);
-        self.rec.record(v.saturating_add(self.shift).max(0) as u64, id);
+        self.rec
+            .record(v.saturating_add(self.shift).max(0) as u64, id);
     }
 
     fn summary(&self) -> Summary {

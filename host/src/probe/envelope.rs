@@ -132,11 +132,19 @@ mod tests {
         let n = 200_000u64;
         for i in 0..n {
             // The fastest exchange sits in the middle of the run.
-            let rtt = if i == n / 2 { 100 } else { 1_000 + (i % 97) as i64 };
+            let rtt = if i == n / 2 {
+                100
+            } else {
+                1_000 + (i % 97) as i64
+            };
             env.offer(ex(i * 4_096, rtt));
         }
         let kept = env.kept();
-        assert!(kept.len() <= 2 * BUCKETS && kept.len() >= BUCKETS, "{}", kept.len());
+        assert!(
+            kept.len() <= 2 * BUCKETS && kept.len() >= BUCKETS,
+            "{}",
+            kept.len()
+        );
         assert!(kept.contains(&ex(n / 2 * 4_096, 100)));
         assert!(env.width_ticks() > INITIAL_WIDTH_TICKS);
     }

@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn requests_are_echo_requests_of_the_asked_size() {
-        let mut f = ProbeFraming::new(10, Spool::create(None).unwrap());
+        let f = ProbeFraming::new(10, Spool::create(None).unwrap());
         assert_eq!(f.request_len(), MIN_REQUEST);
         let mut f = ProbeFraming::new(200, Spool::create(None).unwrap());
         let mut req = vec![0; f.request_len()];
@@ -232,9 +232,15 @@ mod tests {
         f.encode(4, &mut req);
         let sent = f.sent_ns;
         assert_eq!(f.check(4, &req, &reply(4, sent, Some(4))), Verdict::Match);
-        assert_eq!(f.check(4, &req, &reply(3, sent - 1, Some(4))), Verdict::Late);
+        assert_eq!(
+            f.check(4, &req, &reply(3, sent - 1, Some(4))),
+            Verdict::Late
+        );
         assert_eq!(f.check(4, &req, &reply(5, sent, Some(4))), Verdict::Wrong);
-        assert_eq!(f.check(4, &req, &reply(4, sent + 1, Some(4))), Verdict::Wrong);
+        assert_eq!(
+            f.check(4, &req, &reply(4, sent + 1, Some(4))),
+            Verdict::Wrong
+        );
         assert_eq!(f.check(4, &req, &req), Verdict::Wrong);
         assert_eq!(f.check(4, &req, b"garbage"), Verdict::Wrong);
     }

@@ -263,7 +263,12 @@ impl MicroClient {
         samples.truncate(total as usize);
         let r = distribution(test, &samples, result.cntfrq_hz, result.counter)?;
         let s = result.summary;
-        if total > 0 && (to_ns(s.min, result.cntfrq_hz), to_ns(s.max, result.cntfrq_hz)) != (r.min_ns, r.max_ns) {
+        if total > 0
+            && (
+                to_ns(s.min, result.cntfrq_hz),
+                to_ns(s.max, result.cntfrq_hz),
+            ) != (r.min_ns, r.max_ns)
+        {
             return Err(MicroError::Inconsistent {
                 test,
                 what: "the raw samples disagree with the guest's summary".into(),

@@ -25,8 +25,10 @@ pub enum MicroFormat {
 
 /// Arguments of `vmprobe micro`.
 #[derive(Args, Debug, Clone)]
-#[command(after_help = "Tests: hypercall, mmio-virtio, mmio-gicd, eoi, self-sgi, vtimer, \
-vq-notify, ipi (needs --smp 2), counter-read.\nUnder TCG the numbers are emulation costs.")]
+#[command(
+    after_help = "Tests: hypercall, mmio-virtio, mmio-gicd, eoi, self-sgi, vtimer, \
+vq-notify, ipi (needs --smp 2), counter-read.\nUnder TCG the numbers are emulation costs."
+)]
 pub struct MicroArgs {
     /// The VM options.
     #[command(flatten)]
@@ -237,7 +239,8 @@ pub fn text(r: &MicroReport) -> String {
         out,
         "{}",
         match r.accel {
-            Accel::Tcg => "TCG (emulation, no KVM): these are emulation costs, not what a KVM host shows.",
+            Accel::Tcg =>
+                "TCG (emulation, no KVM): these are emulation costs, not what a KVM host shows.",
             Accel::Kvm => "KVM: exits, vGIC and timer as the hardware-virtualized guest sees them.",
         }
     );

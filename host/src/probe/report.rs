@@ -67,14 +67,24 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
         "  {:<20}{:>9} {:>9} {:>9} {:>9}",
         "", "min", "p50", "p99", "max"
     );
-    row(&mut out, "host -> guest", &b.h2g_us, "  host send to guest driver sees it");
+    row(
+        &mut out,
+        "host -> guest",
+        &b.h2g_us,
+        "  host send to guest driver sees it",
+    );
     row(
         &mut out,
         "in the guest",
         &b.guest_residence_us,
         "  driver sees it to reply's TX notify",
     );
-    row(&mut out, "guest -> host", &b.g2h_us, "  TX notify to host receive");
+    row(
+        &mut out,
+        "guest -> host",
+        &b.g2h_us,
+        "  TX notify to host receive",
+    );
     if b.irq_to_rx_us.samples > 0 {
         row(
             &mut out,

@@ -52,14 +52,12 @@ where
     // The log is written after the clock fit, with the split in each row; create it now so a
     // bad path fails before anything is measured.
     let log = match &options.log {
-        Some(path) => Some(
-            SampleLog::create_with_columns(path, LOG_COLUMNS).map_err(|source| {
-                RrError::LogFile {
-                    path: path.clone(),
-                    source,
-                }
-            })?,
-        ),
+        Some(path) => Some(SampleLog::create_with_columns(path, LOG_COLUMNS).map_err(
+            |source| RrError::LogFile {
+                path: path.clone(),
+                source,
+            },
+        )?),
         None => None,
     };
     let spool_dir = options.log.as_deref().and_then(|p| p.parent());
@@ -75,7 +73,7 @@ where
     let run = rr::run_with_framing(&engine_options, address, control, connect, &mut framing)?;
     let facts = framing.facts();
     let (spool, envelope) = framing.into_parts();
-    let breakdown = breakdown::analyse(spool, envelope.as_ref(), facts, None, log)
-        .map_err(|e| e.to_string());
+    let breakdown =
+        breakdown::analyse(spool, envelope.as_ref(), facts, None, log).map_err(|e| e.to_string());
     Ok(ProbeRun { rr: run, breakdown })
 }

@@ -19,8 +19,8 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
         crate::probe::rr::validate(&options)?;
         let run = measure(args, &options, crate::probe::run_probe)?;
         let report = crate::probe::ProbeReport::from(&run);
-        let bytes =
-            crate::probe::report::serialize(args.measure.format, &report, None).map_err(RrError::Output)?;
+        let bytes = crate::probe::report::serialize(args.measure.format, &report, None)
+            .map_err(RrError::Output)?;
         return finish(&bytes, &run.rr.report.error);
     }
     options.validate()?;

@@ -124,11 +124,16 @@ pub fn execute(mut args: RunArgs) -> Result<(), RunError> {
         Format::Csv => {
             let mut v = output::render(Format::Csv, &cmp.irq)?;
             let poll = output::render(Format::Csv, &cmp.poll)?;
-            v.extend(String::from_utf8_lossy(&poll).lines().skip(1).flat_map(|l| {
-                let mut l = l.as_bytes().to_vec();
-                l.push(b'\n');
-                l
-            }));
+            v.extend(
+                String::from_utf8_lossy(&poll)
+                    .lines()
+                    .skip(1)
+                    .flat_map(|l| {
+                        let mut l = l.as_bytes().to_vec();
+                        l.push(b'\n');
+                        l
+                    }),
+            );
             v
         }
         Format::Text => text(&cmp)?.into_bytes(),
@@ -176,4 +181,3 @@ fn text(c: &CompareModes) -> std::io::Result<String> {
     }
     Ok(out)
 }
-
