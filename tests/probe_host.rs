@@ -368,3 +368,35 @@ fn compare_modes_under_tcg() {
     );
     assert!(d["p99_us"].is_number() && d["uncertainty_us"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn sigint_still_splits_what_was_measured() {
+    let sim = SimGuest::start(SimConfig::default());
+    let log = tmp("sigint.csv");
+    let child = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
+        .args([
+            "rr",
+            "--probe",
+            "--target",
+            &sim.addr.to_string(),
+            "--duration",
+            "60s",
+        ])
+        .args(["--interval", "1ms", "--format", "json", "--log"])
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["interrupted"], true);
+    let n = json["transactions"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_eq!(json["stamped"].as_u64(), Some(n));
+    let rows = std::fs::read_to_string(&log).unwrap().lines().count() as u64 - 1;
+    assert_eq!(rows, json["sent"].as_u64().unwrap());
+}
