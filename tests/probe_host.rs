@@ -400,3 +400,27 @@ fn sigint_still_splits_what_was_measured() {
     let rows = std::fs::read_to_string(&log).unwrap().lines().count() as u64 - 1;
     assert_eq!(rows, json["sent"].as_u64().unwrap());
 }
+
+#[test]
+fn shared_counter_clock_needs_an_arm64_host() {
+    let out = vmprobe(&[
+        "rr",
+        "--probe",
+        "--clock",
+        "shared-counter",
+        "--target",
+        "127.0.0.1:7",
+        "--count",
+        "1",
+    ]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    if cfg!(target_arch = "aarch64") {
+        return; // the path is real there; its mapping is unit-tested in clock::shared
+    }
+    assert!(!out.status.success());
+    assert!(err.contains("arm64 host"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // --clock only means something with --probe.
+    let out = vmprobe(&["rr", "--clock", "min-rtt", "--target", "127.0.0.1:7"]);
+    assert!(!out.status.success());
+}

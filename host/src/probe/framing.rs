@@ -11,6 +11,7 @@ use std::io;
 use vmprobe_proto::{echo_reply, echo_request, Datagram, Message, HEADER_LEN};
 
 use super::envelope::Envelope;
+use super::host_counter::HostCounter;
 use super::spool::{Readings, Record, Spool};
 use crate::clock::{Exchange, GuestCounter};
 use crate::rr::engine::{Outcome, Sample};
@@ -40,7 +41,11 @@ pub struct ProbeFraming {
     changed_facts: u64,
     spool: Spool,
     envelope: Option<Envelope>,
+    host_counter: Option<HostCounter>,
 }
+
+/// Samples between two host counter readings (`--clock shared-counter`).
+const HOST_COUNTER_EVERY: u64 = 1024;
 
 impl ProbeFraming {
     /// Requests of `size` bytes (at least [`MIN_REQUEST`]), records into `spool`.
@@ -53,7 +58,14 @@ impl ProbeFraming {
             changed_facts: 0,
             spool,
             envelope: None,
+            host_counter: None,
         }
+    }
+
+    /// Also read the host's counter now and then, for the exact clock mapping.
+    pub fn with_host_counter(mut self, counter: HostCounter) -> Self {
+        self.host_counter = Some(counter);
+        self
     }
 
     /// What the guest reported about its counter and mode, if it answered at all.
@@ -67,9 +79,9 @@ impl ProbeFraming {
         self.changed_facts
     }
 
-    /// Gives up the framing for its spool and clock envelope.
-    pub fn into_parts(self) -> (Spool, Option<Envelope>) {
-        (self.spool, self.envelope)
+    /// Gives up the framing for its spool, clock envelope and host counter readings.
+    pub fn into_parts(self) -> (Spool, Option<Envelope>, Option<HostCounter>) {
+        (self.spool, self.envelope, self.host_counter)
     }
 
     fn note_facts(&mut self, r: &echo_reply::Repr) -> bool {
@@ -160,6 +172,11 @@ impl Framing for ProbeFraming {
             self.envelope
                 .get_or_insert_with(|| Envelope::new(hz))
                 .offer(e);
+        }
+        if let Some(c) = self.host_counter.as_mut() {
+            if self.spool.len() % HOST_COUNTER_EVERY == 0 {
+                c.read();
+            }
         }
         self.spool.push(&record)
     }
@@ -271,7 +288,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(f.facts().unwrap().counter.cntfrq_hz, 62_500_000);
-        let (spool, env) = f.into_parts();
+        let (spool, env, _) = f.into_parts();
         let recs: Vec<Record> = spool.replay().unwrap().map(Result::unwrap).collect();
         assert_eq!(recs[0].guest.unwrap().tx_notify, Some(9));
         assert_eq!(recs[1].guest, None);

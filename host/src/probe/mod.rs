@@ -14,6 +14,7 @@
 pub mod breakdown;
 pub mod envelope;
 pub mod framing;
+pub mod host_counter;
 pub mod micro;
 pub mod micro_command;
 pub mod report;
@@ -24,3 +25,16 @@ pub use breakdown::{Breakdown, ClockReport};
 pub use envelope::Envelope;
 pub use report::ProbeReport;
 pub use rr::{run_probe, run_probe_with, ProbeRun};
+
+/// How the guest counter is mapped onto host time (`--clock`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ClockChoice {
+    /// PTP-style estimate from the minimum-RTT exchanges (works everywhere; bounded by path
+    /// asymmetry).
+    #[default]
+    MinRtt,
+    /// Exact: host and guest read the same arm64 counter (KVM on an arm64 host, guest on the
+    /// physical counter, QEMU `kvm-no-adjvtime=on`); falls back to min-rtt, saying why, when
+    /// the guest's readings contradict it.
+    SharedCounter,
+}

@@ -16,8 +16,9 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     let options = args.to_options();
     if args.measure.probe {
-        crate::probe::rr::validate(&options)?;
-        let run = measure(args, &options, crate::probe::run_probe)?;
+        let clock = args.measure.clock;
+        crate::probe::rr::validate(&options, clock)?;
+        let run = measure(args, &options, |o, c| crate::probe::run_probe(o, c, clock))?;
         let report = crate::probe::ProbeReport::from(&run);
         let bytes = crate::probe::report::serialize(args.measure.format, &report, None)
             .map_err(RrError::Output)?;

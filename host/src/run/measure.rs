@@ -36,14 +36,20 @@ pub async fn measure(
     vm: &mut Vm,
     mut options: RrOptions,
     signals: &mut Signals,
-    probe: bool,
+    probe: Option<crate::probe::ClockChoice>,
 ) -> Measured {
     let proto = match options.proto {
         Proto::Udp => services::Proto::Udp,
         Proto::Tcp => services::Proto::Tcp,
     };
-    let probe = probe && options.proto == Proto::Udp;
-    let port = if probe { vmprobe_proto::PROBE_PORT } else { ECHO_PORT };
+    let probe = probe.filter(|_| options.proto == Proto::Udp);
+    let clock = probe.unwrap_or_default();
+    let probe = probe.is_some();
+    let port = if probe {
+        vmprobe_proto::PROBE_PORT
+    } else {
+        ECHO_PORT
+    };
     let Some(addr) = endpoint(&vm.info().endpoints, proto, port) else {
         return Measured {
             run: Err(RrError::NoAddress(format!("guest echo over {}", options.proto))),
@@ -77,7 +83,7 @@ pub async fn measure(
                 rr::connect(addr, proto, timeout)
             };
             let r = if probe {
-                crate::probe::run_probe_with(&options, addr, control, connect)
+                crate::probe::run_probe_with(&options, addr, control, connect, clock)
                     .map(|p| (p.rr, Some(p.breakdown)))
             } else {
                 rr::run_with(&options, addr, control, connect).map(|r| (r, None))

@@ -107,6 +107,12 @@ impl RunPlan {
         for &proto in args.proto.list() {
             args.rr.to_options("guest".into(), proto).validate()?;
         }
+        if args.rr.probe {
+            crate::probe::rr::validate(
+                &args.rr.to_options("guest".into(), Proto::Udp),
+                args.rr.clock,
+            )?;
+        }
         if args.rr.probe && !args.proto.list().contains(&Proto::Udp) {
             return Err(RrError::Options(
                 "--probe measures over UDP (the guest's probe port): use --proto udp or both"
@@ -210,7 +216,8 @@ async fn measure_all(
             break;
         }
         let options = plan.rr_options(proto, vm.run_dir());
-        let m = measure::measure(vm, options, signals, plan.args.rr.probe).await;
+        let probe = plan.args.rr.probe.then_some(plan.args.rr.clock);
+        let m = measure::measure(vm, options, signals, probe).await;
         results.interrupted |= m.interrupted;
         if m.qemu_died.is_some() {
             results.qemu_died = m.qemu_died;
