@@ -174,7 +174,7 @@ impl Framing for ProbeFraming {
                 .offer(e);
         }
         if let Some(c) = self.host_counter.as_mut() {
-            if self.spool.len() % HOST_COUNTER_EVERY == 0 {
+            if self.spool.len().is_multiple_of(HOST_COUNTER_EVERY) {
                 c.read();
             }
         }

@@ -33,7 +33,7 @@ fn counter() -> (u64, u32) {
             "mrs {frq}, cntfrq_el0",
             cnt = out(reg) cnt,
             frq = out(reg) frq,
-            options(nostack, nomem),
+            options(nostack),
         );
     }
     (cnt, frq as u32)
