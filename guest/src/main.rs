@@ -17,12 +17,11 @@ mod arch;
 
 #[cfg(target_os = "none")]
 mod probe {
+    use crate::arch::bench::BenchTargets;
     use crate::arch::console::println;
     use crate::arch::counter::{self, GenericCounter};
-    use crate::arch::bench::BenchTargets;
     use crate::arch::platform::Machine;
     use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
-    use vmprobe_proto::GuestMode;
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
     use vmprobe_guest::config::{Config, ConfigError, Mode};
@@ -31,6 +30,7 @@ mod probe {
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
     use vmprobe_guest::services::Services;
+    use vmprobe_proto::GuestMode;
 
     /// A reason to give up, printed as `vmprobe: error: ...` before powering off.
     #[derive(Debug, thiserror::Error)]
@@ -119,7 +119,7 @@ mod probe {
             });
         }
         let nic = find_nic(&platform)?;
-        let (kind, nic_intid, nic_mmio) = (nic.kind, nic.intid, nic.mmio_base);
+        let (kind, nic_intid, nic_registers) = (nic.kind, nic.intid, nic.registers);
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
         let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, config.mode)? };
         if config.mode == Mode::Irq {
@@ -130,10 +130,11 @@ mod probe {
         let mac = phy.mac();
         let mut services = Services::new(&config.net, mac, &mut phy, now());
         let targets = BenchTargets {
-            virtio_mmio: nic_mmio.map(|base| base as usize),
+            nic: nic_registers,
             nic_intid,
             timer_intid: platform.virtual_timer_intid,
             irq_mode: config.mode == Mode::Irq,
+            cpu_count: platform.cpu_count,
         };
         let mode = match config.mode {
             Mode::Irq => GuestMode::Irq,

@@ -6,7 +6,8 @@
 //! the interrupt under test is ever taken. Under TCG every number is the cost of QEMU's
 //! emulation, not of hardware virtualization.
 
-use super::{counter, gic, power};
+use super::{counter, gic, power, smp};
+use vmprobe_guest::net::{BenchRegisters, Register};
 use vmprobe_guest::probe::BenchError;
 use vmprobe_proto::BenchTest;
 
@@ -14,24 +15,22 @@ use vmprobe_proto::BenchTest;
 const BENCH_SGI: u32 = 1;
 /// Spins to wait for an interrupt before declaring the run failed (seconds under TCG).
 const SPIN_LIMIT: u64 = 50_000_000;
-/// virtio-mmio `DeviceID` register: constant, no side effect on read.
-const VIRTIO_MMIO_DEVICE_ID: usize = 0x008;
-/// virtio-mmio `QueueNotify` register.
-const VIRTIO_MMIO_QUEUE_NOTIFY: usize = 0x050;
 /// The transmit queue of virtio-net.
-const TX_QUEUE: u32 = 1;
+const TX_QUEUE: u16 = 1;
 
 /// What the benchmarks need to know about the machine.
 #[derive(Clone, Copy, Debug)]
 pub struct BenchTargets {
-    /// Base of the NIC's virtio-mmio window (`None` on virtio-pci).
-    pub virtio_mmio: Option<usize>,
+    /// The NIC registers to read and to notify through (virtio-mmio or virtio-pci).
+    pub nic: Option<BenchRegisters>,
     /// The NIC's interrupt, disabled while a benchmark runs.
     pub nic_intid: Option<u32>,
     /// The EL1 virtual timer's PPI.
     pub timer_intid: u32,
     /// Whether the NIC and timer interrupts are enabled in normal operation (IRQ mode).
     pub irq_mode: bool,
+    /// vCPUs in the device tree.
+    pub cpu_count: usize,
 }
 
 /// Run `test` once per element of `samples`, writing each iteration's cost in ticks.
@@ -48,21 +47,31 @@ pub fn run(
         }
         BenchTest::PsciVersion => psci_version(samples),
         BenchTest::MmioVirtio => {
-            let base = targets.virtio_mmio.ok_or(BenchError::Unsupported)?;
-            let reg = (base + VIRTIO_MMIO_DEVICE_ID) as *const u32;
-            // SAFETY: the NIC's virtio-mmio window is mapped as device memory; DeviceID is a
-            // read-only register whose read has no side effect. One 32-bit `ldr`.
+            let nic = targets.nic.ok_or(BenchError::Unsupported)?;
+            // SAFETY: the NIC's registers are mapped as device memory; `read` names a register
+            // whose read has no side effect. One plain load of its width.
             time_each(samples, || unsafe {
-                core::hint::black_box(reg.read_volatile());
+                match nic.read {
+                    Register::U32(at) => {
+                        core::hint::black_box((at as *const u32).read_volatile());
+                    }
+                    Register::U16(at) => {
+                        core::hint::black_box((at as *const u16).read_volatile());
+                    }
+                }
             });
             Ok(())
         }
         BenchTest::VirtqueueNotify => {
-            let base = targets.virtio_mmio.ok_or(BenchError::Unsupported)?;
-            let reg = (base + VIRTIO_MMIO_QUEUE_NOTIFY) as *mut u32;
+            let nic = targets.nic.ok_or(BenchError::Unsupported)?;
             // SAFETY: as above; notifying the transmit queue with nothing new in it only makes
-            // the device look at the ring and find nothing. One 32-bit `str`.
-            time_each(samples, || unsafe { reg.write_volatile(TX_QUEUE) });
+            // the device look at the ring and find nothing. One plain store of its width.
+            time_each(samples, || unsafe {
+                match nic.notify_tx {
+                    Register::U32(at) => (at as *mut u32).write_volatile(u32::from(TX_QUEUE)),
+                    Register::U16(at) => (at as *mut u16).write_volatile(TX_QUEUE),
+                }
+            });
             Ok(())
         }
         BenchTest::MmioGicd => {
@@ -81,7 +90,17 @@ pub fn run(
             };
             with_quiet_devices(targets, || vtimer(targets.timer_intid, delay, samples))
         }
-        BenchTest::IpiRoundTrip => Err(BenchError::Unsupported),
+        BenchTest::IpiRoundTrip => {
+            // `param`: the target's index (0: the first secondary).
+            let cpu = param.max(1);
+            if cpu >= targets.cpu_count as u64 {
+                return Err(BenchError::Unsupported);
+            }
+            if !smp::ensure_started(cpu) {
+                return Err(BenchError::Failed);
+            }
+            with_quiet_devices(targets, || ipi(cpu, samples))
+        }
     }
 }
 
@@ -114,7 +133,10 @@ fn with_quiet_devices(
     f: impl FnOnce() -> Result<(), BenchError>,
 ) -> Result<(), BenchError> {
     let lines = [targets.nic_intid, Some(targets.timer_intid)];
-    lines.iter().flatten().for_each(|&i| gic::set_enabled(i, false));
+    lines
+        .iter()
+        .flatten()
+        .for_each(|&i| gic::set_enabled(i, false));
     counter::disarm_timer();
     let result = f();
     counter::disarm_timer();
@@ -135,7 +157,7 @@ fn sgi(eoi: bool, samples: &mut [u64]) -> Result<(), BenchError> {
             gic::send_self_sgi(BENCH_SGI);
             let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
             let eoi_ticks = gic::timed_end(intid, counter::now);
-            if intid != BENCH_SGI {
+            if gic::number(intid) != BENCH_SGI {
                 return Err(BenchError::Failed);
             }
             *s = if eoi {
@@ -160,10 +182,31 @@ fn vtimer(intid: u32, delay: u64, samples: &mut [u64]) -> Result<(), BenchError>
         counter::disarm_timer();
         let (got, entry) = taken.ok_or(BenchError::Failed)?;
         gic::end(got);
-        if got != intid {
+        if gic::number(got) != intid {
             return Err(BenchError::Failed);
         }
         *s = entry.wrapping_sub(deadline);
     }
     Ok(())
+}
+
+/// IPI round trip: SGI to vCPU `cpu`, which wakes from WFI, acknowledges it and sends it back;
+/// from sending until this CPU's handler runs.
+fn ipi(cpu: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    gic::enable_sgi(smp::IPI_SGI).map_err(|_| BenchError::Unsupported)?;
+    let result = (|| {
+        for s in samples.iter_mut() {
+            let start = counter::now();
+            gic::send_sgi(smp::IPI_SGI, cpu);
+            let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
+            gic::end(intid);
+            if gic::number(intid) != smp::IPI_SGI {
+                return Err(BenchError::Failed);
+            }
+            *s = entry.wrapping_sub(start);
+        }
+        Ok(())
+    })();
+    gic::set_enabled(smp::IPI_SGI, false);
+    result
 }

@@ -12,3 +12,4 @@ pub mod heap;
 pub mod mmu;
 pub mod platform;
 pub mod power;
+pub mod smp;

@@ -59,7 +59,9 @@ impl QueueRings {
 
     /// How many notifies of `queue` the driver has written so far.
     pub fn notifies(&self, queue: u16) -> u64 {
-        self.notify.get(usize::from(queue)).map_or(0, |n| n.count.get())
+        self.notify
+            .get(usize::from(queue))
+            .map_or(0, |n| n.count.get())
     }
 
     /// Duration, in counter ticks, of the last notify of `queue`: the `QueueNotify` write alone

@@ -196,7 +196,9 @@ impl World {
 
     /// Poll the guest once and deliver what it sent.
     pub fn poll_guest(&mut self) -> bool {
-        let busy = self.guest.poll(self.now, &mut self.guest_nic, &mut self.platform);
+        let busy = self
+            .guest
+            .poll(self.now, &mut self.guest_nic, &mut self.platform);
         let frames: Vec<_> = self.guest_nic.tx.drain(..).collect();
         if self.client_attached {
             self.client.nic.rx.extend(frames);

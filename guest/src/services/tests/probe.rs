@@ -3,7 +3,7 @@
 use std::vec;
 
 use vmprobe_proto::{
-    bench_request, echo_request, BenchTest, Datagram, Message, GuestStats, PROBE_PORT,
+    bench_request, echo_request, BenchTest, Datagram, GuestStats, Message, PROBE_PORT,
 };
 
 use super::udp::exchange;
@@ -60,8 +60,13 @@ fn probe_requests_are_answered_and_garbage_is_counted() {
     };
     assert_eq!((b.summary.count, b.summary.min, b.summary.max), (10, 7, 16));
 
-    let reply = exchange(&mut w, client, PROBE_PORT, &datagram(4, Message::StatsRequest))
-        .expect("stats");
+    let reply = exchange(
+        &mut w,
+        client,
+        PROBE_PORT,
+        &datagram(4, Message::StatsRequest),
+    )
+    .expect("stats");
     let Message::StatsReply(s) = Datagram::parse(&reply).unwrap().message else {
         panic!("not stats")
     };
