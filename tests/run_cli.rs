@@ -34,18 +34,33 @@ fn bad_input_is_one_clear_line() {
     let (code, err) = fails(&["--image", img], Some("/nonexistent"));
     assert_eq!(code, Some(1));
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("qemu-system-aarch64 not found") && err.contains("apt-get install qemu-system-arm"), "{err}");
+    assert!(
+        err.contains("qemu-system-aarch64 not found")
+            && err.contains("apt-get install qemu-system-arm"),
+        "{err}"
+    );
 
     let (code, err) = fails(&["--image", "/nonexistent/guest.bin"], None);
     assert_eq!(code, Some(1));
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("no guest image at /nonexistent/guest.bin") && err.contains("build-guest.sh"), "{err}");
+    assert!(
+        err.contains("no guest image at /nonexistent/guest.bin") && err.contains("build-guest.sh"),
+        "{err}"
+    );
 
-    for (flag, bad) in [("--net", "ovs"), ("--proto", "sctp"), ("--mode", "spin"), ("--transport", "isa")] {
+    for (flag, bad) in [
+        ("--net", "ovs"),
+        ("--proto", "sctp"),
+        ("--mode", "spin"),
+        ("--transport", "isa"),
+    ] {
         let (code, err) = fails(&["--image", img, flag, bad], None);
         assert_eq!(code, Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains(&format!("invalid value '{bad}' for '{flag}")), "{err}");
+        assert!(
+            err.contains(&format!("invalid value '{bad}' for '{flag}")),
+            "{err}"
+        );
     }
     // rr's options are checked before anything boots.
     let (code, err) = fails(&["--image", img, "--size", "0"], None);
@@ -58,8 +73,12 @@ fn bad_input_is_one_clear_line() {
 
 #[test]
 fn tap_needs_root() {
-    if !is_root() || vmprobe().arg("--version").output().is_err()
-        || std::process::Command::new("setpriv").arg("--version").output().is_err()
+    if !is_root()
+        || vmprobe().arg("--version").output().is_err()
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
     {
         eprintln!("skipped: needs root and setpriv to drop privileges");
         return;
@@ -90,7 +109,16 @@ fn guest_never_ready_shows_the_console_tail() {
     let img = fake_image(&dir, "guest.bin", "guest says hello but never ready\r\n");
     let links = host_links();
     let out = vmprobe()
-        .args(["run", "--accel", "tcg", "--ready-timeout", "3", "--net", net, "--image"])
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--ready-timeout",
+            "3",
+            "--net",
+            net,
+            "--image",
+        ])
         .arg(&img)
         .arg("--run-dir")
         .arg(dir.join("run"))
@@ -110,7 +138,15 @@ fn start_long_run(test: &str, net: &str) -> (std::path::PathBuf, std::process::C
     let dir = temp_dir(test);
     let child = vmprobe()
         .args([
-            "run", "--accel", "tcg", "--net", net, "--duration", "60s", "--interval", "2ms",
+            "run",
+            "--accel",
+            "tcg",
+            "--net",
+            net,
+            "--duration",
+            "60s",
+            "--interval",
+            "2ms",
             "--run-dir",
         ])
         .arg(dir.join("run"))
@@ -118,7 +154,11 @@ fn start_long_run(test: &str, net: &str) -> (std::path::PathBuf, std::process::C
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_lines(&dir.join("run/samples-udp.csv"), 50, Duration::from_secs(60));
+    wait_for_lines(
+        &dir.join("run/samples-udp.csv"),
+        50,
+        Duration::from_secs(60),
+    );
     (dir, child)
 }
 
@@ -145,16 +185,25 @@ fn qemu_killed_mid_run_keeps_and_reports_the_samples() {
         err.contains("QEMU exited during the measurement (killed by signal 9 (SIGKILL))"),
         "{err}"
     );
-    assert!(err.contains("| vmprobe: ready"), "console tail missing: {err}");
+    assert!(
+        err.contains("| vmprobe: ready"),
+        "console tail missing: {err}"
+    );
     // The partial summary was printed, and the run directory holds the samples.
-    assert!(out.contains("--- udp echo") && out.contains("interrupted"), "{out}");
+    assert!(
+        out.contains("--- udp echo") && out.contains("interrupted"),
+        "{out}"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rd.join("results.json")).unwrap()).unwrap();
     let n = check_proto(&v, "udp");
     assert!(v.get("tcp").is_none(), "tcp measured after QEMU died");
     assert_eq!(v["qemu_died"], "killed by signal 9 (SIGKILL)");
     let logged = std::fs::read_to_string(rd.join("samples-udp.csv")).unwrap();
-    assert!(logged.lines().count() as u64 > n, "log has fewer rows than transactions");
+    assert!(
+        logged.lines().count() as u64 > n,
+        "log has fewer rows than transactions"
+    );
     assert_run_cleaned_up(&rd, &links);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -172,17 +221,63 @@ fn ctrl_c_mid_run_prints_the_summary_and_tears_down() {
     let err = read_all(child.stderr.as_mut().unwrap());
     assert!(status.success(), "{err}");
     assert!(err.contains("interrupted"), "{err}");
-    assert!(out.contains("--- udp echo") && out.contains("interrupted"), "{out}");
+    assert!(
+        out.contains("--- udp echo") && out.contains("interrupted"),
+        "{out}"
+    );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rd.join("results.json")).unwrap()).unwrap();
     assert_eq!(v["interrupted"], true);
     let n = check_proto(&v, "udp");
     assert_eq!(v["qemu_exit"], "exit status 0");
-    for f in ["qemu-command.sh", "console.log", "summary.txt", "hist-udp.hlog"] {
+    for f in [
+        "qemu-command.sh",
+        "console.log",
+        "summary.txt",
+        "hist-udp.hlog",
+    ] {
         assert!(rd.join(f).is_file(), "{f} missing");
     }
     let logged = std::fs::read_to_string(rd.join("samples-udp.csv")).unwrap();
     assert!(logged.lines().count() as u64 > n);
+    assert_run_cleaned_up(&rd, &links);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_during_boot_tears_down() {
+    let net = if is_root() { "macvtap" } else { "user" };
+    let dir = temp_dir("run-bootint");
+    // Silent through U-Boot: the run stays in boot until interrupted.
+    let img = fake_image(&dir, "guest.bin", "");
+    let links = host_links();
+    let rd = dir.join("run");
+    let mut child = vmprobe()
+        .args([
+            "run", "--accel", "tcg", "--boot", "uboot", "--net", net, "--image",
+        ])
+        .arg(&img)
+        .arg("--run-dir")
+        .arg(&rd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(rd.join("console.log"))
+        .unwrap_or_default()
+        .contains("U-Boot")
+    {
+        assert!(std::time::Instant::now() < end, "U-Boot never showed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: our child, alive until waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+    let err = read_all(child.stderr.as_mut().unwrap());
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("interrupted during boot"), "{err}");
+    assert!(read_all(child.stdout.as_mut().unwrap()).is_empty());
     assert_run_cleaned_up(&rd, &links);
     std::fs::remove_dir_all(dir).unwrap();
 }

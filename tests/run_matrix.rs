@@ -42,10 +42,18 @@ proto = "udp"
     assert!(stderr.contains("1 of 3 configurations failed"), "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].contains("UDP round trip (us)") && lines[0].contains("TCP round trip (us)"));
-    assert!(lines[1].starts_with("configuration") && lines[1].contains("stddev") && lines[1].contains("p99"));
+    assert!(
+        lines[1].starts_with("configuration")
+            && lines[1].contains("stddev")
+            && lines[1].contains("p99")
+    );
     let row = |name: &str| *lines.iter().find(|l| l.starts_with(name)).unwrap();
     // user irq: 10 numbers; user poll: UDP numbers, TCP not measured.
-    let nums = |l: &str| l.split_whitespace().filter(|t| t.parse::<f64>().is_ok()).count();
+    let nums = |l: &str| {
+        l.split_whitespace()
+            .filter(|t| t.parse::<f64>().is_ok())
+            .count()
+    };
     assert_eq!(nums(row("user irq")), 10, "{stdout}");
     assert_eq!(nums(row("user poll")), 5, "{stdout}");
     assert!(row("broken").contains("failed: no guest image"), "{stdout}");
@@ -76,12 +84,15 @@ proto = "udp"
 fn quickstart_runs_what_this_host_can() {
     let dir = temp_dir("quickstart");
     let links = host_links();
-    let before = netns_list();
-    let out = vmprobe()
+    let child = vmprobe()
         .args(["quickstart", "--count", "100", "--run-dir"])
         .arg(dir.join("q"))
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    let ours = format!("vmp-{}-", child.id());
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -97,19 +108,106 @@ fn quickstart_runs_what_this_host_can() {
                 .lines()
                 .find(|l| l.starts_with(&name))
                 .unwrap_or_else(|| panic!("no row {name}: {stdout}"));
-            assert_eq!(l.split_whitespace().filter(|t| t.parse::<f64>().is_ok()).count(), 10, "{l}");
+            assert_eq!(
+                l.split_whitespace()
+                    .filter(|t| t.parse::<f64>().is_ok())
+                    .count(),
+                10,
+                "{l}"
+            );
         }
     }
     let q = dir.join("q");
     assert!(q.join("table.csv").is_file() && q.join("table.md").is_file());
-    assert!(std::fs::read_to_string(q.join("matrix.toml")).unwrap().contains("[[config]]"));
+    assert!(std::fs::read_to_string(q.join("matrix.toml"))
+        .unwrap()
+        .contains("[[config]]"));
     for entry in std::fs::read_dir(&q).unwrap() {
         let p = entry.unwrap().path();
         if p.is_dir() {
             assert_run_cleaned_up(&p, &links);
         }
     }
-    let leftover: Vec<_> = netns_list().into_iter().filter(|n| !before.contains(n)).collect();
+    let leftover: Vec<_> = netns_list()
+        .into_iter()
+        .filter(|n| n.starts_with(&ours))
+        .collect();
     assert!(leftover.is_empty(), "{leftover:?}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn quickstart_outside_a_checkout_says_how() {
+    let dir = temp_dir("quickstart-elsewhere");
+    let exe = dir.join("vmprobe");
+    std::fs::copy(env!("CARGO_BIN_EXE_vmprobe"), &exe).unwrap();
+    let out = std::process::Command::new(&exe)
+        .arg("quickstart")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no vmprobe checkout here") && err.contains("scripts/build-guest.sh"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("runs").exists(),
+        "nothing may run without an image"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn ctrl_c_stops_the_matrix_with_the_partial_table() {
+    let net = if is_root() { "tap" } else { "user" };
+    let dir = temp_dir("matrix-ctrlc");
+    let file = dir.join("m.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "accel = \"tcg\"\nduration = \"60s\"\ninterval = \"2ms\"\nnet = \"{net}\"\n\
+             [[config]]\nname = \"first\"\n[[config]]\nname = \"second\"\n"
+        ),
+    )
+    .unwrap();
+    let links = host_links();
+    let md = dir.join("m");
+    let mut child = vmprobe()
+        .arg("matrix")
+        .arg(&file)
+        .arg("--run-dir")
+        .arg(&md)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_lines(
+        &md.join("01-first/samples-udp.csv"),
+        50,
+        std::time::Duration::from_secs(60),
+    );
+    // SAFETY: our child, alive until waited for.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_with_timeout(&mut child, std::time::Duration::from_secs(30));
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(row("first").ends_with("(interrupted)"), "{stdout}");
+    assert!(row("second").ends_with("not run (interrupted)"), "{stdout}");
+    assert!(md.join("table.csv").is_file() && md.join("table.md").is_file());
+    assert!(!md.join("02-second").exists());
+    assert_run_cleaned_up(&md.join("01-first"), &links);
     std::fs::remove_dir_all(dir).unwrap();
 }

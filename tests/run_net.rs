@@ -12,12 +12,24 @@ const BOTH: &[&str] = &["udp", "tcp"];
 /// Runs `vmprobe run --format json ARGS` and checks everything; returns the JSON.
 fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     let image = vmprobe::vm::options::default_image();
-    assert!(image.is_file(), "build the guest first: scripts/build-guest.sh");
+    assert!(
+        image.is_file(),
+        "build the guest first: scripts/build-guest.sh"
+    );
     let dir = temp_dir(test);
     let rd = dir.join("run");
     let links = host_links();
     let out = vmprobe()
-        .args(["run", "--accel", "tcg", "--count", "200", "--format", "json", "--run-dir"])
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--count",
+            "200",
+            "--format",
+            "json",
+            "--run-dir",
+        ])
         .arg(&rd)
         .args(args)
         .output()
@@ -29,7 +41,11 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
         assert_eq!(check_proto(&v, p), 200);
     }
     for k in CONFIG_KEYS {
-        assert!(v["config"].get(k).is_some(), "config.{k} missing: {}", v["config"]);
+        assert!(
+            v["config"].get(k).is_some(),
+            "config.{k} missing: {}",
+            v["config"]
+        );
     }
     assert_eq!(v["config"]["accel"], "tcg");
     assert!(v["boot_ms"].as_f64().unwrap() > 0.0);
@@ -37,9 +53,14 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     assert!(v["qemu_died"].is_null() && v["error"].is_null(), "{v}");
     assert_eq!(v["qemu_exit"], "exit status 0");
     // The run directory: command line, console, results, per-sample CSV and histograms.
-    let mut files: Vec<String> = ["qemu-command.sh", "console.log", "results.json", "summary.txt"]
-        .map(String::from)
-        .to_vec();
+    let mut files: Vec<String> = [
+        "qemu-command.sh",
+        "console.log",
+        "results.json",
+        "summary.txt",
+    ]
+    .map(String::from)
+    .to_vec();
     for p in protos {
         files.push(format!("samples-{p}.csv"));
         files.push(format!("hist-{p}.hlog"));
@@ -56,6 +77,11 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     assert!(std::fs::read_to_string(rd.join("console.log"))
         .unwrap()
         .contains("vmprobe: ready"));
+    let again = std::fs::read_to_string(rd.join("vmprobe-command.sh")).unwrap();
+    assert!(
+        again.contains("exec vmprobe run --accel tcg --count 200"),
+        "{again}"
+    );
     assert_run_cleaned_up(&rd, &links);
     std::fs::remove_dir_all(dir).unwrap();
     v
@@ -103,7 +129,10 @@ fn macvtap_direct() {
 fn user_uboot() {
     let v = run("run-uboot", &["--boot", "uboot"], BOTH);
     assert_eq!(v["config"]["boot"], "uboot");
-    let (u, b) = (v["uboot_ms"].as_f64().unwrap(), v["boot_ms"].as_f64().unwrap());
+    let (u, b) = (
+        v["uboot_ms"].as_f64().unwrap(),
+        v["boot_ms"].as_f64().unwrap(),
+    );
     assert!(u > 0.0 && u < b, "U-Boot {u} ms of {b} ms");
 }
 
@@ -112,7 +141,10 @@ fn user_gicv3_pci() {
     let v = run("run-pci", &["--gic", "3", "--transport", "pci"], BOTH);
     assert_eq!(v["config"]["gic"], 3);
     assert_eq!(v["config"]["transport"], "pci");
-    assert!(v["config"]["ready_line"].as_str().unwrap().contains("transport=pci"));
+    assert!(v["config"]["ready_line"]
+        .as_str()
+        .unwrap()
+        .contains("transport=pci"));
 }
 
 #[test]

@@ -85,7 +85,11 @@ pub fn wait_for_lines(file: &Path, lines: usize, t: Duration) {
         .unwrap_or(0)
         <= lines
     {
-        assert!(Instant::now() < end, "{} never reached {lines} lines", file.display());
+        assert!(
+            Instant::now() < end,
+            "{} never reached {lines} lines",
+            file.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -74,9 +74,9 @@ impl Matrix {
     /// Parses a matrix file's text.
     pub fn parse(text: &str) -> Result<Matrix, FileError> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-            let line = e
-                .span()
-                .map_or(0, |r| text[..r.start.min(text.len())].lines().count().max(1));
+            let line = e.span().map_or(0, |r| {
+                text[..r.start.min(text.len())].lines().count().max(1)
+            });
             FileError::Toml(format!("not valid TOML at line {line}: {}", e.message()))
         })?;
         let mut defaults = Vec::new();
@@ -99,7 +99,10 @@ impl Matrix {
         let mut rows: Vec<Row> = Vec::new();
         for (i, c) in configs.iter().enumerate() {
             let Value::Table(t) = c else {
-                return Err(FileError::Shape(format!("config #{} is not a table", i + 1)));
+                return Err(FileError::Shape(format!(
+                    "config #{} is not a table",
+                    i + 1
+                )));
             };
             let name = match t.get("name") {
                 Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
@@ -111,7 +114,9 @@ impl Matrix {
                 }
             };
             if rows.iter().any(|r| r.name == name) {
-                return Err(FileError::Shape(format!("two configurations are named \"{name}\"")));
+                return Err(FileError::Shape(format!(
+                    "two configurations are named \"{name}\""
+                )));
             }
             let err = |message: String| FileError::Config {
                 name: name.clone(),
@@ -149,7 +154,9 @@ fn flag(key: &str) -> String {
 fn push_option(argv: &mut Vec<String>, key: &str, value: &Value) -> Result<(), String> {
     let f = flag(key);
     if RESERVED.contains(&f.as_str()) {
-        return Err(format!("`{key}` is set by the matrix itself (each configuration gets its own run directory)"));
+        return Err(format!(
+            "`{key}` is set by the matrix itself (each configuration gets its own run directory)"
+        ));
     }
     let scalar = |v: &Value| -> Result<String, String> {
         match v {
@@ -215,10 +222,29 @@ mod tests {
         .unwrap();
         assert_eq!(m.rows.len(), 2);
         let (a, b) = (&m.rows[0].args, &m.rows[1].args);
-        assert_eq!((a.vm.net, a.vm.mode, a.rr.count), (Net::User, Mode::Irq, Some(200)));
+        assert_eq!(
+            (a.vm.net, a.vm.mode, a.rr.count),
+            (Net::User, Mode::Irq, Some(200))
+        );
         assert_eq!(a.vm.qemu_args, ["-d", "guest_errors"]);
-        assert_eq!((b.vm.net, b.vm.mode, b.rr.count), (Net::Tap, Mode::Poll, Some(50)));
+        assert_eq!(
+            (b.vm.net, b.vm.mode, b.rr.count),
+            (Net::Tap, Mode::Poll, Some(50))
+        );
         assert!(b.rr.busy_poll && !a.rr.busy_poll);
+    }
+
+    #[test]
+    fn the_example_matrix_parses() {
+        let m = Matrix::parse(include_str!("../../../examples/matrix.toml")).unwrap();
+        let nets: Vec<Net> = m.rows.iter().map(|r| r.args.vm.net).collect();
+        for n in [Net::User, Net::Tap, Net::Bridge, Net::Macvtap] {
+            assert_eq!(
+                nets.iter().filter(|&&x| x == n).count(),
+                2,
+                "{n:?}: irq and poll"
+            );
+        }
     }
 
     #[test]
@@ -226,9 +252,14 @@ mod tests {
         let e = |t: &str| Matrix::parse(t).unwrap_err().to_string();
         assert!(e("count = 1").contains("no configurations"));
         assert!(e("[[config]]\nnet = \"tap\"").contains("no name"));
-        assert!(e("[[config]]\nname = \"a\"\n[[config]]\nname = \"a\"").contains("two configurations"));
+        assert!(
+            e("[[config]]\nname = \"a\"\n[[config]]\nname = \"a\"").contains("two configurations")
+        );
         let m = e("[[config]]\nname = \"x\"\nnet = \"ovs\"");
-        assert!(m.contains("configuration \"x\"") && m.contains("invalid value 'ovs'"), "{m}");
+        assert!(
+            m.contains("configuration \"x\"") && m.contains("invalid value 'ovs'"),
+            "{m}"
+        );
         let m = e("[[config]]\nname = \"x\"\ncolour = 1");
         assert!(m.contains("--colour"), "{m}");
         assert!(e("[[config]]\nname = \"x\"\nrun_dir = \"/tmp\"").contains("set by the matrix"));

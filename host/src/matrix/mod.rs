@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 pub use file::{FileError, Matrix, Row};
-use table::RowResult;
+use table::{RowResult, NOT_RUN};
 
 use crate::run::signals::Signals;
 use crate::run::{hooks_for, run_one, RunError, RunPlan};
@@ -33,8 +33,10 @@ pub mod files {
 
 /// Arguments of `vmprobe matrix`.
 #[derive(Args, Debug, Clone)]
-#[command(after_help = "See examples/matrix.toml: shared defaults at the top, then one \
-[[config]] table per configuration with a name and any `vmprobe run` option.")]
+#[command(
+    after_help = "See examples/matrix.toml: shared defaults at the top, then one \
+[[config]] table per configuration with a name and any `vmprobe run` option."
+)]
 pub struct MatrixArgs {
     /// The matrix file (TOML).
     #[arg(value_name = "FILE.toml")]
@@ -112,9 +114,10 @@ pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> 
     dir.write(files::CSV, &table::csv(&rows))?;
     dir.write(files::MARKDOWN, &table::markdown(&rows))?;
     print!("{text}");
-    let tcg = rows.iter().filter_map(|r| r.results.as_ref()).any(|r| {
-        r.config.accel == crate::vm::options::Accel::Tcg
-    });
+    let tcg = rows
+        .iter()
+        .filter_map(|r| r.results.as_ref())
+        .any(|r| r.config.accel == crate::vm::options::Accel::Tcg);
     if tcg {
         println!("round trips in microseconds, measured under TCG emulation: not KVM numbers");
     }
@@ -124,7 +127,11 @@ pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> 
         files::CSV,
         files::MARKDOWN
     );
-    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    // Rows Ctrl-C kept from running are not failures: the user stopped the matrix.
+    let failed = rows
+        .iter()
+        .filter(|r| r.error.as_deref().is_some_and(|e| e != NOT_RUN))
+        .count();
     if failed > 0 {
         return Err(MatrixError::RowsFailed {
             failed,
@@ -143,14 +150,24 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
             out.push(RowResult {
                 name: row.name.clone(),
                 results: None,
-                error: Some("not run (interrupted)".into()),
+                error: Some(NOT_RUN.into()),
             });
             continue;
         }
-        eprintln!("vmprobe: [{}/{total}] {}: vmprobe run {}", i + 1, row.name, row.argv.join(" "));
+        eprintln!(
+            "vmprobe: [{}/{total}] {}: vmprobe run {}",
+            i + 1,
+            row.name,
+            row.argv.join(" ")
+        );
         let mut args = row.args.clone();
-        args.vm.run_dir = Some(dir.join(format!("{:02}-{}", i + 1, slug(&row.name))));
-        let result = match RunPlan::new(args) {
+        let run_dir = dir.join(format!("{:02}-{}", i + 1, slug(&row.name)));
+        args.vm.run_dir = Some(run_dir.clone());
+        let command = std::iter::once("run".to_string())
+            .chain(row.argv.iter().cloned())
+            .chain(["--run-dir".to_string(), run_dir.display().to_string()])
+            .collect();
+        let result = match RunPlan::new(args).map(|p| p.with_command(command)) {
             Ok(plan) => {
                 let mut hooks = hooks_for(&plan.args);
                 run_one(&plan, &mut hooks, &mut signals).await
@@ -184,7 +201,9 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
 /// directory).
 fn short(e: &RunError) -> String {
     match e {
-        RunError::QemuDied { status, .. } => format!("QEMU exited during the measurement ({status})"),
+        RunError::QemuDied { status, .. } => {
+            format!("QEMU exited during the measurement ({status})")
+        }
         other => other.to_string().lines().next().unwrap_or("").to_string(),
     }
 }

@@ -50,8 +50,13 @@ pub fn execute(args: &QuickstartArgs) -> Result<(), MatrixError> {
 /// The quickstart matrix: every network setup this host allows, irq and poll mode, 1 ms
 /// pacing (like netperf `-w`, shorter so the whole experiment takes about a minute).
 pub fn matrix_toml(image: &Path, count: u64, root: bool) -> String {
-    let mut s = String::from("# vmprobe quickstart: generated; repeat with `vmprobe matrix matrix.toml`\n");
-    let _ = writeln!(s, "image = {}", toml::Value::String(image.display().to_string()));
+    let mut s =
+        String::from("# vmprobe quickstart: generated; repeat with `vmprobe matrix matrix.toml`\n");
+    let _ = writeln!(
+        s,
+        "image = {}",
+        toml::Value::String(image.display().to_string())
+    );
     let _ = writeln!(s, "count = {count}\ninterval = \"1ms\"\nproto = \"both\"");
     let nets: &[&str] = if root {
         &["user", "tap", "bridge", "macvtap"]
@@ -81,7 +86,10 @@ fn ensure_image() -> Result<PathBuf, MatrixError> {
              run scripts/build-guest.sh in a vmprobe checkout, then run quickstart there or pass --image PATH"
         )));
     };
-    eprintln!("vmprobe: no guest image yet: building it with {}/scripts/build-guest.sh", root.display());
+    eprintln!(
+        "vmprobe: no guest image yet: building it with {}/scripts/build-guest.sh",
+        root.display()
+    );
     let status = Command::new(root.join("scripts/build-guest.sh"))
         .current_dir(&root)
         .stdin(Stdio::null())
@@ -105,7 +113,9 @@ fn checkout() -> Option<PathBuf> {
         .into_iter()
         .flatten()
         .flat_map(|p| p.ancestors().map(Path::to_path_buf).collect::<Vec<_>>())
-        .find(|d| d.join("scripts/build-guest.sh").is_file() && d.join("guest/Cargo.toml").is_file())
+        .find(|d| {
+            d.join("scripts/build-guest.sh").is_file() && d.join("guest/Cargo.toml").is_file()
+        })
 }
 
 #[cfg(test)]
@@ -119,7 +129,10 @@ mod tests {
         assert_eq!(names, ["user, irq", "user, poll"]);
         let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true)).unwrap();
         assert_eq!(m.rows.len(), 8);
-        assert_eq!(m.rows[7].args.vm.image.as_deref(), Some(Path::new("/x/g.bin")));
+        assert_eq!(
+            m.rows[7].args.vm.image.as_deref(),
+            Some(Path::new("/x/g.bin"))
+        );
         assert_eq!(m.rows[7].args.rr.count, Some(100));
     }
 }

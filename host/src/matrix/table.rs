@@ -17,6 +17,9 @@ pub struct RowResult {
     pub error: Option<String>,
 }
 
+/// The note of a configuration that Ctrl-C kept from running.
+pub const NOT_RUN: &str = "not run (interrupted)";
+
 const STATS: [&str; 5] = ["min", "avg", "max", "stddev", "p99"];
 
 fn values(r: Option<&RrReport>) -> [Option<f64>; 5] {
@@ -87,7 +90,14 @@ pub fn text(rows: &[RowResult]) -> String {
     for row in rows {
         let _ = write!(out, "{:<w$}  ", row.name);
         if row.results.is_none() {
-            let _ = writeln!(out, "failed: {}", row.error.as_deref().unwrap_or("?"));
+            match row.error.as_deref() {
+                Some(NOT_RUN) => {
+                    let _ = writeln!(out, "{NOT_RUN}");
+                }
+                e => {
+                    let _ = writeln!(out, "failed: {}", e.unwrap_or("?"));
+                }
+            }
             continue;
         }
         for p in [Proto::Udp, Proto::Tcp] {
@@ -118,7 +128,16 @@ fn csv_cell(s: &str) -> String {
 pub fn csv(rows: &[RowResult]) -> String {
     let mut header = vec!["configuration".to_string(), "label".into()];
     for p in ["udp", "tcp"] {
-        for s in ["transactions", "lost", "errors", "min_us", "mean_us", "max_us", "stddev_us", "p99_us"] {
+        for s in [
+            "transactions",
+            "lost",
+            "errors",
+            "min_us",
+            "mean_us",
+            "max_us",
+            "stddev_us",
+            "p99_us",
+        ] {
             header.push(format!("{p}_{s}"));
         }
     }
@@ -129,7 +148,9 @@ pub fn csv(rows: &[RowResult]) -> String {
     for row in rows {
         let mut cells = vec![
             csv_cell(&row.name),
-            row.results.as_ref().map_or(String::new(), |r| r.label.clone()),
+            row.results
+                .as_ref()
+                .map_or(String::new(), |r| r.label.clone()),
         ];
         for p in [Proto::Udp, Proto::Tcp] {
             let r = report(row, p);
@@ -168,7 +189,11 @@ pub fn markdown(rows: &[RowResult]) -> String {
                 let _ = write!(out, " {} |", num(v));
             }
         }
-        let _ = writeln!(out, " {} |", note(row).replace('|', "\\|").replace('\n', " "));
+        let _ = writeln!(
+            out,
+            " {} |",
+            note(row).replace('|', "\\|").replace('\n', " ")
+        );
     }
     out
 }

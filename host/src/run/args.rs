@@ -10,10 +10,12 @@ use crate::vm::VmOptions;
 
 /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear everything down.
 #[derive(Args, Debug, Clone)]
-#[command(after_help = "Every run writes runs/<time>-<label>/ (or --run-dir): qemu-command.sh, \
+#[command(
+    after_help = "Every run writes runs/<time>-<label>/ (or --run-dir): qemu-command.sh, \
 console.log, results.json, samples-<proto>.csv, hist-<proto>.hlog.\n\
 Example (netperf -t TCP_RR -l -1000 -w 10ms, over a tap):\n  \
-vmprobe run --net tap --proto tcp --count 1000 --interval 10ms")]
+vmprobe run --net tap --proto tcp --count 1000 --interval 10ms"
+)]
 pub struct RunArgs {
     /// The VM under test.
     #[command(flatten)]
@@ -77,8 +79,20 @@ mod tests {
     #[test]
     fn vm_and_rr_options_flatten_without_clashes() {
         let t = T::try_parse_from([
-            "t", "--net", "tap", "--mode", "poll", "--count", "200", "--interval", "1ms",
-            "--proto", "tcp", "--busy-poll", "--format", "json",
+            "t",
+            "--net",
+            "tap",
+            "--mode",
+            "poll",
+            "--count",
+            "200",
+            "--interval",
+            "1ms",
+            "--proto",
+            "tcp",
+            "--busy-poll",
+            "--format",
+            "json",
         ])
         .unwrap();
         assert_eq!(t.run.proto, Protocols::Tcp);

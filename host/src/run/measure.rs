@@ -52,7 +52,10 @@ pub async fn measure(
     };
     let Some(addr) = endpoint(&vm.info().endpoints, proto, port) else {
         return Measured {
-            run: Err(RrError::NoAddress(format!("guest echo over {}", options.proto))),
+            run: Err(RrError::NoAddress(format!(
+                "guest echo over {}",
+                options.proto
+            ))),
             interrupted: false,
             qemu_died: None,
             breakdown: None,

@@ -31,6 +31,7 @@ use signals::Signals;
 use crate::export::Format;
 use crate::rr::{Proto, RrError, RrOptions};
 use crate::rundir::{RunDir, RunDirError};
+use crate::vm::qemu_cmd::shell_quote;
 use crate::vm::{Vm, VmConfig, VmError};
 
 /// Console lines shown when QEMU dies mid-run.
@@ -42,6 +43,8 @@ pub mod files {
     pub const RESULTS: &str = "results.json";
     /// The text summary.
     pub const SUMMARY: &str = "summary.txt";
+    /// The `vmprobe run` command line that repeats this run.
+    pub const RUN_COMMAND: &str = "vmprobe-command.sh";
 
     /// Per-sample CSV of one protocol (`vmprobe rr --log` format).
     pub fn samples(proto: crate::rr::Proto) -> String {
@@ -99,6 +102,8 @@ pub struct RunPlan {
     pub args: RunArgs,
     /// The VM configuration.
     pub vm: VmConfig,
+    /// The `vmprobe` arguments that repeat this run (`run ...`), kept in the run directory.
+    pub command: Vec<String>,
 }
 
 impl RunPlan {
@@ -121,7 +126,17 @@ impl RunPlan {
             .into());
         }
         let vm = args.vm.validate()?;
-        Ok(RunPlan { args, vm })
+        Ok(RunPlan {
+            args,
+            vm,
+            command: Vec::new(),
+        })
+    }
+
+    /// Records the `vmprobe` arguments that repeat this run.
+    pub fn with_command(mut self, command: Vec<String>) -> RunPlan {
+        self.command = command;
+        self
     }
 
     /// The rr options for `proto`, logging into `run_dir`.
@@ -179,6 +194,13 @@ pub async fn run_one(
         other => other.to_string(),
     });
     write_results(&run_dir, &results)?;
+    if !plan.command.is_empty() {
+        let line = std::iter::once("vmprobe".to_string())
+            .chain(plan.command.iter().map(|a| shell_quote(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        run_dir.write_script(files::RUN_COMMAND, &[format!("exec {line}")])?;
+    }
     copy_requested_files(plan, &run_dir, &results)?;
     Ok(Finished { results, problem })
 }
@@ -273,7 +295,11 @@ fn copy_requested_files(
             (&plan.args.rr.hist, files::hist(p)),
         ] {
             if let Some(dest) = asked {
-                let dest = if many { with_proto(dest, p) } else { dest.clone() };
+                let dest = if many {
+                    with_proto(dest, p)
+                } else {
+                    dest.clone()
+                };
                 std::fs::copy(run_dir.file(&name), &dest).map_err(|e| {
                     std::io::Error::new(e.kind(), format!("cannot write {}: {e}", dest.display()))
                 })?;
@@ -285,7 +311,10 @@ fn copy_requested_files(
 
 /// `dir/name.ext` -> `dir/name-udp.ext`.
 fn with_proto(path: &Path, proto: Proto) -> PathBuf {
-    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match path.extension() {
         Some(ext) => format!("{stem}-{proto}.{}", ext.to_string_lossy()),
         None => format!("{stem}-{proto}"),
@@ -300,7 +329,7 @@ pub fn execute(args: RunArgs) -> Result<(), RunError> {
         return compare::execute(args);
     }
     let format = args.rr.format;
-    let plan = RunPlan::new(args)?;
+    let plan = RunPlan::new(args)?.with_command(std::env::args().skip(1).collect());
     eprintln!("vmprobe: accelerator: {}", plan.vm.accel_reason);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -54,7 +54,12 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
     let _ = writeln!(out, "vmprobe run {}", r.label);
     let _ = writeln!(out, "{:<13}{}", "config", describe(r));
     let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1} ms"));
-    let _ = write!(out, "{:<13}{} from QEMU start to ready", "boot", ms(r.boot_ms));
+    let _ = write!(
+        out,
+        "{:<13}{} from QEMU start to ready",
+        "boot",
+        ms(r.boot_ms)
+    );
     if r.uboot_ms.is_some() {
         let _ = write!(out, " (U-Boot {} of it)", ms(r.uboot_ms));
     }
