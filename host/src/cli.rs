@@ -27,4 +27,6 @@ pub enum Command {
     Matrix(crate::matrix::MatrixArgs),
     /// The default experiment on this machine: a short matrix of what this host can run.
     Quickstart(crate::matrix::quickstart::QuickstartArgs),
+    /// Boot the probe VM and run its micro-benchmarks (exits, interrupts, timer, IPI).
+    Micro(crate::probe::micro_command::MicroArgs),
 }

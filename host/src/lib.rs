@@ -6,6 +6,7 @@ pub mod export;
 pub mod load;
 pub mod matrix;
 pub mod netsetup;
+pub mod probe;
 pub mod report;
 pub mod rr;
 pub mod run;

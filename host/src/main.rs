@@ -13,6 +13,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => vmprobe::run::execute(args)?,
         Command::Matrix(args) => vmprobe::matrix::execute(&args)?,
         Command::Quickstart(args) => vmprobe::matrix::quickstart::execute(&args)?,
+        Command::Micro(args) => vmprobe::probe::micro_command::run(args)?,
     }
     Ok(())
 }

@@ -207,6 +207,12 @@ impl ClockMapping {
         }
     }
 
+    /// The reference point: guest ticks and the host time (ns) they map to. `offset_ns` is
+    /// exact there; elsewhere the drift adds `(ticks - reference) * drift`.
+    pub fn reference(&self) -> (u64, i64) {
+        (self.ref_ticks, self.to_host_ns(self.ref_ticks))
+    }
+
     fn x(&self, ticks: u64) -> f64 {
         (i128::from(ticks) - i128::from(self.ref_ticks)) as f64
     }

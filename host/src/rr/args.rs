@@ -67,6 +67,13 @@ pub struct MeasureArgs {
     /// Write the RTT histogram as an HdrHistogram log.
     #[arg(long, value_name = "FILE")]
     pub hist: Option<PathBuf>,
+    /// The target is a vmprobe guest's probe port (UDP 7777): send timestamped echo requests
+    /// and split each round trip into host->guest, guest residence and guest->host.
+    #[arg(long)]
+    pub probe: bool,
+    /// With --probe: how guest time is mapped onto host time
+    #[arg(long, value_enum, requires = "probe", default_value = "min-rtt")]
+    pub clock: crate::probe::ClockChoice,
     /// Number of largest round trips to report with their times.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub outliers: usize,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{args::RrArgs, engine::Limit, system, Control, Progress, RrError};
+use super::{args::RrArgs, engine::Limit, system, Control, Progress, RrError, RrOptions};
 use crate::export::{self, Format};
 
 /// How long a run goes before a progress display appears.
@@ -15,7 +15,40 @@ const PROGRESS_AFTER: Duration = Duration::from_secs(2);
 /// connection dropped mid-run) after printing what was measured.
 pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     let options = args.to_options();
+    if args.measure.probe {
+        let clock = args.measure.clock;
+        crate::probe::rr::validate(&options, clock)?;
+        let run = measure(args, &options, |o, c| crate::probe::run_probe(o, c, clock))?;
+        let report = crate::probe::ProbeReport::from(&run);
+        let bytes = crate::probe::report::serialize(args.measure.format, &report, None)
+            .map_err(RrError::Output)?;
+        return finish(&bytes, &run.rr.report.error);
+    }
     options.validate()?;
+    let run = measure(args, &options, super::run)?;
+    let bytes = export::serialize(args.measure.format, &run.report).map_err(RrError::Output)?;
+    finish(&bytes, &run.report.error)
+}
+
+/// Prints the summary; the run's own error comes after it.
+fn finish(bytes: &[u8], error: &Option<String>) -> Result<(), RrError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(RrError::Output)?;
+    match error {
+        Some(e) => Err(RrError::Aborted(e.clone())),
+        None => Ok(()),
+    }
+}
+
+/// Runs `body` with stop signals routed to the measuring thread and a progress display.
+fn measure<T>(
+    args: &RrArgs,
+    options: &RrOptions,
+    body: impl FnOnce(&RrOptions, Control<'_>) -> Result<T, RrError>,
+) -> Result<T, RrError> {
     let stop = system::install_stop_signals().map_err(|source| RrError::Setup {
         what: "cannot install signal handlers",
         source,
@@ -27,12 +60,12 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
     let show_progress = args.measure.format == Format::Text
         && std::io::stdout().is_terminal()
         && std::io::stderr().is_terminal();
-    let run = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         if show_progress {
             scope.spawn(|| display_progress(options.limit, &progress, &finished));
         }
-        let run = super::run(
-            &options,
+        let run = body(
+            options,
             Control {
                 stop,
                 progress: &progress,
@@ -40,17 +73,7 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
         );
         finished.store(true, Ordering::Relaxed);
         run
-    })?;
-    let bytes = export::serialize(args.measure.format, &run.report).map_err(RrError::Output)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(&bytes)
-        .and_then(|()| stdout.flush())
-        .map_err(RrError::Output)?;
-    match run.report.error {
-        Some(e) => Err(RrError::Aborted(e)),
-        None => Ok(()),
-    }
+    })
 }
 
 /// A progress bar on stderr, shown once the run has lasted [`PROGRESS_AFTER`], with a live

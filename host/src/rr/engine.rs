@@ -295,8 +295,9 @@ where
             send_unix_ns,
             send_mono_ns: t0,
         };
-        sink.sample(&Sample { id, outcome })
-            .map_err(LoopError::Sink)?;
+        let sample = Sample { id, outcome };
+        sink.sample(&sample).map_err(LoopError::Sink)?;
+        framing.observe(&sample).map_err(LoopError::Sink)?;
         progress
             .done
             .store(seq + 1 - plan.warmup, Ordering::Relaxed);

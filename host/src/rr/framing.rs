@@ -27,6 +27,12 @@ pub trait Framing: Send {
     /// Judges `reply` while request number `seq`, whose bytes are `request`, is outstanding.
     /// An implementation may keep what it parsed (e.g. remote timestamps) for its owner.
     fn check(&mut self, seq: u64, request: &[u8], reply: &[u8]) -> Verdict;
+    /// Sees every measured transaction once it is over (after the sample sink, outside the
+    /// timed window), so a framing that keeps what it parsed can pair it with the sample's
+    /// send time and round trip. An error ends the run like a failing sample sink.
+    fn observe(&mut self, _sample: &super::engine::Sample) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Byte-exact echo with a sequence number; see the module documentation.

@@ -26,13 +26,28 @@ impl SampleLog<File> {
     pub fn create(path: &Path) -> io::Result<Self> {
         Self::new(File::create(path)?)
     }
+
+    /// Creates (truncates) `path` with `extra` columns (see [`SampleLog::with_columns`]).
+    pub fn create_with_columns(path: &Path, extra: &str) -> io::Result<Self> {
+        Self::with_columns(File::create(path)?, extra)
+    }
 }
 
 impl<W: Write> SampleLog<W> {
     /// A log on any writer; writes the header.
     pub fn new(writer: W) -> io::Result<Self> {
+        Self::with_columns(writer, "")
+    }
+
+    /// A log whose rows carry `extra` columns (comma-separated names) after the standard ones;
+    /// write its rows with [`write_extra`](Self::write_extra).
+    pub fn with_columns(writer: W, extra: &str) -> io::Result<Self> {
         let mut out = BufWriter::with_capacity(64 * 1024, writer);
-        writeln!(out, "{HEADER}")?;
+        if extra.is_empty() {
+            writeln!(out, "{HEADER}")?;
+        } else {
+            writeln!(out, "{HEADER},{extra}")?;
+        }
         out.flush()?;
         Ok(Self {
             out,
@@ -42,6 +57,27 @@ impl<W: Write> SampleLog<W> {
 
     /// Appends one row; flushes if the last flush is more than 100 ms old.
     pub fn write(&mut self, s: &Sample) -> io::Result<()> {
+        self.row(s)?;
+        writeln!(self.out)?;
+        self.flush_if_due(s.id.send_mono_ns)
+    }
+
+    /// Appends one row with `extra` (the values of the extra columns, comma-separated).
+    pub fn write_extra(&mut self, s: &Sample, extra: &str) -> io::Result<()> {
+        self.row(s)?;
+        writeln!(self.out, ",{extra}")?;
+        self.flush_if_due(s.id.send_mono_ns)
+    }
+
+    fn flush_if_due(&mut self, now_mono_ns: u64) -> io::Result<()> {
+        if now_mono_ns.saturating_sub(self.last_flush_ns) >= FLUSH_EVERY_NS {
+            self.flush(now_mono_ns)?;
+        }
+        Ok(())
+    }
+
+    /// The standard columns of a row, without the line end.
+    fn row(&mut self, s: &Sample) -> io::Result<()> {
         let id = &s.id;
         match s.outcome {
             Outcome::Reply {
@@ -52,23 +88,19 @@ impl<W: Write> SampleLog<W> {
                 if let Some(rx) = rx_sw_rtt_ns {
                     write!(self.out, "{rx}")?;
                 }
-                writeln!(self.out, ",{}", id.send_mono_ns)?;
+                write!(self.out, ",{}", id.send_mono_ns)
             }
-            Outcome::Lost => writeln!(
+            Outcome::Lost => write!(
                 self.out,
                 "{},{},,1,lost,,{}",
                 id.seq, id.send_unix_ns, id.send_mono_ns
-            )?,
-            Outcome::Error => writeln!(
+            ),
+            Outcome::Error => write!(
                 self.out,
                 "{},{},,0,error,,{}",
                 id.seq, id.send_unix_ns, id.send_mono_ns
-            )?,
+            ),
         }
-        if id.send_mono_ns.saturating_sub(self.last_flush_ns) >= FLUSH_EVERY_NS {
-            self.flush(id.send_mono_ns)?;
-        }
-        Ok(())
     }
 
     /// Writes buffered rows out.

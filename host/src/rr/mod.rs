@@ -265,6 +265,22 @@ pub fn run_with<C>(
 where
     C: FnOnce() -> Result<Endpoint, RrError> + Send,
 {
+    let mut framing = EchoFraming::new(options.size);
+    run_with_framing(options, address, control, connect, &mut framing)
+}
+
+/// [`run_with`] with a caller's [`framing::Framing`] (see [`measure_endpoint_framed`]).
+pub fn run_with_framing<C, F>(
+    options: &RrOptions,
+    address: SocketAddr,
+    control: Control<'_>,
+    connect: C,
+    framing: &mut F,
+) -> Result<RrRun, RrError>
+where
+    C: FnOnce() -> Result<Endpoint, RrError> + Send,
+    F: framing::Framing + ?Sized,
+{
     options.validate()?;
     let log = match &options.log {
         Some(path) => Some(SampleLog::create(path).map_err(|source| RrError::LogFile {
@@ -292,7 +308,9 @@ where
                 system::tight_timer_slack();
                 system::unblock_stop_signals();
                 let endpoint = connect()?;
-                measure_endpoint(endpoint, options, address, cpus_used, log, control)
+                measure_endpoint_framed(
+                    endpoint, options, framing, address, cpus_used, log, control,
+                )
             });
         match thread {
             Ok(handle) => handle.join().unwrap_or(Err(RrError::ThreadPanicked)),

@@ -29,6 +29,10 @@ pub struct RunArgs {
     /// Protocols to measure, one after the other
     #[arg(long, value_enum, default_value = "both")]
     pub proto: Protocols,
+    /// Run twice, guest mode irq then poll, with --probe: the difference of the host-to-guest
+    /// delays is the cost of interrupt injection and vCPU wake-up
+    #[arg(long, conflicts_with = "mode")]
+    pub compare_modes: bool,
     /// Seconds to wait for the guest's ready line
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub ready_timeout: u64,

@@ -24,22 +24,35 @@ pub struct Measured {
     pub interrupted: bool,
     /// QEMU exited meanwhile (how).
     pub qemu_died: Option<String>,
+    /// The guest-timestamp breakdown (`--probe`, UDP only), or why there is none.
+    pub breakdown: Option<Result<crate::probe::Breakdown, String>>,
 }
 
 /// Measures `options` (its `target` is replaced by the guest's echo service for
 /// `options.proto`) and waits for the end, stopping early on a signal or QEMU's exit.
-/// With `show_progress`, a progress bar and live line (p50/p99/max) go to stderr meanwhile.
+/// With `show_progress`, a progress bar and live line (p50/p99/max) go to stderr meanwhile. With
+/// `probe`, UDP goes to the guest's probe port with timestamped echo requests instead, and the
+/// breakdown comes back too.
 pub async fn measure(
     vm: &mut Vm,
     mut options: RrOptions,
     signals: &mut Signals,
     show_progress: bool,
+    probe: Option<crate::probe::ClockChoice>,
 ) -> Measured {
     let proto = match options.proto {
         Proto::Udp => services::Proto::Udp,
         Proto::Tcp => services::Proto::Tcp,
     };
-    let Some(addr) = endpoint(&vm.info().endpoints, proto, ECHO_PORT) else {
+    let probe = probe.filter(|_| options.proto == Proto::Udp);
+    let clock = probe.unwrap_or_default();
+    let probe = probe.is_some();
+    let port = if probe {
+        vmprobe_proto::PROBE_PORT
+    } else {
+        ECHO_PORT
+    };
+    let Some(addr) = endpoint(&vm.info().endpoints, proto, port) else {
         return Measured {
             run: Err(RrError::NoAddress(format!(
                 "guest echo over {}",
@@ -47,6 +60,7 @@ pub async fn measure(
             ))),
             interrupted: false,
             qemu_died: None,
+            breakdown: None,
         };
     };
     options.target = addr.to_string();
@@ -69,7 +83,7 @@ pub async fn measure(
             };
             let (proto, timeout) = (options.proto, options.timeout);
             // rr's measuring thread enters the namespace before it opens its socket.
-            let r = rr::run_with(&options, addr, control, move || {
+            let connect = move || {
                 if let Some(ns) = &ns {
                     ns.enter().map_err(|source| RrError::Setup {
                         what: "cannot enter the client network namespace",
@@ -77,7 +91,13 @@ pub async fn measure(
                     })?;
                 }
                 rr::connect(addr, proto, timeout)
-            });
+            };
+            let r = if probe {
+                crate::probe::run_probe_with(&options, addr, control, connect, clock)
+                    .map(|p| (p.rr, Some(p.breakdown)))
+            } else {
+                rr::run_with(&options, addr, control, connect).map(|r| (r, None))
+            };
             let _ = tx.send(r);
         });
     if let Err(source) = spawned {
@@ -89,6 +109,7 @@ pub async fn measure(
             }),
             interrupted: false,
             qemu_died: None,
+            breakdown: None,
         };
     }
     let mut interrupted = false;
@@ -112,9 +133,14 @@ pub async fn measure(
             }
         }
     };
+    let (run, breakdown) = match run {
+        Ok((run, breakdown)) => (Ok(run), breakdown),
+        Err(e) => (Err(e), None),
+    };
     Measured {
         run,
         interrupted,
         qemu_died,
+        breakdown,
     }
 }

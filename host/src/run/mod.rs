@@ -14,6 +14,7 @@
 //!
 //! `matrix` and `quickstart` run many plans through the same [`run_one`].
 pub mod args;
+pub mod compare;
 pub mod hooks;
 pub mod measure;
 pub mod output;
@@ -110,6 +111,19 @@ impl RunPlan {
     pub fn new(args: RunArgs) -> Result<RunPlan, RunError> {
         for &proto in args.proto.list() {
             args.rr.to_options("guest".into(), proto).validate()?;
+        }
+        if args.rr.probe {
+            crate::probe::rr::validate(
+                &args.rr.to_options("guest".into(), Proto::Udp),
+                args.rr.clock,
+            )?;
+        }
+        if args.rr.probe && !args.proto.list().contains(&Proto::Udp) {
+            return Err(RrError::Options(
+                "--probe measures over UDP (the guest's probe port): use --proto udp or both"
+                    .into(),
+            )
+            .into());
         }
         let vm = args.vm.validate()?;
         Ok(RunPlan {
@@ -228,7 +242,8 @@ async fn measure_all(
             break;
         }
         let options = plan.rr_options(proto, vm.run_dir());
-        let m = measure::measure(vm, options, signals, show_progress(plan)).await;
+        let probe = plan.args.rr.probe.then_some(plan.args.rr.clock);
+        let m = measure::measure(vm, options, signals, show_progress(plan), probe).await;
         results.interrupted |= m.interrupted;
         if m.qemu_died.is_some() {
             results.qemu_died = m.qemu_died;
@@ -240,6 +255,9 @@ async fn measure_all(
                         .map_err(|e| hook_err(h.name(), e))?;
                 }
                 results.set_report(run.report);
+                if let Some(b) = m.breakdown {
+                    results.probe = Some(b.into());
+                }
             }
             // Stopped before the first reply: nothing of this protocol to keep.
             Err(_) if results.interrupted || results.qemu_died.is_some() => break,
@@ -319,6 +337,9 @@ fn with_proto(path: &Path, proto: Proto) -> PathBuf {
 /// `vmprobe run`: one run, summary on stdout in `--format`; exit status non-zero when QEMU
 /// died or a protocol failed (after the partial summary).
 pub fn execute(args: RunArgs) -> Result<(), RunError> {
+    if args.compare_modes {
+        return compare::execute(args);
+    }
     let format = args.rr.format;
     let plan = RunPlan::new(args)?.with_command(std::env::args().skip(1).collect());
     eprintln!("vmprobe: accelerator: {}", plan.vm.accel_reason);

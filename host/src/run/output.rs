@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::results::RunResults;
+use super::results::{ProbeOutcome, RunResults};
 use crate::export::{self, Format};
 use crate::vm::options::{Accel, Boot, Transport};
 
@@ -65,11 +65,31 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
     }
     out.push('\n');
     for report in r.reports() {
-        let _ = writeln!(out, "--- {} echo (round trip, microseconds)", report.proto);
+        let what = match (report.proto, &r.probe) {
+            (crate::rr::Proto::Udp, Some(_)) => "probe echo, port 7777",
+            _ => "echo",
+        };
+        let _ = writeln!(out, "--- {} {what} (round trip, microseconds)", report.proto);
         out.push_str(&String::from_utf8_lossy(&export::serialize(
             Format::Text,
             report,
         )?));
+    }
+    match &r.probe {
+        Some(ProbeOutcome::Breakdown(b)) => {
+            let _ = writeln!(out, "--- udp probe (guest timestamps)");
+            out.push_str(&crate::probe::report::breakdown_text(
+                b,
+                Some(match r.config.accel {
+                    Accel::Kvm => "kvm",
+                    Accel::Tcg => "tcg",
+                }),
+            ));
+        }
+        Some(ProbeOutcome::Error { probe_error }) => {
+            let _ = writeln!(out, "{:<13}{probe_error}", "probe");
+        }
+        None => {}
     }
     if r.reports().next().is_none() {
         let _ = writeln!(out, "nothing measured");

@@ -98,6 +98,11 @@ pub struct RunResults {
     pub error: Option<String>,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// `--probe`: where the UDP round trips went (the keys `rr --probe` adds: `h2g_us`,
+    /// `guest_residence_us`, `g2h_us`, `irq_to_rx_us`, `notify_exit_us`, `clock`, ...), or
+    /// `probe_error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeOutcome>,
     /// Fields added by features hooked into `run` (see [`super::hooks`]).
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -119,6 +124,7 @@ impl RunResults {
             qemu_exit: None,
             error: None,
             run_dir: info.run_dir.clone(),
+            probe: None,
             extra: serde_json::Map::new(),
         }
     }
@@ -142,5 +148,27 @@ impl RunResults {
     /// Measured reports in measuring order.
     pub fn reports(&self) -> impl Iterator<Item = &RrReport> {
         self.udp.iter().chain(self.tcp.iter())
+    }
+}
+
+/// The `probe` object of a run: the breakdown, or why there is none.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum ProbeOutcome {
+    /// The split.
+    Breakdown(Box<crate::probe::Breakdown>),
+    /// Why there is none.
+    Error {
+        /// The reason.
+        probe_error: String,
+    },
+}
+
+impl From<Result<crate::probe::Breakdown, String>> for ProbeOutcome {
+    fn from(r: Result<crate::probe::Breakdown, String>) -> Self {
+        match r {
+            Ok(b) => ProbeOutcome::Breakdown(Box::new(b)),
+            Err(probe_error) => ProbeOutcome::Error { probe_error },
+        }
     }
 }
