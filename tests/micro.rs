@@ -97,18 +97,10 @@ fn micro_under_tcg_returns_samples_for_every_test() {
     assert!(json["cntfrq_hz"].as_u64().unwrap() > 0);
     let tests = json["tests"].as_array().unwrap();
     let names: Vec<&str> = tests.iter().map(|t| t["name"].as_str().unwrap()).collect();
-    // Every test has samples; the IPI may only be absent when the guest says it cannot run it.
-    let skipped = json["skipped"].as_array().unwrap();
     for t in BenchTest::ALL {
-        let refused = skipped
-            .iter()
-            .any(|s| s["name"] == t.name() && s["reason"].as_str().is_some_and(|r| !r.is_empty()));
-        assert!(
-            names.contains(&t.name()) || (t == BenchTest::IpiRoundTrip && refused),
-            "{} missing: {names:?}, skipped {skipped:?}",
-            t.name()
-        );
+        assert!(names.contains(&t.name()), "{} missing: {json}", t.name());
     }
+    assert_eq!(json["skipped"].as_array().unwrap().len(), 0, "{json}");
     for t in tests {
         assert_eq!(t["iterations"], 200, "{t}");
         for k in ["min_ns", "p50_ns", "p99_ns", "max_ns", "mean_ns"] {
