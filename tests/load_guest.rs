@@ -92,7 +92,7 @@ fn check(reports: &[LoadReport], kinds: &[LoadKind]) {
 
 async fn each_kind_beside_latency(test: &str, args: &[&str]) {
     let (vm, dir) = boot(test, args).await;
-    let cpus = vmprobe::rr::system::allowed_cpus().unwrap();
+    let cpus = vmprobe::cpus::allowed().unwrap();
     let last = *cpus.last().unwrap();
     for kinds in [
         vec![LoadKind::ToGuest],

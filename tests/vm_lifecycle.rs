@@ -66,7 +66,7 @@ async fn user_net_ready_pinned_and_shut_down() {
     // Default pinning: every vCPU thread off cpu0 where the host has more CPUs.
     assert_eq!(info.vcpus.len(), 1);
     for v in &info.vcpus {
-        assert_eq!(pin::affinity_of(v.thread_id).unwrap(), pin::default_cpus());
+        assert_eq!(vmprobe::cpus::of(v.thread_id).unwrap(), pin::default_cpus());
     }
     // User networking: every service forwarded from a loopback port, none a fixed one.
     assert_eq!(info.endpoints.len(), 7);
@@ -100,7 +100,7 @@ async fn user_net_ready_pinned_and_shut_down() {
 #[tokio::test]
 async fn explicit_pin_and_two_vcpus() {
     let dir = temp_dir("pin");
-    let cpu = *pin::current_affinity().unwrap().last().unwrap();
+    let cpu = *vmprobe::cpus::allowed().unwrap().last().unwrap();
     let spec = format!("0={cpu},1={cpu}");
     let cfg = fake(&dir, READY, &["--smp", "2", "--pin", &spec])
         .validate()
@@ -110,7 +110,7 @@ async fn explicit_pin_and_two_vcpus() {
     assert_eq!(vcpus.len(), 2);
     assert_ne!(vcpus[0].thread_id, vcpus[1].thread_id);
     for v in &vcpus {
-        assert_eq!(pin::affinity_of(v.thread_id).unwrap(), vec![cpu]);
+        assert_eq!(vmprobe::cpus::of(v.thread_id).unwrap(), vec![cpu]);
     }
     vm.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir).unwrap();

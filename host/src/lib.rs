@@ -1,6 +1,7 @@
 //! The vmprobe host harness as a library: the `vmprobe` binary is a thin shell over it.
 pub mod cli;
 pub mod clock;
+pub mod cpus;
 pub mod duration;
 pub mod export;
 pub mod load;

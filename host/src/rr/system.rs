@@ -6,6 +6,8 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cpus;
+
 /// Raised by SIGINT/SIGTERM once [`install_stop_signals`] ran.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
@@ -59,58 +61,21 @@ pub fn unblock_stop_signals() {
     set_stop_signal_mask(libc::SIG_UNBLOCK);
 }
 
-/// The CPUs the calling thread may run on.
-pub fn allowed_cpus() -> io::Result<Vec<usize>> {
-    // SAFETY: a zeroed cpu_set_t is empty; sched_getaffinity fills it for this thread.
-    let set = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        set
-    };
-    // SAFETY: CPU_ISSET only reads the set, for indexes below CPU_SETSIZE.
-    Ok((0..libc::CPU_SETSIZE as usize)
-        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
-        .collect())
-}
-
-/// Restricts the calling thread to `cpus`.
-pub fn set_cpus(cpus: &[usize]) -> io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET writes bits below CPU_SETSIZE (checked);
-    // sched_setaffinity reads the set for this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        for &c in cpus {
-            if c >= libc::CPU_SETSIZE as usize {
-                return Err(io::Error::from_raw_os_error(libc::EINVAL));
-            }
-            libc::CPU_SET(c, &mut set);
-        }
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 /// Pins the calling thread to `cpu`, or, without one, keeps it off cpu0 when other CPUs are
 /// allowed. Returns the CPUs it may now run on.
 pub fn place_thread(cpu: Option<usize>) -> io::Result<Vec<usize>> {
     match cpu {
         Some(c) => {
-            set_cpus(&[c])?;
+            cpus::set(0, &[c])?;
             Ok(vec![c])
         }
         None => {
-            let allowed = allowed_cpus()?;
-            let others: Vec<usize> = allowed.iter().copied().filter(|&c| c != 0).collect();
-            if allowed.contains(&0) && !others.is_empty() {
-                set_cpus(&others)?;
-                Ok(others)
-            } else {
-                Ok(allowed)
+            let allowed = cpus::allowed()?;
+            let chosen = cpus::off_cpu0(&allowed);
+            if chosen != allowed {
+                cpus::set(0, &chosen)?;
             }
+            Ok(chosen)
         }
     }
 }

@@ -413,7 +413,7 @@ impl Vm {
                 Some(c) => vec![c],
                 None => pin::default_cpus(),
             };
-            pin::set_affinity(t.thread_id, &cpus).map_err(|source| VmError::Pin {
+            crate::cpus::set(t.thread_id, &cpus).map_err(|source| VmError::Pin {
                 vcpu: t.index,
                 tid: t.thread_id,
                 cpus: cpus.clone(),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use super::pin::{host_cpu_count, PinSpec};
+use super::pin::PinSpec;
 use super::VmError;
 
 /// Where Debian's u-boot-qemu package puts the QEMU arm64 build of U-Boot.
@@ -290,7 +290,7 @@ impl VmOptions {
             return Err(VmError::NotRoot(self.net));
         }
         if let Some(pin) = &self.pin {
-            pin.check(self.smp, host_cpu_count())?;
+            pin.check(self.smp, crate::cpus::count())?;
         }
         Ok(VmConfig {
             image,
