@@ -17,8 +17,10 @@ mod arch;
 
 #[cfg(target_os = "none")]
 mod probe {
+    use crate::arch::bench::BenchTargets;
     use crate::arch::console::println;
     use crate::arch::counter::{self, GenericCounter};
+    use crate::arch::platform::Machine;
     use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
@@ -28,6 +30,7 @@ mod probe {
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
     use vmprobe_guest::services::Services;
+    use vmprobe_proto::GuestMode;
 
     /// A reason to give up, printed as `vmprobe: error: ...` before powering off.
     #[derive(Debug, thiserror::Error)]
@@ -116,7 +119,7 @@ mod probe {
             });
         }
         let nic = find_nic(&platform)?;
-        let (kind, nic_intid) = (nic.kind, nic.intid);
+        let (kind, nic_intid, nic_registers) = (nic.kind, nic.intid, nic.registers);
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
         let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, config.mode)? };
         if config.mode == Mode::Irq {
@@ -126,6 +129,18 @@ mod probe {
 
         let mac = phy.mac();
         let mut services = Services::new(&config.net, mac, &mut phy, now());
+        let targets = BenchTargets {
+            nic: nic_registers,
+            nic_intid,
+            timer_intid: platform.virtual_timer_intid,
+            irq_mode: config.mode == Mode::Irq,
+            cpu_count: platform.cpu_count,
+        };
+        let mode = match config.mode {
+            Mode::Irq => GuestMode::Irq,
+            Mode::Poll => GuestMode::Poll,
+        };
+        let mut machine = Machine::new(mode, phy.rings(), targets);
         let ready = ReadyLine {
             config,
             gic: platform.gic.version(),
@@ -135,11 +150,12 @@ mod probe {
             Mode::Irq => serve_irq(
                 &mut services,
                 &mut phy,
+                &mut machine,
                 ready,
                 nic_intid,
                 platform.virtual_timer_intid,
             ),
-            Mode::Poll => serve_poll(&mut services, &mut phy, ready),
+            Mode::Poll => serve_poll(&mut services, &mut phy, &mut machine, ready),
         }
     }
 
@@ -205,18 +221,40 @@ mod probe {
     }
 
     /// Busy loop; the device was told never to interrupt and its line is not enabled at the GIC.
-    fn serve_poll(services: &mut Services, phy: &mut Phy, ready: ReadyLine) -> ! {
+    fn serve_poll(
+        services: &mut Services,
+        phy: &mut Phy,
+        machine: &mut Machine,
+        ready: ReadyLine,
+    ) -> ! {
         let mut printed = false;
         loop {
-            services.poll(now(), phy);
+            machine.counters.polls += 1;
+            services.poll(now(), phy, machine);
             ready.announce(services, &mut printed);
+            if machine.power_off_requested() {
+                power_off_after_transmit(phy);
+            }
         }
+    }
+
+    /// The host asked for a power-off over the probe protocol and its acknowledgement has been
+    /// handed to the device: wait (at most 100 ms) until the device has sent every queued frame,
+    /// then PSCI SYSTEM_OFF.
+    fn power_off_after_transmit(phy: &mut Phy) -> ! {
+        let deadline = ticks_after(Duration::from_millis(100));
+        while !phy.transmit_idle() && counter::now() < deadline {
+            core::hint::spin_loop();
+        }
+        println!("vmprobe: powering off as the host asked");
+        power::off()
     }
 
     /// Poll until idle, then sleep until the NIC's receive interrupt or the timer smoltcp asks for.
     fn serve_irq(
         services: &mut Services,
         phy: &mut Phy,
+        machine: &mut Machine,
         ready: ReadyLine,
         nic: Option<u32>,
         timer: u32,
@@ -224,8 +262,12 @@ mod probe {
         let mut printed = false;
         loop {
             let t = now();
-            let busy = services.poll(t, phy);
+            machine.counters.polls += 1;
+            let busy = services.poll(t, phy, machine);
             ready.announce(services, &mut printed);
+            if machine.power_off_requested() {
+                power_off_after_transmit(phy);
+            }
             if busy {
                 continue;
             }
@@ -237,16 +279,21 @@ mod probe {
             if !phy.prepare_to_sleep() {
                 continue;
             }
+            machine.counters.idle_waits += 1;
             gic::wait_for_interrupt();
             phy.woke();
-            if let Some((intid, entered)) = gic::take_pending() {
-                phy.stamps().irq_entry = entered;
-                if Some(intid) == nic {
-                    phy.ack_interrupt();
-                } else if intid == timer {
-                    counter::disarm_timer();
+            match gic::take_pending() {
+                Some((intid, entered)) => {
+                    if Some(intid) == nic {
+                        machine.counters.irqs += 1;
+                        phy.interrupted_at(entered);
+                        phy.ack_interrupt();
+                    } else if intid == timer {
+                        counter::disarm_timer();
+                    }
+                    gic::end(intid);
                 }
-                gic::end(intid);
+                None => machine.counters.spurious_irqs += 1,
             }
         }
     }

@@ -38,38 +38,7 @@ primary_entry:
     cmp     x20, #2
     b.ne    in_el1
 
-    /* EL2: run EL1 as AArch64 with nothing trapped, then drop to it. */
-    mov     x1, #(1 << 31)          /* HCR_EL2.RW */
-    msr     hcr_el2, x1
-    mrs     x1, cnthctl_el2
-    orr     x1, x1, #3              /* EL1PCTEN, EL1PCEN */
-    msr     cnthctl_el2, x1
-    msr     cntvoff_el2, xzr
-    mov     x1, #0x33ff             /* CPTR_EL2: RES1 bits, no FP/SIMD trap */
-    msr     cptr_el2, x1
-    msr     hstr_el2, xzr
-    mrs     x1, midr_el1
-    msr     vpidr_el2, x1
-    mrs     x1, mpidr_el1
-    msr     vmpidr_el2, x1
-    /* GICv3 CPU interface in system registers: let EL1 use it. */
-    mrs     x1, id_aa64pfr0_el1
-    ubfx    x1, x1, #24, #4
-    cbz     x1, 1f
-    mrs     x1, S3_4_C12_C9_5       /* ICC_SRE_EL2 */
-    orr     x1, x1, #0x1            /* SRE */
-    orr     x1, x1, #0x8            /* Enable: lower ELs may use the registers */
-    msr     S3_4_C12_C9_5, x1
-    isb
-1:
-    ldr     x1, =0x30d00800         /* SCTLR_EL1 RES1 bits, MMU and caches off */
-    msr     sctlr_el1, x1
-    mov     x1, #0x3c5              /* EL1h, DAIF masked */
-    msr     spsr_el2, x1
-    adr     x1, in_el1
-    msr     elr_el2, x1
-    isb
-    eret
+    bl      drop_to_el1
 
 in_el1:
     /* FP/SIMD: Rust on aarch64-unknown-none uses it anywhere. */
@@ -159,6 +128,42 @@ in_el1:
     bl      rust_start
 7:  wfe
     b       7b
+
+/* EL2 to EL1 (boot CPU and the secondary alike): run EL1 as AArch64 with nothing trapped, then
+ * drop to it, returning to the caller at EL1 with IRQs masked. Clobbers x1 only. */
+    .global drop_to_el1
+drop_to_el1:
+    mov     x1, #(1 << 31)          /* HCR_EL2.RW */
+    msr     hcr_el2, x1
+    mrs     x1, cnthctl_el2
+    orr     x1, x1, #3              /* EL1PCTEN, EL1PCEN */
+    msr     cnthctl_el2, x1
+    msr     cntvoff_el2, xzr
+    mov     x1, #0x33ff             /* CPTR_EL2: RES1 bits, no FP/SIMD trap */
+    msr     cptr_el2, x1
+    msr     hstr_el2, xzr
+    mrs     x1, midr_el1
+    msr     vpidr_el2, x1
+    mrs     x1, mpidr_el1
+    msr     vmpidr_el2, x1
+    /* GICv3 CPU interface in system registers: let EL1 use it. */
+    mrs     x1, id_aa64pfr0_el1
+    ubfx    x1, x1, #24, #4
+    cbz     x1, 1f
+    mrs     x1, S3_4_C12_C9_5       /* ICC_SRE_EL2 */
+    orr     x1, x1, #0x1            /* SRE */
+    orr     x1, x1, #0x8            /* Enable: lower ELs may use the registers */
+    msr     S3_4_C12_C9_5, x1
+    isb
+1:
+    ldr     x1, =0x30d00800         /* SCTLR_EL1 RES1 bits, MMU and caches off */
+    msr     sctlr_el1, x1
+    mov     x1, #0x3c5              /* EL1h, DAIF masked */
+    msr     spsr_el2, x1
+    msr     elr_el2, x30            /* "return" to the caller, at EL1 */
+    isb
+    eret
+
 
 wrong_address:
     wfe

@@ -9,7 +9,7 @@ use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::mutex::SpinMutex;
 use vmprobe_guest::dtb::GicInfo;
 
@@ -22,6 +22,16 @@ static GIC: SpinMutex<Option<Gic>> = SpinMutex::new(None);
 const NONE: u32 = u32::MAX;
 static PENDING: AtomicU32 = AtomicU32::new(NONE);
 static ENTRY: AtomicU64 = AtomicU64::new(0);
+/// GICv2 `GICC_EOIR`: ended with the raw acknowledged value, which for an SGI carries the
+/// source CPU in bits 10..13 (arm-gic's `IntId` cannot hold those bits).
+static V2_EOIR: AtomicUsize = AtomicUsize::new(0);
+/// Offset of `GICC_EOIR` in the GICv2 CPU interface.
+const GICC_EOIR: usize = 0x10;
+
+/// The interrupt number of a raw acknowledged value (without GICv2's SGI source CPU bits).
+pub fn number(raw: u32) -> u32 {
+    raw & 0x3ff
+}
 
 /// Why the GIC could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +69,7 @@ pub unsafe fn init(info: &GicInfo, cpu_count: usize) -> Result<(), GicError> {
             let mut gic =
                 unsafe { GicV2::new(dist.base as usize as *mut _, cpu.base as usize as *mut _) };
             gic.setup();
+            V2_EOIR.store(cpu.base as usize + GICC_EOIR, Ordering::Relaxed);
             Gic::V2(gic)
         }
         GicInfo::V3 { dist, redist } => {
@@ -114,19 +125,23 @@ pub fn on_irq(now: u64) {
     }
 }
 
-/// The interrupt the handler acknowledged since the last call, with its entry time.
+/// The interrupt the handler acknowledged since the last call (its raw acknowledged value, see
+/// [`number`]), with its entry time.
 pub fn take_pending() -> Option<(u32, u64)> {
     let intid = PENDING.swap(NONE, Ordering::Acquire);
     (intid != NONE).then(|| (intid, ENTRY.load(Ordering::Relaxed)))
 }
 
-/// Ends (drops priority and deactivates) an acknowledged interrupt.
-pub fn end(intid: u32) {
-    let id = int_id(intid);
-    match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => gic.end_interrupt(id, InterruptGroup::Group0),
-        Some(Gic::V3(_)) => GicCpuInterface::end_interrupt(id, InterruptGroup::Group1),
-        None => {}
+/// Ends (drops priority and deactivates) an interrupt, given the raw value it was
+/// acknowledged with.
+pub fn end(raw: u32) {
+    let eoir = V2_EOIR.load(Ordering::Relaxed);
+    if eoir != 0 {
+        // SAFETY: `GICC_EOIR` of the CPU interface `init` mapped; one 32-bit `str` of a value
+        // this CPU acknowledged. The register is banked per CPU and write-only.
+        unsafe { (eoir as *mut u32).write_volatile(raw) };
+    } else {
+        GicCpuInterface::end_interrupt(int_id(number(raw)), InterruptGroup::Group1);
     }
 }
 
@@ -148,4 +163,166 @@ pub fn wait_for_interrupt() {
             options(nostack)
         )
     };
+}
+
+/// Enables or disables interrupt `intid` at the GIC without touching its configuration
+/// (benchmarks keep the NIC and the timer quiet while they run).
+pub fn set_enabled(intid: u32, enable: bool) {
+    let id = int_id(intid);
+    match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => {
+            let _ = gic.enable_interrupt(id, enable);
+        }
+        Some(Gic::V3(gic)) => {
+            let _ = gic.enable_interrupt(id, Some(0), enable);
+        }
+        None => {}
+    }
+}
+
+/// Enables software-generated interrupt `sgi` (0..16) on CPU 0 at a middle priority. SGIs are
+/// always edge-triggered, so the trigger is left alone.
+pub fn enable_sgi(sgi: u32) -> Result<(), GicError> {
+    let id = IntId::sgi(sgi);
+    let ok = match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => {
+            gic.set_interrupt_priority(id, 0x80);
+            gic.enable_interrupt(id, true).is_ok()
+        }
+        Some(Gic::V3(gic)) => {
+            gic.set_interrupt_priority(id, Some(0), 0x80).is_ok()
+                && gic.enable_interrupt(id, Some(0), true).is_ok()
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(GicError::Enable(sgi))
+    }
+}
+
+/// Sends software-generated interrupt `sgi` to the calling CPU.
+pub fn send_self_sgi(sgi: u32) {
+    use aarch64_cpu::registers::Readable;
+    send_sgi(sgi, aarch64_cpu::registers::MPIDR_EL1.get() & 0xff);
+}
+
+/// Sends software-generated interrupt `sgi` to the CPU whose MPIDR affinity 0 is `aff0` (the
+/// others 0; on GICv2 this is the CPU interface number, which QEMU and KVM make the same).
+pub fn send_sgi(sgi: u32, aff0: u64) {
+    let id = IntId::sgi(sgi);
+    match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => gic.send_sgi(
+            id,
+            arm_gic::gicv2::SgiTarget::List {
+                target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
+                target_list: 1 << (aff0 & 7),
+            },
+        ),
+        Some(Gic::V3(_)) => {
+            let _ = GicCpuInterface::send_sgi(
+                id,
+                arm_gic::gicv3::SgiTarget::List {
+                    affinity3: 0,
+                    affinity2: 0,
+                    affinity1: 0,
+                    target_list: 1 << (aff0 & 0xf),
+                },
+                arm_gic::gicv3::SgiTargetGroup::CurrentGroup1,
+            );
+        }
+        None => {}
+    }
+}
+
+/// On a secondary CPU: brings up its CPU interface (and GICv3 redistributor `cpu`) and enables
+/// `sgi` for it.
+pub fn init_secondary(cpu: usize, sgi: u32) -> Result<(), GicError> {
+    let id = IntId::sgi(sgi);
+    let ok = match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => {
+            // The CPU interface and the SGI/PPI registers are banked: this sets up ours.
+            gic.setup();
+            gic.set_interrupt_priority(id, 0x80);
+            gic.enable_interrupt(id, true).is_ok()
+        }
+        Some(Gic::V3(gic)) => {
+            gic.init_cpu(cpu);
+            GicCpuInterface::enable_group1(true);
+            GicCpuInterface::set_priority_mask(0xff);
+            gic.set_interrupt_priority(id, Some(cpu), 0x80).is_ok()
+                && gic.enable_interrupt(id, Some(cpu), true).is_ok()
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(GicError::Enable(sgi))
+    }
+}
+
+/// Acknowledges the highest-priority pending interrupt of the calling CPU, even with IRQs
+/// masked (the secondary polls this way).
+pub fn acknowledge() -> Option<u32> {
+    let intid = match GIC.lock().as_mut() {
+        Some(Gic::V2(gic)) => gic.get_and_acknowledge_interrupt(InterruptGroup::Group0),
+        Some(Gic::V3(_)) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
+        None => None,
+    };
+    intid.map(|i| i.raw_value())
+}
+
+/// Times `samples.len()` reads of the distributor's type register (`GICD_TYPER`, a pure read
+/// with no side effect: under KVM the in-kernel vGIC answers it), with `now` around each.
+pub fn time_distributor_reads(samples: &mut [u64], now: fn() -> u64) {
+    let mut guard = GIC.lock();
+    for s in samples.iter_mut() {
+        let start = now();
+        match guard.as_mut() {
+            Some(Gic::V2(gic)) => {
+                core::hint::black_box(gic.typer());
+            }
+            Some(Gic::V3(gic)) => {
+                core::hint::black_box(gic.typer());
+            }
+            None => {}
+        }
+        *s = now().wrapping_sub(start);
+    }
+}
+
+/// Ends `raw` like [`end`] and returns how long the EOI write alone took, in ticks of `now`.
+pub fn timed_end(raw: u32, now: fn() -> u64) -> u64 {
+    let start = now();
+    end(raw);
+    now().wrapping_sub(start)
+}
+
+/// Unmasks IRQs and spins (no WFI: under KVM that would add a trap) until the handler has
+/// taken one, at most `spins` loop turns; then masks them again. Returns what
+/// [`take_pending`] returns.
+pub fn spin_for_interrupt(spins: u64) -> Option<(u32, u64)> {
+    // SAFETY: the vector table is installed; the IRQ vector saves and restores every integer
+    // register it may clobber, and the C-ABI clobber covers the FP/SIMD registers the handler
+    // may use. `PENDING` is a live static, read with plain 32-bit loads.
+    unsafe {
+        core::arch::asm!(
+            "msr daifclr, #2",
+            "2:",
+            "ldr w10, [x9]",
+            "cmn w10, #1",
+            "b.ne 3f",
+            "subs x11, x11, #1",
+            "b.ne 2b",
+            "3:",
+            "msr daifset, #2",
+            in("x9") PENDING.as_ptr(),
+            inout("x11") spins.max(1) => _,
+            clobber_abi("C"),
+            options(nostack)
+        )
+    };
+    take_pending()
 }

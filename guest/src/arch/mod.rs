@@ -1,6 +1,7 @@
 //! Everything specific to AArch64 bare metal: boot, exceptions, MMU, GIC, console, counter and
 //! timer, PSCI, heap and the virtio `Hal`. Only the image (target_os = "none") builds this.
 
+pub mod bench;
 mod boot;
 pub mod console;
 pub mod counter;
@@ -9,4 +10,6 @@ pub mod gic;
 pub mod hal;
 pub mod heap;
 pub mod mmu;
+pub mod platform;
 pub mod power;
+pub mod smp;

@@ -13,6 +13,11 @@ pub fn init(conduit: Option<PsciConduit>) {
     }
 }
 
+/// The PSCI conduit the device tree named, if any.
+pub fn conduit() -> Option<PsciConduit> {
+    CONDUIT.get().copied()
+}
+
 /// Powers the machine off (PSCI SYSTEM_OFF); parks the CPU if that is impossible.
 pub fn off() -> ! {
     let result = match CONDUIT.get() {

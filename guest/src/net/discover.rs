@@ -42,7 +42,33 @@ pub struct VirtioNic {
     pub kind: TransportKind,
     /// Its interrupt (GIC INTID), if the device tree routes one.
     pub intid: Option<u32>,
+    /// Registers the micro-benchmarks read and write directly, if found.
+    pub registers: Option<BenchRegisters>,
 }
+
+/// A device register: its address and access width.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    /// A 32-bit register.
+    U32(usize),
+    /// A 16-bit register.
+    U16(usize),
+}
+
+/// The NIC registers the micro-benchmarks touch directly (each access one exit to the device
+/// model on a real hypervisor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchRegisters {
+    /// A register whose read has no side effect: virtio-mmio `DeviceID`, or virtio-pci common
+    /// configuration `num_queues`.
+    pub read: Register,
+    /// Writing the transmit queue's index here notifies it: virtio-mmio `QueueNotify`, or the
+    /// transmit queue's address in the virtio-pci notification area.
+    pub notify_tx: Register,
+}
+
+/// virtio-net's transmit queue.
+const TX_QUEUE: u16 = 1;
 
 /// Why no usable NIC was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +110,10 @@ pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
             transport: SomeTransport::Mmio(mmio),
             kind,
             intid: Some(slot.intid),
+            registers: Some(BenchRegisters {
+                read: Register::U32(slot.region.base as usize + 0x008),
+                notify_tx: Register::U32(slot.region.base as usize + 0x050),
+            }),
         })
     })
 }
@@ -146,6 +176,7 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
     }
     root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
 
+    let registers = pci_bench_registers(&mut root, &reader, df);
     let pin = interrupt_pin(&reader, df).unwrap_or(1);
     let intid = host.intid_for(df.bus, df.device, df.function, pin);
     let transport = PciTransport::new::<H, _>(&mut root, df)
@@ -154,7 +185,57 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
         transport: SomeTransport::Pci(transport),
         kind: TransportKind::Pci,
         intid,
+        registers,
     }))
+}
+
+/// virtio-pci capability types (virtio 1.x 4.1.4).
+const PCI_CAP_COMMON_CFG: u8 = 1;
+const PCI_CAP_NOTIFY_CFG: u8 = 2;
+/// Common configuration registers used here.
+const COMMON_NUM_QUEUES: usize = 0x12;
+const COMMON_QUEUE_SELECT: usize = 0x16;
+const COMMON_QUEUE_NOTIFY_OFF: usize = 0x1e;
+
+/// Finds the common configuration and the transmit queue's notify address through the
+/// vendor capabilities of a device whose BARs are already placed.
+fn pci_bench_registers<C: ConfigurationAccess>(
+    root: &mut PciRoot<C>,
+    reader: &MmioCam<'_>,
+    df: DeviceFunction,
+) -> Option<BenchRegisters> {
+    let (mut common, mut notify) = (None, None);
+    let caps: alloc::vec::Vec<_> = root.capabilities(df).collect();
+    for cap in caps.into_iter().filter(|c| c.id == 0x09) {
+        let kind = (cap.private_header >> 8) as u8;
+        let at = |delta: u8| cap.offset.checked_add(delta);
+        let bar = reader.read_word(df, at(4)?) as u8;
+        let offset = u64::from(reader.read_word(df, at(8)?));
+        let Ok(Some(BarInfo::Memory { address, .. })) = root.bar_info(df, bar) else {
+            continue;
+        };
+        match kind {
+            PCI_CAP_COMMON_CFG if common.is_none() => common = Some(address + offset),
+            PCI_CAP_NOTIFY_CFG if notify.is_none() => {
+                let multiplier = u64::from(reader.read_word(df, at(16)?));
+                notify = Some((address + offset, multiplier));
+            }
+            _ => {}
+        }
+    }
+    let common = common? as usize;
+    let (notify, multiplier) = notify?;
+    // SAFETY: the common configuration lies in a BAR just placed in the identity-mapped
+    // device window; selecting a queue and reading its notify offset has no other effect
+    // (the driver selects the queue it wants before every queue access).
+    let notify_off = unsafe {
+        ((common + COMMON_QUEUE_SELECT) as *mut u16).write_volatile(TX_QUEUE);
+        ((common + COMMON_QUEUE_NOTIFY_OFF) as *const u16).read_volatile()
+    };
+    Some(BenchRegisters {
+        read: Register::U16(common + COMMON_NUM_QUEUES),
+        notify_tx: Register::U16((notify + u64::from(notify_off) * multiplier) as usize),
+    })
 }
 
 /// The INTx pin (1..=4) from the configuration header, if the device uses one.

@@ -9,7 +9,7 @@ pub mod notify;
 pub mod phy;
 pub mod stamps;
 
-pub use discover::{TransportKind, VirtioNic};
+pub use discover::{BenchRegisters, Register, TransportKind, VirtioNic};
 pub use notify::{NotifyControl, QueueRings};
 pub use phy::VirtioPhy;
 pub use stamps::{Counter, Timestamps};

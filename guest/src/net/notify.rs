@@ -26,6 +26,14 @@ const TRACKED_QUEUES: usize = 2;
 #[derive(Debug, Default)]
 pub struct QueueRings {
     avail: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
+    notify: [NotifyTiming; TRACKED_QUEUES],
+}
+
+/// Timing of one queue's `QueueNotify` writes, as the transport wrapper measured them.
+#[derive(Debug, Default)]
+struct NotifyTiming {
+    count: Cell<u64>,
+    last_ticks: Cell<Option<u64>>,
 }
 
 impl QueueRings {
@@ -49,6 +57,20 @@ impl QueueRings {
         true
     }
 
+    /// How many notifies of `queue` the driver has written so far.
+    pub fn notifies(&self, queue: u16) -> u64 {
+        self.notify
+            .get(usize::from(queue))
+            .map_or(0, |n| n.count.get())
+    }
+
+    /// Duration, in counter ticks, of the last notify of `queue`: the `QueueNotify` write alone
+    /// (under KVM the exit to QEMU or vhost and back). `None` before the first one or without a
+    /// clock.
+    pub fn last_notify_ticks(&self, queue: u16) -> Option<u64> {
+        self.notify.get(usize::from(queue))?.last_ticks.get()
+    }
+
     /// Whether the device has been asked not to interrupt for `queue`.
     pub fn interrupts_suppressed(&self, queue: u16) -> Option<bool> {
         let avail = self.avail.get(usize::from(queue))?.get()?;
@@ -58,12 +80,13 @@ impl QueueRings {
     }
 }
 
-/// A transport that never negotiates EVENT_IDX and reports each queue's available ring to a
-/// shared [`QueueRings`].
+/// A transport that never negotiates EVENT_IDX, reports each queue's available ring to a
+/// shared [`QueueRings`] and times every notify there.
 #[derive(Debug)]
 pub struct NotifyControl<T> {
     inner: T,
     rings: Rc<QueueRings>,
+    clock: fn() -> u64,
 }
 
 impl<T: Transport> NotifyControl<T> {
@@ -73,8 +96,14 @@ impl<T: Transport> NotifyControl<T> {
     ///
     /// The `Hal` used with this transport must map DMA memory at the same virtual as physical
     /// address, since [`QueueRings`] writes the rings through their physical addresses.
-    pub unsafe fn new(inner: T, rings: Rc<QueueRings>) -> Self {
-        NotifyControl { inner, rings }
+    ///
+    /// `clock` reads the counter notifies are timed with (`isb`-ordered on the probe).
+    pub unsafe fn new(inner: T, rings: Rc<QueueRings>, clock: fn() -> u64) -> Self {
+        NotifyControl {
+            inner,
+            rings,
+            clock,
+        }
     }
 }
 
@@ -93,7 +122,14 @@ impl<T: Transport> Transport for NotifyControl<T> {
         self.inner.max_queue_size(queue)
     }
     fn notify(&mut self, queue: u16) {
-        self.inner.notify(queue)
+        // The two readings bracket exactly the doorbell write (one `str` to the device).
+        let start = (self.clock)();
+        self.inner.notify(queue);
+        let ticks = (self.clock)().wrapping_sub(start);
+        if let Some(timing) = self.rings.notify.get(usize::from(queue)) {
+            timing.count.set(timing.count.get().wrapping_add(1));
+            timing.last_ticks.set(Some(ticks));
+        }
     }
     fn get_status(&self) -> DeviceStatus {
         self.inner.get_status()

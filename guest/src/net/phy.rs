@@ -4,6 +4,7 @@
 use super::notify::{NotifyControl, QueueRings};
 use super::stamps::{Counter, Timestamps};
 use crate::config::Mode;
+use crate::probe::{stamp_rx, stamp_tx};
 use alloc::boxed::Box;
 use alloc::rc::Rc;
 use alloc::vec;
@@ -16,6 +17,8 @@ use smoltcp::wire::EthernetAddress;
 use virtio_drivers::device::net::VirtIONetRaw;
 use virtio_drivers::transport::{InterruptStatus, Transport};
 use virtio_drivers::Hal;
+use vmprobe_proto::echo_reply::TxStamps;
+use vmprobe_proto::echo_request::RxStamps;
 
 /// Descriptors per virtqueue.
 pub const QUEUE_SIZE: usize = 16;
@@ -28,8 +31,10 @@ const BUFFER_LEN: usize = 2048;
 /// Largest Ethernet frame (without FCS) the probe sends or accepts.
 pub const MAX_FRAME: usize = 1514;
 
-const QUEUE_RECEIVE: u16 = 0;
-const QUEUE_TRANSMIT: u16 = 1;
+/// virtio-net's receive queue.
+pub const QUEUE_RECEIVE: u16 = 0;
+/// virtio-net's transmit queue.
+pub const QUEUE_TRANSMIT: u16 = 1;
 
 /// A buffer and, while the device owns it, the token virtio-drivers gave for it.
 struct Slot {
@@ -80,7 +85,7 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
     pub unsafe fn new(transport: T, mode: Mode) -> Result<Self, PhyError> {
         let rings = Rc::new(QueueRings::default());
         // SAFETY: the caller promises an identity-mapping `H`.
-        let transport = unsafe { NotifyControl::new(transport, rings.clone()) };
+        let transport = unsafe { NotifyControl::new(transport, rings.clone(), C::now) };
         let raw = VirtIONetRaw::new(transport)?;
         let mut phy = VirtioPhy {
             raw,
@@ -125,7 +130,31 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
 
     /// The packet path's latest timestamps and counters.
     pub fn stamps(&mut self) -> &mut Timestamps {
+        self.stamps.notify_ticks = self.rings.last_notify_ticks(QUEUE_TRANSMIT).unwrap_or(0);
         &mut self.stamps
+    }
+
+    /// Records that the device interrupt entered the guest at counter `entry`: the frames
+    /// waiting in the receive ring now carry it (see [`Timestamps::irq_entry`]).
+    pub fn interrupted_at(&mut self, entry: u64) {
+        self.stamps.irq_entry = Some(entry);
+    }
+
+    /// The queue bookkeeping shared with the transport (notify counts and timings).
+    pub fn rings(&self) -> Rc<QueueRings> {
+        self.rings.clone()
+    }
+
+    /// Transmit queue notifies written so far (each one an exit on a real hypervisor).
+    pub fn tx_notifies(&self) -> u64 {
+        self.rings.notifies(QUEUE_TRANSMIT)
+    }
+
+    /// Reclaims finished transmit buffers; true when the device holds none any more, i.e.
+    /// everything handed to it has left.
+    pub fn transmit_idle(&mut self) -> bool {
+        self.reclaim_tx();
+        self.tx.iter().all(|s| s.token.is_none())
     }
 
     /// Call before sleeping in IRQ mode. Transmit completions normally raise no interrupt (they
@@ -199,6 +228,7 @@ pub struct TxToken<'a, H: Hal, T: Transport, C: Counter> {
     raw: &'a mut VirtIONetRaw<H, NotifyControl<T>, QUEUE_SIZE>,
     slot: &'a mut Slot,
     stamps: &'a mut Timestamps,
+    rings: &'a QueueRings,
     _counter: PhantomData<C>,
 }
 
@@ -208,7 +238,16 @@ impl<H: Hal, T: Transport, C: Counter> phy::TxToken for TxToken<'_, H, T, C> {
         let len = len.min(self.slot.buf.len() - header);
         let result = f(&mut self.slot.buf[header..header + len]);
         let total = header + len;
-        let before = C::now();
+        // `tx notify`: the frame is final; what follows is stamping it (probe replies only),
+        // publishing its descriptor and the `QueueNotify` write, which the transport times.
+        let tx_notify = C::now();
+        let stamps = TxStamps {
+            tx_notify: Some(tx_notify),
+            prev_notify_ticks: self.rings.last_notify_ticks(QUEUE_TRANSMIT),
+        };
+        if stamp_tx(&mut self.slot.buf[header..total], stamps) {
+            self.stamps.probe_tx_stamped += 1;
+        }
         // SAFETY: the buffer stays in this slot, untouched, until `reclaim_tx` completes it.
         match unsafe { self.raw.transmit_begin(&self.slot.buf[..total]) } {
             Ok(token) => {
@@ -218,8 +257,7 @@ impl<H: Hal, T: Transport, C: Counter> phy::TxToken for TxToken<'_, H, T, C> {
             }
             Err(_) => self.stamps.tx_dropped += 1,
         }
-        self.stamps.tx_notify = before;
-        self.stamps.notify_ticks = C::now().wrapping_sub(before);
+        self.stamps.tx_notify = tx_notify;
         result
     }
 }
@@ -239,13 +277,19 @@ impl<H: Hal, T: Transport, C: Counter> phy::Device for VirtioPhy<H, T, C> {
         self.reclaim_tx();
         // Without room for a reply, leave the frame in the ring until a buffer comes back.
         let tx_index = self.free_tx()?;
-        let token = self.raw.poll_receive()?;
-        self.stamps.rx_seen = C::now();
+        let Some(token) = self.raw.poll_receive() else {
+            // Drained: frames from now on did not arrive with the interrupt that woke us.
+            self.stamps.irq_entry = None;
+            return None;
+        };
+        let rx_seen = C::now();
+        self.stamps.rx_seen = rx_seen;
         let Self {
             raw,
             rx,
             tx,
             stamps,
+            rings,
             ..
         } = self;
         let slot = rx.iter_mut().find(|s| s.token == Some(token))?;
@@ -253,11 +297,19 @@ impl<H: Hal, T: Transport, C: Counter> phy::Device for VirtioPhy<H, T, C> {
         // SAFETY: this slot's buffer was posted with this token by `refill_rx`.
         let (header, len) = unsafe { raw.receive_complete(token, &mut slot.buf) }.ok()?;
         stamps.rx_frames += 1;
-        let frame = slot.buf.get(header..header + len.min(MAX_FRAME))?;
+        let frame = slot.buf.get_mut(header..header + len.min(MAX_FRAME))?;
+        let arrival = RxStamps {
+            irq_entry: stamps.irq_entry,
+            rx_seen: Some(rx_seen),
+        };
+        if stamp_rx(frame, arrival) {
+            stamps.probe_rx_stamped += 1;
+        }
         let tx = TxToken {
             raw,
             slot: &mut tx[tx_index],
             stamps,
+            rings,
             _counter: PhantomData,
         };
         Some((RxToken { frame }, tx))
@@ -267,12 +319,17 @@ impl<H: Hal, T: Transport, C: Counter> phy::Device for VirtioPhy<H, T, C> {
         self.reclaim_tx();
         let tx_index = self.free_tx()?;
         let Self {
-            raw, tx, stamps, ..
+            raw,
+            tx,
+            stamps,
+            rings,
+            ..
         } = self;
         Some(TxToken {
             raw,
             slot: &mut tx[tx_index],
             stamps,
+            rings,
             _counter: PhantomData,
         })
     }

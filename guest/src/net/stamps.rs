@@ -15,12 +15,19 @@ pub trait Counter {
 pub struct Timestamps {
     /// The driver saw the last received buffer in the used ring.
     pub rx_seen: u64,
-    /// Just before the last transmit's QueueNotify.
+    /// Just before the last transmit was published to the device and notified.
     pub tx_notify: u64,
-    /// How long the last transmit's notify (queueing plus the doorbell write) took.
+    /// How long the last transmit queue notify took: the `QueueNotify` write alone, timed inside
+    /// the transport (under KVM the exit to QEMU or vhost).
     pub notify_ticks: u64,
-    /// The last interrupt entered the guest (set by the IRQ path).
-    pub irq_entry: u64,
+    /// Entry of the device interrupt that woke the guest (IRQ mode). It belongs to the frames
+    /// that were waiting in the receive ring when the driver drained it after that wake-up: it is
+    /// cleared the first time the ring is found empty, so later frames carry none.
+    pub irq_entry: Option<u64>,
+    /// Received probe echo requests stamped with their arrival readings.
+    pub probe_rx_stamped: u64,
+    /// Probe echo replies stamped with their departure readings.
+    pub probe_tx_stamped: u64,
     /// Frames received.
     pub rx_frames: u64,
     /// Frames handed to the device.

@@ -168,3 +168,136 @@ fn a_starved_sender_asks_for_a_transmit_interrupt_before_sleeping() {
     net.borrow_mut().take_transmitted();
     assert!(!phy.prepare_to_sleep());
 }
+
+/// An Ethernet/IPv4/UDP frame with a valid UDP checksum carrying a probe `message`.
+fn probe_frame(src_port: u16, dst_port: u16, message: vmprobe_proto::Message<'_>) -> Vec<u8> {
+    use smoltcp::phy::ChecksumCapabilities;
+    use smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Address,
+        Ipv4Packet, Ipv4Repr, UdpPacket, UdpRepr,
+    };
+    let d = vmprobe_proto::Datagram {
+        sequence: 1,
+        flags: 0,
+        message,
+    };
+    let mut payload = vec![0u8; d.buffer_len()];
+    d.emit(&mut payload).unwrap();
+    let (a, b) = (
+        Ipv4Address::new(10, 0, 2, 2),
+        Ipv4Address::new(10, 0, 2, 15),
+    );
+    let udp = UdpRepr { src_port, dst_port };
+    let ip = Ipv4Repr {
+        src_addr: a,
+        dst_addr: b,
+        next_header: IpProtocol::Udp,
+        payload_len: 8 + payload.len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress([2, 0, 0, 0, 0, 1]),
+        dst_addr: EthernetAddress(MAC),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; 14 + 20 + ip.payload_len];
+    let caps = ChecksumCapabilities::default();
+    let mut f = EthernetFrame::new_unchecked(&mut buf[..]);
+    eth.emit(&mut f);
+    let mut p = Ipv4Packet::new_unchecked(f.payload_mut());
+    ip.emit(&mut p, &caps);
+    let mut u = UdpPacket::new_unchecked(p.payload_mut());
+    udp.emit(
+        &mut u,
+        &a.into(),
+        &b.into(),
+        payload.len(),
+        |x| x.copy_from_slice(&payload),
+        &caps,
+    );
+    buf
+}
+
+fn probe_of(frame: &[u8]) -> vmprobe_proto::Message<'_> {
+    vmprobe_proto::Datagram::parse(&frame[42..])
+        .unwrap()
+        .message
+}
+
+#[test]
+fn probe_frames_carry_their_arrival_and_departure_readings() {
+    use vmprobe_proto::{echo_reply, echo_request, CounterKind, GuestMode, Message};
+    let (mut phy, net) = phy(Mode::Irq);
+    let request = probe_frame(
+        40000,
+        vmprobe_proto::PROBE_PORT,
+        Message::EchoRequest(echo_request::Repr {
+            host_send_ns: 1,
+            reply_len: 0,
+            rx: Default::default(),
+            padding: 0,
+        }),
+    );
+    let other = probe_frame(40000, 7, probe_of(&request));
+
+    // Two frames waiting when the interrupt came: both carry its entry time.
+    phy.interrupted_at(5);
+    assert!(net.borrow_mut().deliver(&request));
+    assert!(net.borrow_mut().deliver(&request));
+    for _ in 0..2 {
+        let (rx, _tx) = phy.receive(Instant::ZERO).unwrap();
+        rx.consume(|f| {
+            let Message::EchoRequest(r) = probe_of(f) else {
+                panic!()
+            };
+            assert_eq!(r.rx.irq_entry, Some(5));
+            assert!(r.rx.rx_seen.unwrap() > 5);
+        });
+    }
+    // The ring ran dry: later frames were found by polling, with no interrupt entry.
+    assert!(phy.receive(Instant::ZERO).is_none());
+    assert!(net.borrow_mut().deliver(&request));
+    assert!(net.borrow_mut().deliver(&other));
+    let (rx, _tx) = phy.receive(Instant::ZERO).unwrap();
+    rx.consume(|f| {
+        let Message::EchoRequest(r) = probe_of(f) else {
+            panic!()
+        };
+        assert_eq!(r.rx.irq_entry, None);
+    });
+    // Not to the probe port: untouched.
+    let (rx, _tx) = phy.receive(Instant::ZERO).unwrap();
+    rx.consume(|f| assert_eq!(f, &other[..]));
+    assert_eq!(phy.stamps().probe_rx_stamped, 3);
+
+    // Replies: stamped just before their notify, with the previous notify's duration.
+    let reply = probe_frame(
+        vmprobe_proto::PROBE_PORT,
+        40000,
+        Message::EchoReply(echo_reply::Repr {
+            host_send_ns: 1,
+            request_len: 48,
+            cntfrq_hz: 1,
+            counter: CounterKind::Virtual,
+            mode: GuestMode::Irq,
+            irq_entry: None,
+            rx_seen: Some(1),
+            handled: 2,
+            tx: Default::default(),
+            padding: 0,
+        }),
+    );
+    assert!(send(&mut phy, &reply));
+    assert!(send(&mut phy, &reply));
+    let sent = net.borrow_mut().take_transmitted();
+    let tx = |f: &[u8]| match probe_of(f) {
+        Message::EchoReply(r) => r.tx,
+        _ => panic!(),
+    };
+    let (first, second) = (tx(&sent[0]), tx(&sent[1]));
+    assert!(first.tx_notify.unwrap() < second.tx_notify.unwrap());
+    // The fake counter steps by 10 per read: one step across each doorbell write.
+    assert_eq!(second.prev_notify_ticks, Some(10));
+    assert_eq!(phy.stamps().probe_tx_stamped, 2);
+    assert_eq!(phy.tx_notifies(), 2);
+}

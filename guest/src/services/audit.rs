@@ -12,7 +12,7 @@ use smoltcp::wire::{
     TcpPacket, UdpPacket,
 };
 
-use super::stats::{bump, FrameCounters};
+use super::stats::{add, bump, FrameCounters};
 
 /// What a received frame looks like at the header level.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,6 +75,7 @@ fn classify_ipv4(bytes: &[u8]) -> FrameClass {
 impl FrameCounters {
     fn count_rx(&self, frame: &[u8]) {
         bump(&self.rx);
+        add(&self.rx_bytes, frame.len());
         match classify(frame) {
             FrameClass::Sound => {}
             FrameClass::Runt => bump(&self.rx_runt),
@@ -178,6 +179,7 @@ impl<T: TxToken> TxToken for AuditedTx<'_, T> {
         F: FnOnce(&mut [u8]) -> R,
     {
         bump(&self.counters.tx);
+        add(&self.counters.tx_bytes, len);
         self.inner.consume(len, f)
     }
 

@@ -10,7 +10,8 @@
 //! - discard on 9, TCP and UDP;
 //! - chargen on TCP 19 (RFC 864, as fast as the peer's window allows);
 //! - the sockperf ping-pong reflector on UDP 11111 (see [`sockperf`]);
-//! - UDP 7777 is reserved for the probe protocol (see [`udp`]).
+//! - the probe protocol on UDP 7777 (see [`crate::probe`]), answered through the platform's
+//!   [`ProbePlatform`] hooks given to [`Services::poll`].
 //!
 //! One poll takes in one frame at a time and, before the next, lets every service answer and
 //! smoltcp transmit: a UDP echo leaves in the same poll that received its request, before the
@@ -28,8 +29,20 @@
 //! let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
 //! let now = Instant::from_millis(0);
 //! let mut services = Services::new(&NetConfig::default(), mac, &mut device, now);
+//! # struct Platform;
+//! # impl vmprobe_guest::probe::ProbePlatform for Platform {
+//! #     fn now(&mut self) -> u64 { 0 }
+//! #     fn cntfrq_hz(&self) -> u32 { 1 }
+//! #     fn counter_kind(&self) -> vmprobe_proto::CounterKind { vmprobe_proto::CounterKind::Virtual }
+//! #     fn mode(&self) -> vmprobe_proto::GuestMode { vmprobe_proto::GuestMode::Poll }
+//! #     fn stats(&mut self) -> vmprobe_proto::GuestStats { Default::default() }
+//! #     fn run_bench(&mut self, _: vmprobe_proto::BenchTest, _: u64, _: &mut [u64])
+//! #         -> Result<(), vmprobe_guest::probe::BenchError> { Err(vmprobe_guest::probe::BenchError::Unsupported) }
+//! #     fn request_power_off(&mut self) {}
+//! # }
+//! let mut platform = Platform; // the counter, stats and benchmarks for the probe protocol
 //! // Poll until idle, then sleep until a frame arrives or `poll_delay` runs out.
-//! while services.poll(now, &mut device) {}
+//! while services.poll(now, &mut device, &mut platform) {}
 //! assert_eq!(services.poll_delay(now), None); // idle: only a frame wakes it
 //! assert!(services.ipv4().is_some()); // a static address is there at once
 //! ```
@@ -59,6 +72,7 @@ use smoltcp::time::{Duration, Instant};
 use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
 
 use crate::config::NetConfig;
+use crate::probe::{ProbeCounters, ProbePlatform};
 use audit::Audited;
 use dhcp::Dhcp;
 use stats::FrameCounters;
@@ -132,9 +146,14 @@ impl Services {
         }
     }
 
-    /// Ingress, service work, egress. Returns true if anything happened (poll again before
-    /// sleeping).
-    pub fn poll<D: Device + ?Sized>(&mut self, now: Instant, device: &mut D) -> bool {
+    /// Ingress, service work, egress; probe requests are answered through `platform`. Returns
+    /// true if anything happened (poll again before sleeping).
+    pub fn poll<D: Device + ?Sized, P: ProbePlatform>(
+        &mut self,
+        now: Instant,
+        device: &mut D,
+        platform: &mut P,
+    ) -> bool {
         let Services {
             iface,
             sockets,
@@ -156,7 +175,13 @@ impl Services {
             );
             // UDP replies leave before the TCP pools are even looked at: the datagram services
             // are the latency probes, and a TCP pass costs more than a UDP answer.
-            let served_udp = udp.serve(sockets, scratch, &mut stats.udp);
+            let served_udp = udp.serve(
+                sockets,
+                scratch,
+                &mut stats.udp,
+                platform,
+                frames.snapshot(),
+            );
             let mut sent = egress(iface, &mut device, sockets, now);
             let mut served = tcp.serve(sockets, scratch, &mut stats.tcp);
             if let Some(dhcp) = dhcp {
@@ -182,6 +207,11 @@ impl Services {
     /// The interface address once configured (static at once, DHCP after the lease).
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
         self.ipv4
+    }
+
+    /// The probe handler's counters (datagrams, malformed, unknown, replies).
+    pub fn probe_counters(&self) -> ProbeCounters {
+        self.udp.probe_counters()
     }
 
     /// A snapshot of the service counters.

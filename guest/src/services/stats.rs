@@ -13,6 +13,10 @@ pub struct FrameStats {
     pub rx: u64,
     /// Frames handed to the device for transmission.
     pub tx: u64,
+    /// Bytes of the received frames (Ethernet header and payload).
+    pub rx_bytes: u64,
+    /// Bytes of the transmitted frames.
+    pub tx_bytes: u64,
     /// Received frames shorter than an Ethernet header.
     pub rx_runt: u64,
     /// Received IPv4 packets with a bad version, header length, total length or header checksum.
@@ -93,6 +97,8 @@ pub struct Stats {
 pub(crate) struct FrameCounters {
     pub rx: Cell<u64>,
     pub tx: Cell<u64>,
+    pub rx_bytes: Cell<u64>,
+    pub tx_bytes: Cell<u64>,
     pub rx_runt: Cell<u64>,
     pub rx_bad_ipv4: Cell<u64>,
     pub rx_fragment: Cell<u64>,
@@ -107,12 +113,19 @@ pub(crate) fn bump(counter: &Cell<u64>) {
     counter.set(counter.get().wrapping_add(1));
 }
 
+/// Add `n` to a counter cell.
+pub(crate) fn add(counter: &Cell<u64>, n: usize) {
+    counter.set(counter.get().wrapping_add(n as u64));
+}
+
 impl FrameCounters {
     /// A copy of the current values.
     pub fn snapshot(&self) -> FrameStats {
         FrameStats {
             rx: self.rx.get(),
             tx: self.tx.get(),
+            rx_bytes: self.rx_bytes.get(),
+            tx_bytes: self.tx_bytes.get(),
             rx_runt: self.rx_runt.get(),
             rx_bad_ipv4: self.rx_bad_ipv4.get(),
             rx_fragment: self.rx_fragment.get(),

@@ -1,7 +1,6 @@
-//! UDP services: echo (7), discard (9) and the sockperf reflector (11111).
-//!
-//! Port 7777 is reserved for the probe protocol (timestamped echo, guest stats, commands); it will
-//! be one more socket here served by the same `reflect_all` loop with its own transform.
+//! UDP services: echo (7), discard (9), the sockperf reflector (11111) and the probe protocol
+//! (7777: timestamped echo, guest stats, micro-benchmarks, power-off), the last answered by
+//! [`ProbeHandler`] through the same `reflect_all` loop.
 
 use alloc::vec;
 
@@ -10,7 +9,9 @@ use smoltcp::socket::udp::{self, PacketBuffer, PacketMetadata, UdpMetadata};
 use smoltcp::wire::IpAddress;
 
 use super::sockperf::{self, NoReply};
-use super::stats::UdpStats;
+use super::stats::{FrameStats, UdpStats};
+use crate::probe::{Outcome, ProbeHandler, ProbePlatform};
+use vmprobe_proto::{BenchTest, CounterKind, GuestMode, GuestStats, PROBE_PORT};
 
 /// The echo port (RFC 862).
 pub const ECHO_PORT: u16 = 7;
@@ -27,11 +28,15 @@ const QUEUE_PACKETS: usize = 16;
 const DISCARD_PACKETS: usize = 4;
 
 /// Number of UDP sockets.
-pub const SOCKETS: usize = 3;
+pub const SOCKETS: usize = 4;
 
-/// Heap the UDP sockets take, for sizing the guest's allocator.
-pub const HEAP_BYTES: usize = (2 * 2 * QUEUE_PACKETS + 2 * DISCARD_PACKETS)
-    * (MAX_PAYLOAD + core::mem::size_of::<PacketMetadata>());
+/// Micro-benchmark samples the probe keeps per run for the host to fetch.
+pub const PROBE_SAMPLES: usize = 65_536;
+
+/// Heap the UDP sockets and the probe's sample buffer take, for sizing the guest's allocator.
+pub const HEAP_BYTES: usize = (3 * 2 * QUEUE_PACKETS + 2 * DISCARD_PACKETS)
+    * (MAX_PAYLOAD + core::mem::size_of::<PacketMetadata>())
+    + PROBE_SAMPLES * core::mem::size_of::<u64>();
 
 /// Source ports of services that answer every datagram: replying to them could start an endless
 /// echo/chargen ping-pong between two hosts (the classic inetd loop attack), so they get nothing.
@@ -42,8 +47,10 @@ fn is_reflector_port(port: u16) -> bool {
 /// The UDP sockets, by role.
 pub(crate) struct UdpServices {
     echo: SocketHandle,
+    probe: SocketHandle,
     discard: SocketHandle,
     sockperf: SocketHandle,
+    handler: ProbeHandler<'static>,
 }
 
 fn socket(packets: usize, port: u16) -> udp::Socket<'static> {
@@ -66,17 +73,32 @@ impl UdpServices {
             // The latency-critical sockets first: smoltcp delivers to and egresses from sockets
             // in insertion order.
             echo: sockets.add(socket(QUEUE_PACKETS, ECHO_PORT)),
+            probe: sockets.add(socket(QUEUE_PACKETS, PROBE_PORT)),
             sockperf: sockets.add(socket(QUEUE_PACKETS, sockperf::PORT)),
             discard: sockets.add(socket(DISCARD_PACKETS, DISCARD_PORT)),
+            // Lives as long as the services, i.e. for the rest of the program.
+            handler: ProbeHandler::new(alloc::boxed::Box::leak(
+                vec![0u64; PROBE_SAMPLES].into_boxed_slice(),
+            )),
         }
     }
 
+    /// The probe handler's counters.
+    pub fn probe_counters(&self) -> crate::probe::ProbeCounters {
+        self.handler.counters()
+    }
+
     /// Answer everything queued. Returns true if any datagram was taken in.
-    pub fn serve(
-        &self,
+    ///
+    /// Probe requests are answered through `platform`; `frames` is the device-boundary count
+    /// the stats reply reports.
+    pub fn serve<P: ProbePlatform>(
+        &mut self,
         sockets: &mut SocketSet<'_>,
         scratch: &mut [u8],
         stats: &mut UdpStats,
+        platform: &mut P,
+        frames: FrameStats,
     ) -> bool {
         let mut busy = false;
         let echo = sockets.get_mut(self.echo);
@@ -87,6 +109,9 @@ impl UdpServices {
             |s| &mut s.echoed,
             |msg, _| Some(msg.len()),
         );
+        let probe = sockets.get_mut(self.probe);
+        let mut platform = WithFrameStats { platform, frames };
+        busy |= answer_probes(probe, scratch, stats, &mut self.handler, &mut platform);
         let sockperf = sockets.get_mut(self.sockperf);
         busy |= reflect_all(
             sockperf,
@@ -154,4 +179,92 @@ fn reflect_all(
         }
     }
     busy
+}
+
+/// Answer every queued probe datagram with `handler`. The request and the reply (which may be
+/// longer, up to [`MAX_PAYLOAD`]) each take one half of `scratch`.
+fn answer_probes<P: ProbePlatform>(
+    socket: &mut udp::Socket<'_>,
+    scratch: &mut [u8],
+    stats: &mut UdpStats,
+    handler: &mut ProbeHandler<'_>,
+    platform: &mut P,
+) -> bool {
+    let (request, reply) = scratch.split_at_mut(scratch.len() / 2);
+    let reply_len = reply.len().min(MAX_PAYLOAD);
+    let reply = &mut reply[..reply_len];
+    let mut busy = false;
+    while socket.can_recv() {
+        busy = true;
+        let Ok((len, meta)) = socket.recv_slice(request) else {
+            continue;
+        };
+        if is_reflector_port(meta.endpoint.port) {
+            stats.refused += 1;
+            continue;
+        }
+        let Outcome::Reply(n) = handler.handle(platform, &request[..len], reply) else {
+            // Malformed or unknown: counted by the handler, no answer.
+            continue;
+        };
+        let to = UdpMetadata {
+            endpoint: meta.endpoint,
+            local_address: meta.local_address.filter(IpAddress::is_unicast),
+            meta: meta.meta,
+        };
+        if socket.send_slice(&reply[..n], to).is_err() {
+            stats.tx_full += 1;
+        }
+    }
+    busy
+}
+
+/// The platform as the probe handler sees it from the services: its own counters, with the
+/// frame counts the services keep at the device boundary.
+struct WithFrameStats<'p, P> {
+    platform: &'p mut P,
+    frames: FrameStats,
+}
+
+impl<P: ProbePlatform> ProbePlatform for WithFrameStats<'_, P> {
+    fn now(&mut self) -> u64 {
+        self.platform.now()
+    }
+    fn cntfrq_hz(&self) -> u32 {
+        self.platform.cntfrq_hz()
+    }
+    fn counter_kind(&self) -> CounterKind {
+        self.platform.counter_kind()
+    }
+    fn mode(&self) -> GuestMode {
+        self.platform.mode()
+    }
+    fn stats(&mut self) -> GuestStats {
+        let f = self.frames;
+        GuestStats {
+            rx_frames: f.rx,
+            tx_frames: f.tx,
+            rx_bytes: f.rx_bytes,
+            tx_bytes: f.tx_bytes,
+            rx_dropped: f.rx_runt
+                + f.rx_bad_ipv4
+                + f.rx_fragment
+                + f.rx_bad_transport
+                + f.rx_bad_arp
+                + f.rx_unsupported,
+            tx_dropped: f.tx_exhausted,
+            ..self.platform.stats()
+        }
+    }
+    fn run_bench(
+        &mut self,
+        test: BenchTest,
+        param: u64,
+        samples: &mut [u64],
+    ) -> Result<(), crate::probe::BenchError> {
+        self.platform.run_bench(test, param, samples)
+    }
+    fn request_power_off(&mut self) {
+        self.platform.request_power_off()
+    }
 }

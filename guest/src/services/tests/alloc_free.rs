@@ -89,7 +89,7 @@ fn guest_poll_allocations(w: &mut World) -> u64 {
         .extend((0..8).map(|_| Vec::with_capacity(1514)));
     w.guest_nic.tx.reserve(8);
     let before = allocations();
-    w.guest.poll(w.now, &mut w.guest_nic);
+    w.guest.poll(w.now, &mut w.guest_nic, &mut w.platform);
     let made = allocations() - before;
     assert!(!w.guest_nic.tx.is_empty(), "the guest did not answer");
     while w.poll_guest() {}

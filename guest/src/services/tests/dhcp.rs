@@ -105,7 +105,7 @@ fn run_with_server(w: &mut World, server: Option<&mut Server>, span: Duration) {
     let mut server = server;
     let end = w.now + span;
     while w.now < end {
-        while w.guest.poll(w.now, &mut w.guest_nic) {}
+        while w.guest.poll(w.now, &mut w.guest_nic, &mut w.platform) {}
         let frames: Vec<_> = w.guest_nic.tx.drain(..).collect();
         if let Some(server) = server.as_deref_mut() {
             let replies = server.answer(&frames);
@@ -169,7 +169,7 @@ fn answers_off_subnet(w: &mut World) -> bool {
         b.copy_from_slice(b"far away")
     });
     w.guest_nic.rx.push_back(request);
-    while w.guest.poll(w.now, &mut w.guest_nic) {}
+    while w.guest.poll(w.now, &mut w.guest_nic, &mut w.platform) {}
     let answered = w.guest_nic.tx.iter().any(|f| {
         let Ok(eth) = EthernetFrame::new_checked(&f[..]) else {
             return false;

@@ -4,6 +4,7 @@
 mod alloc_free;
 mod dhcp;
 mod icmp;
+mod probe;
 mod sockperf_real;
 mod storm;
 mod tcp;
@@ -107,6 +108,55 @@ pub struct World {
     pub now: Instant,
     /// When false, frames the guest sends are lost (the client has vanished).
     pub client_attached: bool,
+    /// The probe protocol's platform hooks.
+    pub platform: TestPlatform,
+}
+
+/// Probe platform hooks for the service tests: a counter that steps by 1 per read, one
+/// benchmark that returns 7, 8, 9, ... and a recorded power-off request.
+#[derive(Default)]
+pub struct TestPlatform {
+    pub counter: u64,
+    pub power_off: bool,
+}
+
+impl crate::probe::ProbePlatform for TestPlatform {
+    fn now(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+    fn cntfrq_hz(&self) -> u32 {
+        62_500_000
+    }
+    fn counter_kind(&self) -> vmprobe_proto::CounterKind {
+        vmprobe_proto::CounterKind::Virtual
+    }
+    fn mode(&self) -> vmprobe_proto::GuestMode {
+        vmprobe_proto::GuestMode::Irq
+    }
+    fn stats(&mut self) -> vmprobe_proto::GuestStats {
+        vmprobe_proto::GuestStats {
+            irqs: 3,
+            ..Default::default()
+        }
+    }
+    fn run_bench(
+        &mut self,
+        test: vmprobe_proto::BenchTest,
+        _param: u64,
+        samples: &mut [u64],
+    ) -> Result<(), crate::probe::BenchError> {
+        if test != vmprobe_proto::BenchTest::CounterRead {
+            return Err(crate::probe::BenchError::Unsupported);
+        }
+        for (i, s) in samples.iter_mut().enumerate() {
+            *s = 7 + i as u64;
+        }
+        Ok(())
+    }
+    fn request_power_off(&mut self) {
+        self.power_off = true;
+    }
 }
 
 pub fn static_config() -> NetConfig {
@@ -140,12 +190,15 @@ impl World {
             client,
             now,
             client_attached: true,
+            platform: TestPlatform::default(),
         }
     }
 
     /// Poll the guest once and deliver what it sent.
     pub fn poll_guest(&mut self) -> bool {
-        let busy = self.guest.poll(self.now, &mut self.guest_nic);
+        let busy = self
+            .guest
+            .poll(self.now, &mut self.guest_nic, &mut self.platform);
         let frames: Vec<_> = self.guest_nic.tx.drain(..).collect();
         if self.client_attached {
             self.client.nic.rx.extend(frames);

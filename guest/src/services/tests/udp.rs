@@ -12,7 +12,7 @@ const GUEST: (IpAddress, u16) = (IpAddress::Ipv4(GUEST_IP), 7);
 
 /// Send `payload` to the guest's `port` and return the single reply, if any, after the wire
 /// has settled.
-fn exchange(
+pub(super) fn exchange(
     w: &mut World,
     client: smoltcp::iface::SocketHandle,
     port: u16,
@@ -59,7 +59,7 @@ fn echo_answers_in_the_poll_that_received_the_request() {
     w.udp(client).send_slice(b"hot path", GUEST).unwrap();
     w.poll_client();
     assert_eq!(w.guest_nic.rx.len(), 1);
-    w.guest.poll(w.now, &mut w.guest_nic);
+    w.guest.poll(w.now, &mut w.guest_nic, &mut w.platform);
     assert_eq!(
         w.guest_nic.tx.len(),
         1,

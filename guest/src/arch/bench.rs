@@ -1,0 +1,212 @@
+//! The micro-benchmarks of the probe protocol ([`BenchTest`]), each iteration timed on the
+//! generic counter with `isb`-ordered reads (the recipe of kvm-unit-tests' arm/micro-bench.c).
+//!
+//! They run inside the handling of a probe request, so the network loop is paused while one
+//! runs. Device interrupts (NIC, timer) are disabled at the GIC for the duration, so that only
+//! the interrupt under test is ever taken. Under TCG every number is the cost of QEMU's
+//! emulation, not of hardware virtualization.
+
+use super::{counter, gic, power, smp};
+use vmprobe_guest::net::{BenchRegisters, Register};
+use vmprobe_guest::probe::BenchError;
+use vmprobe_proto::BenchTest;
+
+/// The SGI the self-SGI and EOI tests send.
+const BENCH_SGI: u32 = 1;
+/// Spins to wait for an interrupt before declaring the run failed (seconds under TCG).
+const SPIN_LIMIT: u64 = 50_000_000;
+/// The transmit queue of virtio-net.
+const TX_QUEUE: u16 = 1;
+
+/// What the benchmarks need to know about the machine.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchTargets {
+    /// The NIC registers to read and to notify through (virtio-mmio or virtio-pci).
+    pub nic: Option<BenchRegisters>,
+    /// The NIC's interrupt, disabled while a benchmark runs.
+    pub nic_intid: Option<u32>,
+    /// The EL1 virtual timer's PPI.
+    pub timer_intid: u32,
+    /// Whether the NIC and timer interrupts are enabled in normal operation (IRQ mode).
+    pub irq_mode: bool,
+    /// vCPUs in the device tree.
+    pub cpu_count: usize,
+}
+
+/// Run `test` once per element of `samples`, writing each iteration's cost in ticks.
+pub fn run(
+    targets: &BenchTargets,
+    test: BenchTest,
+    param: u64,
+    samples: &mut [u64],
+) -> Result<(), BenchError> {
+    match test {
+        BenchTest::CounterRead => {
+            time_each(samples, || {});
+            Ok(())
+        }
+        BenchTest::PsciVersion => psci_version(samples),
+        BenchTest::MmioVirtio => {
+            let nic = targets.nic.ok_or(BenchError::Unsupported)?;
+            // SAFETY: the NIC's registers are mapped as device memory; `read` names a register
+            // whose read has no side effect. One plain load of its width.
+            time_each(samples, || unsafe {
+                match nic.read {
+                    Register::U32(at) => {
+                        core::hint::black_box((at as *const u32).read_volatile());
+                    }
+                    Register::U16(at) => {
+                        core::hint::black_box((at as *const u16).read_volatile());
+                    }
+                }
+            });
+            Ok(())
+        }
+        BenchTest::VirtqueueNotify => {
+            let nic = targets.nic.ok_or(BenchError::Unsupported)?;
+            // SAFETY: as above; notifying the transmit queue with nothing new in it only makes
+            // the device look at the ring and find nothing. One plain store of its width.
+            time_each(samples, || unsafe {
+                match nic.notify_tx {
+                    Register::U32(at) => (at as *mut u32).write_volatile(u32::from(TX_QUEUE)),
+                    Register::U16(at) => (at as *mut u16).write_volatile(TX_QUEUE),
+                }
+            });
+            Ok(())
+        }
+        BenchTest::MmioGicd => {
+            gic::time_distributor_reads(samples, counter::now);
+            Ok(())
+        }
+        BenchTest::SelfSgi | BenchTest::Eoi => {
+            with_quiet_devices(targets, || sgi(test == BenchTest::Eoi, samples))
+        }
+        BenchTest::VtimerLatency => {
+            let delay = if param == 0 {
+                // 100 us: far enough ahead that the timer is armed before it expires.
+                counter::frequency() / 10_000
+            } else {
+                param
+            };
+            with_quiet_devices(targets, || vtimer(targets.timer_intid, delay, samples))
+        }
+        BenchTest::IpiRoundTrip => {
+            // `param`: the target's index (0: the first secondary).
+            let cpu = param.max(1);
+            if cpu >= targets.cpu_count as u64 {
+                return Err(BenchError::Unsupported);
+            }
+            if !smp::ensure_started(cpu) {
+                return Err(BenchError::Failed);
+            }
+            with_quiet_devices(targets, || ipi(cpu, samples))
+        }
+    }
+}
+
+/// `f` between two counter reads, once per sample.
+#[inline(always)]
+fn time_each(samples: &mut [u64], mut f: impl FnMut()) {
+    for s in samples.iter_mut() {
+        let start = counter::now();
+        f();
+        *s = counter::now().wrapping_sub(start);
+    }
+}
+
+fn psci_version(samples: &mut [u64]) -> Result<(), BenchError> {
+    use vmprobe_guest::dtb::PsciConduit;
+    match power::conduit().ok_or(BenchError::Unsupported)? {
+        PsciConduit::Hvc => time_each(samples, || {
+            let _ = core::hint::black_box(smccc::psci::version::<smccc::Hvc>());
+        }),
+        PsciConduit::Smc => time_each(samples, || {
+            let _ = core::hint::black_box(smccc::psci::version::<smccc::Smc>());
+        }),
+    }
+    Ok(())
+}
+
+/// Runs `f` with the NIC and timer interrupts disabled at the GIC, restoring them afterwards.
+fn with_quiet_devices(
+    targets: &BenchTargets,
+    f: impl FnOnce() -> Result<(), BenchError>,
+) -> Result<(), BenchError> {
+    let lines = [targets.nic_intid, Some(targets.timer_intid)];
+    lines
+        .iter()
+        .flatten()
+        .for_each(|&i| gic::set_enabled(i, false));
+    counter::disarm_timer();
+    let result = f();
+    counter::disarm_timer();
+    // As they were: enabled in IRQ mode, never in poll mode.
+    lines
+        .iter()
+        .flatten()
+        .for_each(|&i| gic::set_enabled(i, targets.irq_mode));
+    result
+}
+
+/// Self-SGI delivery (send to the handler's entry) or, with `eoi`, the EOI write that ends it.
+fn sgi(eoi: bool, samples: &mut [u64]) -> Result<(), BenchError> {
+    gic::enable_sgi(BENCH_SGI).map_err(|_| BenchError::Unsupported)?;
+    let result = (|| {
+        for s in samples.iter_mut() {
+            let start = counter::now();
+            gic::send_self_sgi(BENCH_SGI);
+            let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
+            let eoi_ticks = gic::timed_end(intid, counter::now);
+            if gic::number(intid) != BENCH_SGI {
+                return Err(BenchError::Failed);
+            }
+            *s = if eoi {
+                eoi_ticks
+            } else {
+                entry.wrapping_sub(start)
+            };
+        }
+        Ok(())
+    })();
+    gic::set_enabled(BENCH_SGI, false);
+    result
+}
+
+/// Virtual timer latency: from the programmed expiry (`CNTV_CVAL`) to the handler's entry.
+fn vtimer(intid: u32, delay: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    gic::enable(intid).map_err(|_| BenchError::Unsupported)?;
+    for s in samples.iter_mut() {
+        let deadline = counter::now() + delay;
+        counter::arm_timer(deadline);
+        let taken = gic::spin_for_interrupt(SPIN_LIMIT);
+        counter::disarm_timer();
+        let (got, entry) = taken.ok_or(BenchError::Failed)?;
+        gic::end(got);
+        if gic::number(got) != intid {
+            return Err(BenchError::Failed);
+        }
+        *s = entry.wrapping_sub(deadline);
+    }
+    Ok(())
+}
+
+/// IPI round trip: SGI to vCPU `cpu`, which wakes from WFI, acknowledges it and sends it back;
+/// from sending until this CPU's handler runs.
+fn ipi(cpu: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    gic::enable_sgi(smp::IPI_SGI).map_err(|_| BenchError::Unsupported)?;
+    let result = (|| {
+        for s in samples.iter_mut() {
+            let start = counter::now();
+            gic::send_sgi(smp::IPI_SGI, cpu);
+            let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
+            gic::end(intid);
+            if gic::number(intid) != smp::IPI_SGI {
+                return Err(BenchError::Failed);
+            }
+            *s = entry.wrapping_sub(start);
+        }
+        Ok(())
+    })();
+    gic::set_enabled(smp::IPI_SGI, false);
+    result
+}
