@@ -153,6 +153,9 @@ fn quickstart_outside_a_checkout_says_how() {
         err.contains("no vmprobe checkout here") && err.contains("scripts/build-guest.sh"),
         "{err}"
     );
-    assert!(!dir.join("runs").exists(), "nothing may run without an image");
+    assert!(
+        !dir.join("runs").exists(),
+        "nothing may run without an image"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -36,6 +36,7 @@ pub fn execute(args: &RrArgs) -> Result<(), RrError> {
             Control {
                 stop,
                 progress: &progress,
+                on_sample: None,
             },
         );
         finished.store(true, Ordering::Relaxed);

@@ -39,7 +39,8 @@ pub use pacing::Pacing;
 pub use report::RrReport;
 pub use transport::Endpoint;
 
-use engine::{Outcome, Plan, Sample, SampleSink};
+pub use engine::Sample;
+use engine::{Outcome, Plan, SampleSink};
 use framing::EchoFraming;
 use log::SampleLog;
 use report::ReportParts;
@@ -48,12 +49,25 @@ use transport::{TcpTransport, Transport, UdpTransport};
 use crate::stats::Recorder;
 
 /// What a caller passes to watch and stop a run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Control<'a> {
     /// Raise to stop the run; what was measured is still reported.
     pub stop: &'a AtomicBool,
     /// Updated with the number of measured transactions.
     pub progress: &'a Progress,
+    /// Sees every measured transaction on the measuring thread, after the statistics and the
+    /// log, outside the timed window (e.g. to mark outliers in a trace).
+    pub on_sample: Option<&'a (dyn Fn(&Sample) + Sync)>,
+}
+
+impl std::fmt::Debug for Control<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("stop", &self.stop)
+            .field("progress", &self.progress)
+            .field("on_sample", &self.on_sample.is_some())
+            .finish()
+    }
 }
 
 /// A finished run: the report and the RTT histogram behind its percentiles.
@@ -103,14 +117,15 @@ pub fn connect(addr: SocketAddr, proto: Proto, timeout: Duration) -> Result<Endp
     }
 }
 
-/// Receives samples: statistics for both series and the optional log.
-struct Collector {
+/// Receives samples: statistics for both series, the optional log, the caller's observer.
+struct Collector<'a> {
     rtt: Recorder,
     rx_sw: Recorder,
     log: Option<SampleLog>,
+    on_sample: Option<&'a (dyn Fn(&Sample) + Sync)>,
 }
 
-impl SampleSink for Collector {
+impl SampleSink for Collector<'_> {
     fn sample(&mut self, sample: &Sample) -> io::Result<()> {
         if let Outcome::Reply {
             rtt_ns,
@@ -122,10 +137,14 @@ impl SampleSink for Collector {
                 self.rx_sw.record(rx, sample.id);
             }
         }
-        match self.log.as_mut() {
+        let logged = match self.log.as_mut() {
             Some(log) => log.write(sample),
             None => Ok(()),
+        };
+        if let Some(f) = self.on_sample {
+            f(sample);
         }
+        logged
     }
 
     fn idle(&mut self, now_mono_ns: u64) -> io::Result<()> {
@@ -196,6 +215,7 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         rtt: Recorder::new(options.outliers),
         rx_sw: Recorder::new(0),
         log,
+        on_sample: control.on_sample,
     };
     let (tally, result) = engine::measure(
         transport.as_mut(),
@@ -216,7 +236,9 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         }
         Err(e) => Some(e.to_string()),
     };
-    let Collector { rtt, rx_sw, log } = collector;
+    let Collector {
+        rtt, rx_sw, log, ..
+    } = collector;
     drop(log);
     let rx_sw = (rx_sw.samples() > 0).then(|| rx_sw.summary());
     let report = RrReport::new(ReportParts {

@@ -23,6 +23,9 @@ pub struct RunArgs {
     /// How to measure (`vmprobe rr`'s options; the target is the guest's echo service).
     #[command(flatten)]
     pub rr: MeasureArgs,
+    /// Host tracing while measuring (`--trace`).
+    #[command(flatten)]
+    pub trace: super::trace::TraceRunArgs,
     /// Protocols to measure, one after the other
     #[arg(long, value_enum, default_value = "both")]
     pub proto: Protocols,

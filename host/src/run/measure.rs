@@ -10,6 +10,7 @@ use crate::rr::{self, Control, Progress, Proto, RrError, RrOptions, RrRun};
 use crate::vm::services::{self, endpoint};
 use crate::vm::Vm;
 
+use super::hooks::SampleObserver;
 use super::signals::Signals;
 
 /// The guest's echo port (RFC 862), UDP and TCP.
@@ -28,7 +29,13 @@ pub struct Measured {
 
 /// Measures `options` (its `target` is replaced by the guest's echo service for
 /// `options.proto`) and waits for the end, stopping early on a signal or QEMU's exit.
-pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals) -> Measured {
+/// `observer` sees each sample on the measuring thread, outside the timed window.
+pub async fn measure(
+    vm: &mut Vm,
+    mut options: RrOptions,
+    signals: &mut Signals,
+    observer: Option<SampleObserver>,
+) -> Measured {
     let proto = match options.proto {
         Proto::Udp => services::Proto::Udp,
         Proto::Tcp => services::Proto::Tcp,
@@ -55,6 +62,7 @@ pub async fn measure(vm: &mut Vm, mut options: RrOptions, signals: &mut Signals)
             let control = Control {
                 stop: &thread_stop,
                 progress: &progress,
+                on_sample: observer.as_deref().map(|f| f as _),
             };
             let (proto, timeout) = (options.proto, options.timeout);
             // rr's measuring thread enters the namespace before it opens its socket.

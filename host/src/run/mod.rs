@@ -19,6 +19,7 @@ pub mod measure;
 pub mod output;
 pub mod results;
 pub mod signals;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 
@@ -111,6 +112,12 @@ impl RunPlan {
         for &proto in args.proto.list() {
             args.rr.to_options("guest".into(), proto).validate()?;
         }
+        args.trace
+            .validate(&args)
+            .map_err(|message| RunError::Hook {
+                hook: "trace".into(),
+                message,
+            })?;
         let vm = args.vm.validate()?;
         Ok(RunPlan {
             args,
@@ -144,8 +151,12 @@ pub struct Finished {
 }
 
 /// The hooks for these arguments. Features add themselves here, one line each.
-pub fn hooks_for(_args: &RunArgs) -> Hooks {
-    Hooks::default()
+pub fn hooks_for(args: &RunArgs) -> Hooks {
+    let mut hooks = Hooks::default();
+    if let Some(h) = trace::TraceHook::for_args(args) {
+        hooks.push(h);
+    }
+    hooks
 }
 
 /// Runs `plan` end to end: boot, measure, teardown, results written. `Err` when nothing could
@@ -224,7 +235,8 @@ async fn measure_all(
             break;
         }
         let options = plan.rr_options(proto, vm.run_dir());
-        let m = measure::measure(vm, options, signals).await;
+        let observer = hooks.0.iter().find_map(|h| h.observer());
+        let m = measure::measure(vm, options, signals, observer).await;
         results.interrupted |= m.interrupted;
         if m.qemu_died.is_some() {
             results.qemu_died = m.qemu_died;
