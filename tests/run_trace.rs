@@ -180,3 +180,82 @@ fn trace_options_need_trace_and_valid_values() {
         }
     }
 }
+
+/// A path with a boundary this kernel does not have: the run says which and measures on,
+/// following packets across the boundaries that exist.
+#[test]
+fn missing_event_is_named_and_the_run_goes_on() {
+    if !is_root() {
+        eprintln!("skipped: --trace and --net tap need root");
+        return;
+    }
+    let dir = vm_support::temp_dir("run-trace-missing");
+    let rd = dir.join("run");
+    let path = dir.join("partial.toml");
+    std::fs::write(
+        &path,
+        r#"
+name = "partial"
+[vars]
+tap = "tap0"
+qemu_pid = "*"
+[[stage]]
+name = "xmit"
+event = "net_dev_xmit"
+task = "vmprobe-rr"
+fields = { dev = "{tap}" }
+[[stage]]
+event = "vmprobe_no_such_event"
+optional = true
+[[stage]]
+name = "reply"
+event = "netif_receive_skb"
+pid = "{qemu_pid}"
+fields = { dev = "{tap}" }
+"#,
+    )
+    .unwrap();
+    let links = vm_support::host_links();
+    let out = vmprobe()
+        .args([
+            "run",
+            "--accel",
+            "tcg",
+            "--net",
+            "tap",
+            "--proto",
+            "udp",
+            "--count",
+            "50",
+            "--interval",
+            "2ms",
+            "--format",
+            "json",
+            "--trace",
+            "--trace-path",
+        ])
+        .arg(&path)
+        .arg("--run-dir")
+        .arg(&rd)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("vmprobe_no_such_event"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(check_proto(&v, "udp"), 50);
+    let t = &v["trace"];
+    assert_eq!(t["path"], "partial");
+    // Only the variables the file declares are set: its own qemu_pid, not tap-tcg's others.
+    assert_eq!(
+        t["vars"]["qemu_pid"],
+        std::fs::read_to_string(rd.join("qemu.pid")).unwrap().trim()
+    );
+    assert!(t["vars"].get("client").is_none(), "{t}");
+    let notes = t["notes"].to_string();
+    assert!(notes.contains("vmprobe_no_such_event"), "{notes}");
+    assert!(t["packets"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(t["skipped"]["vmprobe_no_such_event"], t["packets"]);
+    assert_run_cleaned_up(&rd, &links);
+    std::fs::remove_dir_all(dir).unwrap();
+}

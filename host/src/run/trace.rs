@@ -77,11 +77,12 @@ impl TraceRunArgs {
         let name = self.path_name(args);
         PathSpec::resolve(&name).map_err(|e| format!("--trace-path: {e}"))?;
         if args.vm.net == Net::User && BUILTIN.iter().any(|(b, _)| *b == name) {
-            return Err(format!(
-                "--trace follows packets through a tap device, and --net user has none: use \
-                 --net tap, bridge or macvtap (or --trace-path FILE.toml with a path for user \
-                 networking)"
-            ));
+            return Err(
+                "--trace follows packets through a tap device, and --net user has none: \
+                 use --net tap, bridge or macvtap (or --trace-path FILE.toml with a path for \
+                 user networking)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -151,6 +152,7 @@ impl TraceHook {
         }
         let mut out = Map::new();
         out.insert("path".into(), json!(self.path));
+        out.insert("path_spec".into(), json!(self.path));
         out.insert("file".into(), json!(summary.output));
         out.insert(
             "vars".into(),
@@ -205,6 +207,7 @@ impl TraceHook {
 fn summarize(r: &Report, out: &mut Map<String, Value>) {
     let v = serde_json::to_value(r).unwrap_or(Value::Null);
     for key in [
+        "path",
         "packets",
         "incomplete",
         "incomplete_after",
