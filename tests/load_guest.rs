@@ -58,6 +58,7 @@ fn measure(vm: &Vm, kinds: &[LoadKind], load_cpu: Option<usize>) -> (rr::RrRun, 
     let control = Control {
         stop: &stop,
         progress: &progress,
+        on_sample: None,
     };
     let ns = vm.client_netns().cloned();
     let run = rr::run_with(&opts, echo, control, move || {

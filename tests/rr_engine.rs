@@ -26,6 +26,7 @@ fn run(o: &RrOptions) -> RrReport {
         Control {
             stop: &stop,
             progress: &progress,
+            on_sample: None,
         },
     )
     .expect("run")

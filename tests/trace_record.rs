@@ -243,3 +243,50 @@ fn cli_record_passes_the_marker_to_the_command_and_analyze_reads_it() {
     std::fs::remove_file(&out).unwrap();
     std::fs::remove_file(&path).unwrap();
 }
+
+/// A directory that looks like tracefs but is not one, and an empty (current directory) path,
+/// are refused before anything is written: no `trace_marker`, `tracing_on` or instance
+/// appears in them (an early run once left such files in a checkout). Needs no root.
+#[test]
+fn a_directory_that_is_not_tracefs_is_never_written() {
+    let fake = out_file("fake-tracefs");
+    let _ = std::fs::remove_dir_all(&fake);
+    std::fs::create_dir_all(fake.join("instances")).unwrap();
+    std::fs::write(fake.join("available_events"), "net:net_dev_xmit\n").unwrap();
+    let spec = PathSpec::from_toml(LOOPBACK, "loopback").unwrap();
+    let out = out_file("fake.trace");
+    let listing = |d: &Path| {
+        let mut v: Vec<_> = walk(d);
+        v.sort();
+        v
+    };
+    let before = listing(&fake);
+    let cwd_before = listing(Path::new("."));
+    for dir in [fake.clone(), PathBuf::new(), PathBuf::from("instances/..")] {
+        let opts = RecordOptions {
+            tracefs: Some(dir.clone()),
+            ..RecordOptions::default()
+        };
+        let err = Recorder::start(&spec, &out, &opts).unwrap_err().to_string();
+        assert!(
+            err.contains("not a tracefs mount") || err.contains("not an absolute path"),
+            "{dir:?}: {err}"
+        );
+    }
+    assert_eq!(listing(&fake), before);
+    assert_eq!(listing(Path::new(".")), cwd_before);
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&fake).unwrap();
+}
+
+fn walk(d: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() && !p.ends_with("target") && !p.ends_with(".git") {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}

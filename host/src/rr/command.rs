@@ -69,6 +69,7 @@ fn measure<T>(
             Control {
                 stop,
                 progress: &progress,
+                on_sample: None,
             },
         );
         finished.store(true, Ordering::Relaxed);

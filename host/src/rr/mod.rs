@@ -40,7 +40,8 @@ pub use pacing::Pacing;
 pub use report::RrReport;
 pub use transport::Endpoint;
 
-use engine::{Outcome, Plan, Sample, SampleSink};
+pub use engine::Sample;
+use engine::{Outcome, Plan, SampleSink};
 use framing::EchoFraming;
 use log::SampleLog;
 use report::ReportParts;
@@ -49,12 +50,25 @@ use transport::{TcpTransport, Transport, UdpTransport};
 use crate::stats::Recorder;
 
 /// What a caller passes to watch and stop a run.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Control<'a> {
     /// Raise to stop the run; what was measured is still reported.
     pub stop: &'a AtomicBool,
     /// Updated with the number of measured transactions.
     pub progress: &'a Progress,
+    /// Sees every measured transaction on the measuring thread, after the statistics and the
+    /// log, outside the timed window (e.g. to mark outliers in a trace).
+    pub on_sample: Option<&'a (dyn Fn(&Sample) + Sync)>,
+}
+
+impl std::fmt::Debug for Control<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Control")
+            .field("stop", &self.stop)
+            .field("progress", &self.progress)
+            .field("on_sample", &self.on_sample.is_some())
+            .finish()
+    }
 }
 
 /// A finished run: the report and the RTT histogram behind its percentiles.
@@ -104,13 +118,15 @@ pub fn connect(addr: SocketAddr, proto: Proto, timeout: Duration) -> Result<Endp
     }
 }
 
-/// Receives samples: statistics for both series, the live window and the optional log.
+/// Receives samples: statistics for both series, the live window, the optional log and the
+/// caller's observer.
 struct Collector<'a> {
     rtt: Recorder,
     rx_sw: Recorder,
     live: live::LiveWindow,
     progress: &'a Progress,
     log: Option<SampleLog>,
+    on_sample: Option<&'a (dyn Fn(&Sample) + Sync)>,
 }
 
 impl SampleSink for Collector<'_> {
@@ -127,10 +143,14 @@ impl SampleSink for Collector<'_> {
                 self.rx_sw.record(rx, sample.id);
             }
         }
-        match self.log.as_mut() {
+        let logged = match self.log.as_mut() {
             Some(log) => log.write(sample),
             None => Ok(()),
+        };
+        if let Some(f) = self.on_sample {
+            f(sample);
         }
+        logged
     }
 
     fn idle(&mut self, now_mono_ns: u64) -> io::Result<()> {
@@ -203,6 +223,7 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         live: live::LiveWindow::default(),
         progress: control.progress,
         log,
+        on_sample: control.on_sample,
     };
     let (tally, result) = engine::measure(
         transport.as_mut(),

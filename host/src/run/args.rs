@@ -26,6 +26,9 @@ pub struct RunArgs {
     /// Background traffic during the measurement.
     #[command(flatten)]
     pub load: crate::load::LoadArgs,
+    /// Host tracing while measuring (`--trace`).
+    #[command(flatten)]
+    pub trace: super::trace::TraceRunArgs,
     /// Protocols to measure, one after the other
     #[arg(long, value_enum, default_value = "both")]
     pub proto: Protocols,

@@ -7,6 +7,9 @@ use crate::vm::Vm;
 use super::args::RunArgs;
 use super::results::RunResults;
 
+/// Sees each sample on the measuring thread, outside the timed window (see [`RunHook::observer`]).
+pub type SampleObserver = std::sync::Arc<dyn Fn(&crate::rr::Sample) + Send + Sync>;
+
 /// A hook's failure: ends the run (after teardown) with this message.
 pub type HookError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -18,6 +21,10 @@ pub trait RunHook: Send {
     /// After the guest is ready, before the first protocol is measured.
     fn before_measure(&mut self, _vm: &Vm, _args: &RunArgs) -> Result<(), HookError> {
         Ok(())
+    }
+    /// Called on the measuring thread for every sample of the following measurements.
+    fn observer(&self) -> Option<SampleObserver> {
+        None
     }
     /// After each protocol's measurement (complete or partial).
     fn after_protocol(&mut self, _vm: &Vm, _proto: Proto, _run: &RrRun) -> Result<(), HookError> {

@@ -10,6 +10,7 @@ use crate::rr::{self, Control, Progress, Proto, RrError, RrOptions, RrRun};
 use crate::vm::services::{self, endpoint};
 use crate::vm::Vm;
 
+use super::hooks::SampleObserver;
 use super::signals::Signals;
 
 /// The guest's echo port (RFC 862), UDP and TCP.
@@ -33,12 +34,14 @@ pub struct Measured {
 /// With `show_progress`, a progress bar and live line (p50/p99/max) go to stderr meanwhile. With
 /// `probe`, UDP goes to the guest's probe port with timestamped echo requests instead, and the
 /// breakdown comes back too.
+/// `observer` sees each sample on the measuring thread, outside the timed window.
 pub async fn measure(
     vm: &mut Vm,
     mut options: RrOptions,
     signals: &mut Signals,
     show_progress: bool,
     probe: Option<crate::probe::ClockChoice>,
+    observer: Option<SampleObserver>,
 ) -> Measured {
     let proto = match options.proto {
         Proto::Udp => services::Proto::Udp,
@@ -80,6 +83,7 @@ pub async fn measure(
             let control = Control {
                 stop: &thread_stop,
                 progress: &progress,
+                on_sample: observer.as_deref().map(|f| f as _),
             };
             let (proto, timeout) = (options.proto, options.timeout);
             // rr's measuring thread enters the namespace before it opens its socket.

@@ -20,6 +20,7 @@ pub mod measure;
 pub mod output;
 pub mod results;
 pub mod signals;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 
@@ -125,6 +126,12 @@ impl RunPlan {
             )
             .into());
         }
+        args.trace
+            .validate(&args)
+            .map_err(|message| RunError::Hook {
+                hook: "trace".into(),
+                message,
+            })?;
         let vm = args.vm.validate()?;
         Ok(RunPlan {
             args,
@@ -161,6 +168,9 @@ pub struct Finished {
 pub fn hooks_for(args: &RunArgs) -> Hooks {
     let mut hooks = Hooks::default();
     if let Some(h) = crate::load::LoadHook::for_args(args) {
+        hooks.push(h);
+    }
+    if let Some(h) = trace::TraceHook::for_args(args) {
         hooks.push(h);
     }
     hooks
@@ -243,7 +253,8 @@ async fn measure_all(
         }
         let options = plan.rr_options(proto, vm.run_dir());
         let probe = plan.args.rr.probe.then_some(plan.args.rr.clock);
-        let m = measure::measure(vm, options, signals, show_progress(plan), probe).await;
+        let observer = hooks.0.iter().find_map(|h| h.observer());
+        let m = measure::measure(vm, options, signals, show_progress(plan), probe, observer).await;
         results.interrupted |= m.interrupted;
         if m.qemu_died.is_some() {
             results.qemu_died = m.qemu_died;

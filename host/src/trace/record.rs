@@ -164,6 +164,42 @@ pub fn find_or_mount_tracefs() -> Result<PathBuf, TraceError> {
     Ok(target.to_owned())
 }
 
+/// `TRACEFS_MAGIC` from linux/magic.h.
+const TRACEFS_MAGIC: i64 = 0x7472_6163;
+
+/// Refuses anything but an absolute path to a mounted tracefs: every later path is built from
+/// it, and a relative or wrong one would have the recorder write into some other directory
+/// (the current one, for an empty path).
+pub fn check_tracefs(dir: &Path) -> Result<(), TraceError> {
+    if !dir.is_absolute() {
+        return Err(TraceError::Tracefs(format!(
+            "tracefs location `{}` is not an absolute path",
+            dir.display()
+        )));
+    }
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| {
+        TraceError::Tracefs(format!("tracefs location {} contains NUL", dir.display()))
+    })?;
+    // SAFETY: statfs fills the zeroed struct we own; `c` is NUL-terminated and outlives the call.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: see above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(TraceError::Tracefs(format!(
+            "tracefs location {}: {}",
+            dir.display(),
+            io::Error::last_os_error()
+        )));
+    }
+    if st.f_type as i64 != TRACEFS_MAGIC {
+        return Err(TraceError::Tracefs(format!(
+            "{} is not a tracefs mount (filesystem type {:#x}); mount one with `mount -t tracefs nodev {DEFAULT_TRACEFS}`",
+            dir.display(),
+            st.f_type as i64
+        )));
+    }
+    Ok(())
+}
+
 /// `event` -> `system:event` from `available_events`.
 fn available_events(tracefs: &Path) -> Result<HashMap<String, String>, TraceError> {
     let p = tracefs.join("available_events");
@@ -190,6 +226,7 @@ impl Recorder {
             Some(t) => t.clone(),
             None => find_or_mount_tracefs()?,
         };
+        check_tracefs(&tracefs)?;
         let events = available_events(&tracefs)?;
         let name = format!(
             "vmprobe-{}-{}",
