@@ -69,7 +69,11 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
             (crate::rr::Proto::Udp, Some(_)) => "probe echo, port 7777",
             _ => "echo",
         };
-        let _ = writeln!(out, "--- {} {what} (round trip, microseconds)", report.proto);
+        let _ = writeln!(
+            out,
+            "--- {} {what} (round trip, microseconds)",
+            report.proto
+        );
         out.push_str(&String::from_utf8_lossy(&export::serialize(
             Format::Text,
             report,
