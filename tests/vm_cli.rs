@@ -199,19 +199,7 @@ fn namespace_setups_need_root() {
     let dir = temp_dir("cli-notroot");
     let img = fake_image(&dir, "guest.bin", READY);
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    for net in ["tap", "bridge", "macvtap"] {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_vmprobe"))
-            .args(["vm", "--accel", "tcg", "--net", net, "--image"])
-            .arg(&img)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains(&format!("--net {net} needs root")), "{err}");
-        assert_eq!(err.lines().count(), 1, "{err}");
-    }
+    assert_namespace_nets_need_root("vm", &img);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

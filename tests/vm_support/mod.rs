@@ -121,3 +121,21 @@ pub fn assert_no_leftovers(pid: u32, namespaces: &[String], host_links_before: &
         .collect();
     assert!(new.is_empty(), "links left in the host namespace: {new:?}");
 }
+
+/// Runs `vmprobe SUBCOMMAND --net tap|bridge|macvtap` as nobody (setpriv) and checks each is
+/// refused with one line saying it needs root.
+pub fn assert_namespace_nets_need_root(subcommand: &str, image: &Path) {
+    for net in ["tap", "bridge", "macvtap"] {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_vmprobe"))
+            .args([subcommand, "--accel", "tcg", "--net", net, "--image"])
+            .arg(image)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("--net {net} needs root")), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
