@@ -328,7 +328,9 @@ fn gicv2_legacy_mmio_poll_mode() {
     garbage_is_counted(&mut g);
     let stats = g.stats();
     assert_eq!(stats.irqs, 0);
-    assert!(stats.polls > 1000);
+    // Busy polling: the loop turns more often than frames arrive (how much more depends on how
+    // much CPU the vCPU thread got, so no fixed count).
+    assert!(stats.polls > stats.rx_frames, "{stats:?}");
     let results = benchmarks(&mut g, &BenchTest::ALL, 500, 2);
     assert!(results.iter().any(|(t, _)| *t == BenchTest::IpiRoundTrip));
     print_benchmarks("gicv2", &results, cntfrq);

@@ -21,11 +21,13 @@ const AVAIL_F_NO_INTERRUPT: u16 = 1;
 /// Queues whose rings are tracked (net: 0 = receive, 1 = transmit).
 const TRACKED_QUEUES: usize = 2;
 
-/// Where the available rings of the device's queues are, shared between the transport wrapper
-/// (which learns them at queue setup) and the driver's owner (which flips their flags).
+/// Where the available and used rings of the device's queues are, shared between the transport
+/// wrapper (which learns them at queue setup) and the driver's owner (which flips the available
+/// rings' flags and reads how far the device has filled the used rings).
 #[derive(Debug, Default)]
 pub struct QueueRings {
     avail: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
+    used: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
     notify: [NotifyTiming; TRACKED_QUEUES],
 }
 
@@ -55,6 +57,17 @@ impl QueueRings {
             Ordering::Release,
         );
         true
+    }
+
+    /// The used ring's `idx` of `queue`: how many buffers the device has returned so far
+    /// (wrapping). None if the queue has not been set up.
+    pub fn used_index(&self, queue: u16) -> Option<u16> {
+        let used = self.used.get(usize::from(queue))?.get()?;
+        // SAFETY: `used` is the device area of a live queue, recorded by `queue_set` and cleared
+        // by `queue_unset`, identity mapped like every DMA buffer (see `set_interrupts`); its
+        // 16-bit `idx` field sits 2-aligned at offset 2, and the device only ever writes it whole.
+        let idx = unsafe { &*((used as usize + 2) as *const AtomicU16) };
+        Some(idx.load(Ordering::Acquire))
     }
 
     /// How many notifies of `queue` the driver has written so far.
@@ -154,11 +167,17 @@ impl<T: Transport> Transport for NotifyControl<T> {
         if let Some(slot) = self.rings.avail.get(usize::from(queue)) {
             slot.set(Some(driver_area));
         }
+        if let Some(slot) = self.rings.used.get(usize::from(queue)) {
+            slot.set(Some(device_area));
+        }
         self.inner
             .queue_set(queue, size, descriptors, driver_area, device_area)
     }
     fn queue_unset(&mut self, queue: u16) {
         if let Some(slot) = self.rings.avail.get(usize::from(queue)) {
+            slot.set(None);
+        }
+        if let Some(slot) = self.rings.used.get(usize::from(queue)) {
             slot.set(None);
         }
         self.inner.queue_unset(queue)

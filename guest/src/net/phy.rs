@@ -61,6 +61,11 @@ pub struct VirtioPhy<H: Hal, T: Transport, C: Counter> {
     rx: Vec<Slot>,
     tx: Vec<Slot>,
     stamps: Timestamps,
+    /// Frames taken from the receive ring so far (wrapping, like the used ring's index).
+    rx_taken: u16,
+    /// The receive ring's used index when the last interrupt was taken: the frames before it
+    /// were there when the interrupt came and carry its entry time; later ones do not.
+    irq_mark: Option<u16>,
     _counter: PhantomData<C>,
 }
 
@@ -93,6 +98,8 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
             rx: (0..RX_BUFFERS).map(|_| Slot::new()).collect(),
             tx: (0..TX_BUFFERS).map(|_| Slot::new()).collect(),
             stamps: Timestamps::default(),
+            rx_taken: 0,
+            irq_mark: None,
             _counter: PhantomData,
         };
         phy.set_interrupts(mode)?;
@@ -135,9 +142,11 @@ impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
     }
 
     /// Records that the device interrupt entered the guest at counter `entry`: the frames
-    /// waiting in the receive ring now carry it (see [`Timestamps::irq_entry`]).
+    /// waiting in the receive ring now carry it (see [`Timestamps::irq_entry`]), frames that
+    /// arrive later do not, even when they are taken in the same round.
     pub fn interrupted_at(&mut self, entry: u64) {
         self.stamps.irq_entry = Some(entry);
+        self.irq_mark = self.rings.used_index(QUEUE_RECEIVE);
     }
 
     /// The queue bookkeeping shared with the transport (notify counts and timings).
@@ -277,29 +286,31 @@ impl<H: Hal, T: Transport, C: Counter> phy::Device for VirtioPhy<H, T, C> {
         self.reclaim_tx();
         // Without room for a reply, leave the frame in the ring until a buffer comes back.
         let tx_index = self.free_tx()?;
-        let Some(token) = self.raw.poll_receive() else {
-            // Drained: frames from now on did not arrive with the interrupt that woke us.
-            self.stamps.irq_entry = None;
-            return None;
-        };
+        let token = self.raw.poll_receive()?;
         let rx_seen = C::now();
         self.stamps.rx_seen = rx_seen;
+        // Was this frame in the ring when the interrupt came? (Used-ring positions wrap at 2^16.)
+        let with_irq = self
+            .irq_mark
+            .is_some_and(|mark| (mark.wrapping_sub(self.rx_taken) as i16) > 0);
         let Self {
             raw,
             rx,
             tx,
             stamps,
             rings,
+            rx_taken,
             ..
         } = self;
         let slot = rx.iter_mut().find(|s| s.token == Some(token))?;
         slot.token = None;
         // SAFETY: this slot's buffer was posted with this token by `refill_rx`.
         let (header, len) = unsafe { raw.receive_complete(token, &mut slot.buf) }.ok()?;
+        *rx_taken = rx_taken.wrapping_add(1);
         stamps.rx_frames += 1;
         let frame = slot.buf.get_mut(header..header + len.min(MAX_FRAME))?;
         let arrival = RxStamps {
-            irq_entry: stamps.irq_entry,
+            irq_entry: stamps.irq_entry.filter(|_| with_irq),
             rx_seen: Some(rx_seen),
         };
         if stamp_rx(frame, arrival) {

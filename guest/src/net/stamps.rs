@@ -20,9 +20,9 @@ pub struct Timestamps {
     /// How long the last transmit queue notify took: the `QueueNotify` write alone, timed inside
     /// the transport (under KVM the exit to QEMU or vhost).
     pub notify_ticks: u64,
-    /// Entry of the device interrupt that woke the guest (IRQ mode). It belongs to the frames
-    /// that were waiting in the receive ring when the driver drained it after that wake-up: it is
-    /// cleared the first time the ring is found empty, so later frames carry none.
+    /// Entry of the device interrupt that woke the guest (IRQ mode). It belongs only to the
+    /// frames the device had returned to the receive ring when the interrupt was taken (the
+    /// driver notes the ring's used index then); frames that arrive later carry none.
     pub irq_entry: Option<u64>,
     /// Received probe echo requests stamped with their arrival readings.
     pub probe_rx_stamped: u64,
