@@ -96,7 +96,15 @@ impl Qmp {
             writer: w,
             events: Vec::new(),
         };
-        let greeting = qmp.read_message().await?;
+        // The greeting comes first, but QEMU 7.2 can let an event (RESUME at start-up) overtake
+        // it on a fresh connection (seen here in a test run): note and skip those.
+        let greeting = loop {
+            let m = qmp.read_message().await?;
+            match m.get("event").and_then(Value::as_str) {
+                Some(ev) => qmp.events.push(ev.to_string()),
+                None => break m,
+            }
+        };
         if greeting.get("QMP").is_none() {
             return Err(QmpError::Protocol(greeting.to_string()));
         }
@@ -193,6 +201,10 @@ mod tests {
         let (s, _) = l.accept().await.unwrap();
         let (r, mut w) = s.into_split();
         let mut r = BufReader::new(r);
+        // An event ahead of the greeting, as QEMU 7.2 sometimes sends.
+        w.write_all(b"{\"event\": \"RESUME\", \"timestamp\": {}}\r\n")
+            .await
+            .unwrap();
         w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n")
             .await
             .unwrap();
