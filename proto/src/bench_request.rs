@@ -24,17 +24,7 @@ mod field {
 /// Length of the body.
 pub const BODY_LEN: usize = field::PARAM.end;
 
-body_packet!("a micro-benchmark request");
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    /// Ensure the body is complete.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < BODY_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-}
+body_packet!("a micro-benchmark request", fixed_len);
 
 accessors! {
     /// Raw test id (see [`BenchTest::from_id`]).

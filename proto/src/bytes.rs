@@ -79,6 +79,20 @@ impl Be for u64 {
 
 /// Declares a message body's `Packet<T>` wrapper: constructors here, `check_len` in the module.
 macro_rules! body_packet {
+    // A body of exactly the module's `BODY_LEN` bytes (or more: trailing bytes are ignored).
+    ($what:literal, fixed_len) => {
+        $crate::bytes::body_packet!($what);
+
+        impl<T: AsRef<[u8]>> Packet<T> {
+            /// Ensure the body is complete.
+            pub fn check_len(&self) -> $crate::Result<()> {
+                if self.buffer.as_ref().len() < BODY_LEN {
+                    return Err($crate::Error::Truncated);
+                }
+                Ok(())
+            }
+        }
+    };
     ($what:literal) => {
         #[doc = concat!("A read/write wrapper around the body of ", $what, ".")]
         #[derive(Debug, Clone, PartialEq, Eq)]

@@ -59,17 +59,7 @@ impl core::fmt::Display for Code {
     }
 }
 
-body_packet!("an error reply");
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    /// Ensure the body is complete.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < BODY_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-}
+body_packet!("an error reply", fixed_len);
 
 accessors! {
     /// Raw error code (see [`Code::from_u16`]).

@@ -10,7 +10,7 @@
 //! gap: the guest keeps the samples until the next run starts.
 
 use crate::bytes::{accessors, body_packet};
-use crate::{Error, Result};
+use crate::Result;
 
 mod field {
     use crate::bytes::Field;
@@ -23,17 +23,7 @@ mod field {
 /// Length of the body.
 pub const BODY_LEN: usize = field::RESERVED.end;
 
-body_packet!("a raw samples request");
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    /// Ensure the body is complete.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < BODY_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-}
+body_packet!("a raw samples request", fixed_len);
 
 accessors! {
     /// The run whose samples are wanted.
@@ -83,6 +73,7 @@ impl Repr {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::Error;
 
     static BYTES: [u8; 12] = [0, 0, 0, 3, 0, 0, 1, 0, 0, 100, 0, 0];
 

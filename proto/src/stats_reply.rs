@@ -4,8 +4,8 @@
 //! (the order is the wire format). A longer body is accepted and its extra counters ignored, so a
 //! guest may append counters without breaking older hosts.
 
-use crate::bytes::{get_u64, put_u64};
-use crate::{Error, Result};
+use crate::bytes::{body_packet, get_u64, put_u64};
+use crate::Result;
 
 macro_rules! guest_stats {
     ($($(#[$doc:meta])* $name:ident,)*) => {
@@ -73,38 +73,9 @@ pub const COUNTERS: usize = NAMES.len();
 /// Length of the body.
 pub const BODY_LEN: usize = COUNTERS * 8;
 
-/// A read/write wrapper around a stats reply body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
+body_packet!("a stats reply", fixed_len);
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    /// Wrap a buffer without checking its length.
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
-    }
-
-    /// Wrap a buffer and [`check_len`](Self::check_len) it.
-    pub fn new_checked(buffer: T) -> Result<Packet<T>> {
-        let packet = Self::new_unchecked(buffer);
-        packet.check_len()?;
-        Ok(packet)
-    }
-
-    /// Ensure all [`COUNTERS`] counters are present.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < BODY_LEN {
-            return Err(Error::Truncated);
-        }
-        Ok(())
-    }
-
-    /// Consume the packet, returning the buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     /// Counter number `index` in wire order.
     ///
     /// # Panics
@@ -159,6 +130,7 @@ impl GuestStats {
 #[cfg(test)]
 mod test {
     use super::*;
+    use crate::Error;
 
     fn bytes() -> [u8; BODY_LEN + 8] {
         let mut b = [0u8; BODY_LEN + 8];
