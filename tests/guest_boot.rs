@@ -65,7 +65,12 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
 
 #[test]
 fn gicv3_virtio_pci_irq_mode() {
-    let (ready, _qemu) = boot_and_echo("-M virt,gic-version=3 -cpu max", "virtio-net-pci", "", &[]);
+    let (ready, _qemu) = boot_and_echo(
+        "-M virt,gic-version=3 -cpu max",
+        "virtio-net-pci,romfile=",
+        "",
+        &[],
+    );
     assert!(
         ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=pci cntfrq="),
         "{ready}"
@@ -119,7 +124,7 @@ fn poll_mode_answers_with_device_interrupts_suppressed() {
 fn poll_mode_on_virtio_pci() {
     let (ready, _qemu) = boot_and_echo(
         "-M virt,gic-version=3 -cpu max",
-        "virtio-net-pci",
+        "virtio-net-pci,romfile=",
         "mode=poll",
         &[],
     );
@@ -176,7 +181,7 @@ fn dhcp_lease_on_user_networking() {
     qemu_args.push(guest_image().display().to_string());
     qemu_args.extend(args(&format!(
         "-netdev user,id=n0,net=10.9.8.0/24,hostfwd=udp:127.0.0.1:{port}-10.9.8.15:7 \
-         -device virtio-net-pci,netdev=n0 -append dhcp"
+         -device virtio-net-pci,romfile=,netdev=n0 -append dhcp"
     )));
     let qemu = Qemu::spawn(&qemu_args);
     let ready = qemu.wait_ready();
@@ -197,7 +202,7 @@ fn all_services_answer_on_the_real_image() {
     qemu_args.extend(args(&format!(
         "-netdev user,id=n0,hostfwd=udp:127.0.0.1:{sockperf}-:11111,\
          hostfwd=tcp:127.0.0.1:{chargen}-:19,hostfwd=tcp:127.0.0.1:{discard}-:9 \
-         -device virtio-net-pci,netdev=n0"
+         -device virtio-net-pci,romfile=,netdev=n0"
     )));
     let qemu = Qemu::spawn(&qemu_args);
     qemu.wait_ready();

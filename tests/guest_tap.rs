@@ -409,7 +409,7 @@ fn tap_in_a_namespace_arp_ping_echo_and_malformed_flood() {
     let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
     qemu_args.push(guest_image().display().to_string());
     qemu_args.extend(args(&format!(
-        "-netdev tap,id=n0,ifname={TAP},script=no,downscript=no -device virtio-net-pci,netdev=n0"
+        "-netdev tap,id=n0,ifname={TAP},script=no,downscript=no -device virtio-net-pci,romfile=,netdev=n0"
     )));
     qemu_args.extend(["-append".into(), format!("ip={GUEST_IP}/24 gw={HOST_IP}")]);
     let qemu = Qemu::spawn_with_prefix(&["ip", "netns", "exec", &ns.name], &qemu_args);

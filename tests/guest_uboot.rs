@@ -73,7 +73,7 @@ fn unattended_boot_at_el2_with_gicv3_and_virtio_pci() {
     ));
     a.push(guest_image().display().to_string());
     a.extend(user_net(port));
-    a.extend(args("-device virtio-net-pci,netdev=n0"));
+    a.extend(args("-device virtio-net-pci,romfile=,netdev=n0"));
     let qemu = Qemu::spawn(&a);
     let ready = qemu.wait_ready();
     assert!(ready.contains(" mode=irq gic=v3 transport=pci "), "{ready}");

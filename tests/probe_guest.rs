@@ -343,7 +343,7 @@ fn gicv3_pci_el2_two_vcpus() {
     // Entered at EL2 (both vCPUs drop to EL1), PSCI over SMC.
     let mut g = Guest::boot(
         "-M virt,gic-version=3,virtualization=on -cpu max -smp 2",
-        "virtio-net-pci",
+        "virtio-net-pci,romfile=",
         "",
     );
     // On virtio-pci the register read is the common configuration's `num_queues` and the
