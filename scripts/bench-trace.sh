@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VMPROBE_BENCH_MB="${VMPROBE_BENCH_MB:-1024}"
-cargo test --release -p vmprobe --test trace_bench -- --ignored --nocapture 2>&1 | grep -E "trace bench|test result|panicked|assert"
+cargo bench -p vmprobe --bench trace_analyze 2>&1 | grep -E "trace bench|panicked|assert"

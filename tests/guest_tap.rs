@@ -404,6 +404,7 @@ fn check_answers(ns: &Netns, qemu: &Qemu) {
 }
 
 #[test]
+#[ignore = "needs root: a network namespace, a tap device and raw packet sockets"]
 fn tap_in_a_namespace_arp_ping_echo_and_malformed_flood() {
     let ns = Netns::new();
     let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");

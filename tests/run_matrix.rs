@@ -96,9 +96,14 @@ fn quickstart_runs_what_this_host_can() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    // Quickstart itself adapts to the host: as root every setup, else user networking and a
+    // line saying why.
+    let not_root = "not root: user networking only";
     let nets: &[&str] = if is_root() {
+        assert!(!stderr.contains(not_root), "{stderr}");
         &["user", "tap", "bridge", "macvtap"]
     } else {
+        assert!(stderr.contains(not_root), "{stderr}");
         &["user"]
     };
     for net in nets {
@@ -137,6 +142,22 @@ fn quickstart_runs_what_this_host_can() {
 }
 
 #[test]
+fn quickstart_checks_its_options_once_before_anything_boots() {
+    let dir = temp_dir("quickstart-count0");
+    let out = vmprobe()
+        .args(["quickstart", "--count", "0", "--run-dir"])
+        .arg(dir.join("q"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--count must be at least 1"), "{err}");
+    assert!(!dir.join("q").exists(), "nothing may run: {err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
 fn quickstart_outside_a_checkout_says_how() {
     let dir = temp_dir("quickstart-elsewhere");
     let exe = dir.join("vmprobe");
@@ -162,7 +183,7 @@ fn quickstart_outside_a_checkout_says_how() {
 
 #[test]
 fn ctrl_c_stops_the_matrix_with_the_partial_table() {
-    let net = if is_root() { "tap" } else { "user" };
+    let net = "user";
     let dir = temp_dir("matrix-ctrlc");
     let file = dir.join("m.toml");
     std::fs::write(

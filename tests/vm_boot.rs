@@ -117,34 +117,31 @@ async fn user_direct() {
 }
 
 #[tokio::test]
+#[ignore = "needs root: --net tap sets up a network namespace"]
 async fn tap_direct() {
-    if is_root() {
-        boot("boot-tap", &["--net", "tap"], &[("ip", "192.168.20.2/24")]).await;
-    }
+    boot("boot-tap", &["--net", "tap"], &[("ip", "192.168.20.2/24")]).await;
 }
 
 #[tokio::test]
+#[ignore = "needs root: --net bridge sets up a network namespace"]
 async fn bridge_direct() {
-    if is_root() {
-        boot(
-            "boot-bridge",
-            &["--net", "bridge"],
-            &[("ip", "192.168.20.2/24")],
-        )
-        .await;
-    }
+    boot(
+        "boot-bridge",
+        &["--net", "bridge"],
+        &[("ip", "192.168.20.2/24")],
+    )
+    .await;
 }
 
 #[tokio::test]
+#[ignore = "needs root: --net macvtap sets up a network namespace"]
 async fn macvtap_direct() {
-    if is_root() {
-        boot(
-            "boot-macvtap",
-            &["--net", "macvtap"],
-            &[("ip", "192.168.20.2/24")],
-        )
-        .await;
-    }
+    boot(
+        "boot-macvtap",
+        &["--net", "macvtap"],
+        &[("ip", "192.168.20.2/24")],
+    )
+    .await;
 }
 
 /// Boot arguments reach the guest through U-Boot (QEMU's DTB /chosen/bootargs, which U-Boot's

@@ -5,6 +5,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -60,6 +61,9 @@ pub struct Qemu {
     child: Child,
     stdin: Option<ChildStdin>,
     console: Arc<(Mutex<String>, Condvar)>,
+    /// How many of QEMU's two output streams have reached end of file: both closed means QEMU
+    /// is gone, so a wait for console text fails at once instead of running into its timeout.
+    closed: Arc<AtomicUsize>,
 }
 
 impl Qemu {
@@ -81,11 +85,13 @@ impl Qemu {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start qemu-system-aarch64");
         let console = Arc::new((Mutex::new(String::new()), Condvar::new()));
+        let closed = Arc::new(AtomicUsize::new(0));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let console = console.clone();
+            let closed = closed.clone();
             std::thread::spawn(move || {
                 // Chunks, not lines: prompts such as U-Boot's countdown end without a newline.
                 let mut stream = stream;
@@ -97,6 +103,10 @@ impl Qemu {
                         .push_str(&String::from_utf8_lossy(&buf[..n]));
                     cv.notify_all();
                 }
+                let (text, cv) = &*console;
+                let _guard = text.lock().unwrap();
+                closed.fetch_add(1, Ordering::SeqCst);
+                cv.notify_all();
             });
         }
         let stdin = child.stdin.take();
@@ -104,6 +114,7 @@ impl Qemu {
             child,
             stdin,
             console,
+            closed,
         }
     }
 
@@ -149,6 +160,9 @@ impl Qemu {
         loop {
             if let Some(line) = found(&guard) {
                 return line;
+            }
+            if self.closed.load(Ordering::SeqCst) == 2 {
+                panic!("QEMU exited before {needle:?} appeared; its output:\n{guard}");
             }
             let now = Instant::now();
             if now >= deadline {

@@ -76,6 +76,14 @@ pub enum MatrixError {
         /// Of how many.
         total: usize,
     },
+    /// A configuration's options are wrong (found before anything boots).
+    #[error("configuration {name:?}: {source}")]
+    Config {
+        /// The configuration's name.
+        name: String,
+        /// What is wrong.
+        source: RunError,
+    },
     /// No guest image and no way to build one.
     #[error("{0}")]
     Image(String),
@@ -98,9 +106,22 @@ pub fn execute(args: &MatrixArgs) -> Result<(), MatrixError> {
         .file
         .file_stem()
         .map_or("matrix".into(), |s| s.to_string_lossy().into_owned());
+    check(&matrix)?;
     let dir = RunDir::create(args.run_dir.as_deref(), &format!("matrix-{}", slug(&stem)))?;
     dir.write(files::MATRIX, &text)?;
     run_and_report(&matrix, &dir)
+}
+
+/// Checks every configuration's options, so a mistake stops the matrix before anything boots
+/// instead of failing each row in turn.
+pub fn check(matrix: &Matrix) -> Result<(), MatrixError> {
+    for row in &matrix.rows {
+        RunPlan::check_measurement(&row.args).map_err(|source| MatrixError::Config {
+            name: row.name.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// Runs every row, prints the table on stdout and writes it into `dir`.

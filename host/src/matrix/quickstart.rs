@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use clap::Args;
 
-use super::{files, run_and_report, slug, Matrix, MatrixError};
+use super::{check, files, run_and_report, slug, Matrix, MatrixError};
 use crate::rundir::RunDir;
 use crate::vm::options::{default_image, is_root, DEFAULT_IMAGE};
 
@@ -39,6 +39,7 @@ pub fn execute(args: &QuickstartArgs) -> Result<(), MatrixError> {
         path: "quickstart".into(),
         source,
     })?;
+    check(&matrix)?;
     let dir = RunDir::create(args.run_dir.as_deref(), &slug("quickstart"))?;
     dir.write(files::MATRIX, &text)?;
     if !is_root() {

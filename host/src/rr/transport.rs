@@ -321,7 +321,7 @@ impl Transport for TcpTransport {
                 {
                     std::hint::spin_loop()
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(target_hung_up(e)),
             }
         }
         Ok(())
@@ -337,11 +337,12 @@ impl Transport for TcpTransport {
         let (frame, filled) = (&mut self.frame, &mut self.filled);
         // A frame cut by a timeout stays buffered: the stream keeps its framing.
         let got = self.waiter.wait(deadline_ns, stop, |flags| {
-            let (n, _, rx) = recv_with_timestamp(fd, &mut frame[*filled..], flags)?;
+            let (n, _, rx) =
+                recv_with_timestamp(fd, &mut frame[*filled..], flags).map_err(target_hung_up)?;
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    "connection closed by the target",
+                    "connection closed by the target (FIN)",
                 ));
             }
             *filled += n;
@@ -360,4 +361,17 @@ impl Transport for TcpTransport {
             Err(r) => Ok(r),
         }
     }
+}
+
+/// Names a TCP peer's hang-up plainly. A peer that closes with a request still unread makes the
+/// kernel send RST instead of FIN, so the same hang-up arrives as a reset or a broken pipe.
+fn target_hung_up(e: io::Error) -> io::Error {
+    let what = match e.kind() {
+        io::ErrorKind::ConnectionReset => {
+            "connection closed by the target (RST: it closed with data unread)"
+        }
+        io::ErrorKind::BrokenPipe => "connection closed by the target (write after its close)",
+        _ => return e,
+    };
+    io::Error::new(e.kind(), what)
 }

@@ -110,6 +110,18 @@ pub struct RunPlan {
 impl RunPlan {
     /// Checks everything that can be checked before booting.
     pub fn new(args: RunArgs) -> Result<RunPlan, RunError> {
+        Self::check_measurement(&args)?;
+        let vm = args.vm.validate()?;
+        Ok(RunPlan {
+            args,
+            vm,
+            command: Vec::new(),
+        })
+    }
+
+    /// Checks the measurement's options (not the host: image, QEMU, root), so a matrix can
+    /// refuse a mistake in any configuration before the first one boots.
+    pub fn check_measurement(args: &RunArgs) -> Result<(), RunError> {
         for &proto in args.proto.list() {
             args.rr.to_options("guest".into(), proto).validate()?;
         }
@@ -126,17 +138,9 @@ impl RunPlan {
             )
             .into());
         }
-        args.trace
-            .validate(&args)
-            .map_err(|message| RunError::Hook {
-                hook: "trace".into(),
-                message,
-            })?;
-        let vm = args.vm.validate()?;
-        Ok(RunPlan {
-            args,
-            vm,
-            command: Vec::new(),
+        args.trace.validate(args).map_err(|message| RunError::Hook {
+            hook: "trace".into(),
+            message,
         })
     }
 

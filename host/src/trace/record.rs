@@ -133,16 +133,8 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> T
 
 /// The tracefs mount point: from /proc/mounts, else mounted at [`DEFAULT_TRACEFS`].
 pub fn find_or_mount_tracefs() -> Result<PathBuf, TraceError> {
-    if let Ok(m) = fs::read_to_string("/proc/mounts") {
-        for l in m.lines() {
-            let mut f = l.split_whitespace();
-            let (_, dir, kind) = (f.next(), f.next(), f.next());
-            if kind == Some("tracefs") {
-                if let Some(d) = dir {
-                    return Ok(PathBuf::from(d));
-                }
-            }
-        }
+    if let Some(dir) = mounted_tracefs() {
+        return Ok(dir);
     }
     let target = Path::new(DEFAULT_TRACEFS);
     if !target.is_dir() {
@@ -150,18 +142,33 @@ pub fn find_or_mount_tracefs() -> Result<PathBuf, TraceError> {
     }
     let status = std::process::Command::new("mount")
         .args(["-t", "tracefs", "nodev", DEFAULT_TRACEFS])
+        .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| {
             TraceError::Tracefs(format!(
                 "tracefs is not mounted and `mount` could not run: {e}"
             ))
         })?;
-    if !status.success() || !target.join("instances").is_dir() {
-        return Err(TraceError::Tracefs(format!(
-            "tracefs is not mounted and `mount -t tracefs nodev {DEFAULT_TRACEFS}` failed ({status}); recording needs root"
-        )));
+    if status.success() && target.join("instances").is_dir() {
+        return Ok(target.to_owned());
     }
-    Ok(target.to_owned())
+    // Another process may have mounted it between our look and our mount ("already mounted"):
+    // only a tracefs that is still absent is a failure.
+    mounted_tracefs().ok_or_else(|| {
+        TraceError::Tracefs(format!(
+            "tracefs is not mounted and `mount -t tracefs nodev {DEFAULT_TRACEFS}` failed ({status}); recording needs root"
+        ))
+    })
+}
+
+/// The first tracefs mount point in /proc/mounts.
+fn mounted_tracefs() -> Option<PathBuf> {
+    let mounts = fs::read_to_string("/proc/mounts").ok()?;
+    mounts.lines().find_map(|l| {
+        let mut f = l.split_whitespace();
+        let (_, dir, kind) = (f.next(), f.next()?, f.next()?);
+        (kind == "tracefs").then(|| PathBuf::from(dir))
+    })
 }
 
 /// `TRACEFS_MAGIC` from linux/magic.h.

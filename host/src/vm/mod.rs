@@ -74,6 +74,9 @@ pub enum VmError {
     /// Guest image not found.
     #[error("no guest image at {}: build it with scripts/build-guest.sh or pass --image PATH", .0.display())]
     ImageMissing(std::path::PathBuf),
+    /// The file is not an arm64 Linux Image (no magic at offset 0x38).
+    #[error("{} is not an arm64 Image (no \"ARM\\x64\" magic at offset 0x38): pass the guest's .bin, not its ELF or another file", .0.display())]
+    NotAnImage(std::path::PathBuf),
     /// U-Boot not installed.
     #[error("no U-Boot at {}: install it (Debian: apt-get install u-boot-qemu)", .0.display())]
     UbootMissing(std::path::PathBuf),

@@ -260,6 +260,9 @@ impl VmOptions {
         if !image.is_file() {
             return Err(VmError::ImageMissing(image));
         }
+        if !is_arm64_image(&image) {
+            return Err(VmError::NotAnImage(image));
+        }
         // Absolute, so the run directory's command line works from anywhere.
         let image = std::path::absolute(&image).unwrap_or(image);
         let uboot = match self.boot {
@@ -310,6 +313,16 @@ impl VmOptions {
             run_dir: self.run_dir.clone(),
         })
     }
+}
+
+/// Whether `path` starts with an arm64 Linux Image header: QEMU and U-Boot would load anything
+/// else and leave the run waiting for a ready line that never comes.
+fn is_arm64_image(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 0x40];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header[0x38..0x3c] == *b"ARM\x64")
 }
 
 /// The default guest image: `target/guest/vmprobe-guest.bin` under the current directory, else
@@ -486,10 +499,34 @@ mod tests {
         assert!(e.contains("qemu-system-arm"), "{e}");
     }
 
+    /// A file that passes the image check: an arm64 Image header and nothing else.
+    fn header_only_image(name: &str) -> PathBuf {
+        let tmp = std::env::temp_dir().join(format!("vmprobe-{name}-{}", std::process::id()));
+        let mut header = [0u8; 0x40];
+        header[0x38..0x3c].copy_from_slice(b"ARM\x64");
+        std::fs::write(&tmp, header).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn a_file_without_the_image_magic_is_refused() {
+        let tmp = std::env::temp_dir().join(format!("vmprobe-notimg-{}", std::process::id()));
+        std::fs::write(&tmp, b"root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        let o = parse(&["--accel", "tcg", "--image", tmp.to_str().unwrap()]).unwrap();
+        let r = o.validate();
+        std::fs::remove_file(&tmp).unwrap();
+        if find_on_path(Path::new("qemu-system-aarch64")).is_none() {
+            assert!(matches!(r, Err(VmError::QemuMissing(_))), "{r:?}");
+            return;
+        }
+        let e = r.unwrap_err();
+        assert!(matches!(e, VmError::NotAnImage(_)), "{e}");
+        assert!(e.to_string().contains("not an arm64 Image"), "{e}");
+    }
+
     #[test]
     fn vhost_with_user_net_is_refused() {
-        let tmp = std::env::temp_dir().join(format!("vmprobe-opt-{}", std::process::id()));
-        std::fs::write(&tmp, b"x").unwrap();
+        let tmp = header_only_image("opt");
         let o = parse(&["--vhost", "on", "--image", tmp.to_str().unwrap()]).unwrap();
         let r = o.validate();
         std::fs::remove_file(&tmp).unwrap();
@@ -500,8 +537,7 @@ mod tests {
 
     #[test]
     fn label_names_the_configuration() {
-        let tmp = std::env::temp_dir().join(format!("vmprobe-lbl-{}", std::process::id()));
-        std::fs::write(&tmp, b"x").unwrap();
+        let tmp = header_only_image("lbl");
         let mut o = parse(&["--accel", "tcg", "--mode", "poll", "--transport", "pci"]).unwrap();
         o.image = Some(tmp.clone());
         let r = o.validate();

@@ -1,6 +1,6 @@
-//! Analysis speed and memory on large synthetic traces. Not a test of the build: run it with
-//! `scripts/bench-trace.sh` (or `cargo test --release --test trace_bench -- --ignored
-//! --nocapture`; VMPROBE_BENCH_MB sets the big file's size, default 1024).
+//! Analysis speed and memory on large synthetic traces. A benchmark, not a test: run it with
+//! `scripts/bench-trace.sh` (or `cargo bench -p vmprobe --bench trace_analyze`;
+//! VMPROBE_BENCH_MB sets the big file's size, default 1024).
 //!
 //! It writes a tracefs-format trace of tap-tcg packets among scheduler, IRQ and function
 //! noise, then times `vmprobe trace analyze` on a file 1/8 the size and on the full size,
@@ -109,9 +109,7 @@ fn timed(cmd: &mut Command) -> (f64, f64, i64, Vec<u8>) {
     (secs, cpu_secs(&after) - before, after.ru_maxrss, out.stdout)
 }
 
-#[test]
-#[ignore = "benchmark: run scripts/bench-trace.sh"]
-fn analyze_throughput_and_memory() {
+fn main() {
     let mb: u64 = std::env::var("VMPROBE_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
