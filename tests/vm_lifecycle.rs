@@ -334,7 +334,7 @@ fn netns_threads_run_inside_the_namespace() {
         return;
     }
     let s = vmprobe::netsetup::NetSetup::create(
-        vmprobe::vm::options::Net::Tap,
+        vmprobe::netsetup::Topology::Tap,
         [0x52, 0x54, 0, 1, 2, 3],
     )
     .unwrap();

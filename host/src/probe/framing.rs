@@ -112,7 +112,7 @@ impl Framing for ProbeFraming {
     }
 
     fn encode(&mut self, seq: u64, request: &mut [u8]) {
-        self.sent_ns = crate::rr::clock::mono_ns();
+        self.sent_ns = crate::rr::stamp::mono_ns();
         let datagram = Datagram {
             sequence: seq as u32,
             flags: 0,

@@ -16,7 +16,6 @@ pub mod envelope;
 pub mod framing;
 pub mod host_counter;
 pub mod micro;
-pub mod micro_command;
 pub mod report;
 pub mod rr;
 pub mod spool;

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::clock;
+use super::stamp;
 
 /// The longest a blocking receive sleeps before it looks at the stop flag again.
 const STOP_CHECK_NS: u64 = 50_000_000;
@@ -103,7 +103,7 @@ fn recv_with_timestamp(
                 // struct scm_timestamping { struct timespec ts[3]; }: ts[0] is the software stamp.
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
                 if ts.tv_sec != 0 || ts.tv_nsec != 0 {
-                    stamp = Some(clock::timespec_ns(&ts));
+                    stamp = Some(stamp::timespec_ns(&ts));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
@@ -180,7 +180,7 @@ impl Waiter {
             if stop.load(Ordering::Relaxed) {
                 return Ok(Err(Received::Stopped));
             }
-            let now = clock::mono_ns();
+            let now = stamp::mono_ns();
             if now >= deadline_ns {
                 return Ok(Err(Received::Timeout));
             }

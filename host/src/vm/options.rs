@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use super::pin::PinSpec;
 use super::VmError;
+use crate::netsetup::Topology;
+use crate::os::is_root;
 
 /// Where Debian's u-boot-qemu package puts the QEMU arm64 build of U-Boot.
 pub const UBOOT_BIN: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
@@ -50,6 +52,16 @@ impl Net {
             Net::Tap => "tap",
             Net::Bridge => "bridge",
             Net::Macvtap => "macvtap",
+        }
+    }
+
+    /// The network setup this needs (none for user networking).
+    pub fn topology(self) -> Option<Topology> {
+        match self {
+            Net::User => None,
+            Net::Tap => Some(Topology::Tap),
+            Net::Bridge => Some(Topology::Bridge),
+            Net::Macvtap => Some(Topology::Macvtap),
         }
     }
 }
@@ -388,12 +400,6 @@ pub fn check_vhost_net() -> Result<(), VmError> {
         .open("/dev/vhost-net")
         .map(drop)
         .map_err(|e| VmError::VhostUnavailable(e.to_string()))
-}
-
-/// True when running as root (namespaces, tap and macvtap need it).
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 #[cfg(test)]

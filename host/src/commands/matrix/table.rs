@@ -3,8 +3,8 @@
 //! and for TCP. As text (aligned), CSV and Markdown.
 use std::fmt::Write as _;
 
+use crate::commands::run::RunResults;
 use crate::rr::{Proto, RrReport};
-use crate::run::RunResults;
 
 /// One configuration's outcome.
 #[derive(Debug, Clone)]

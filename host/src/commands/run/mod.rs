@@ -16,6 +16,8 @@
 pub mod args;
 pub mod compare;
 pub mod hooks;
+pub mod load;
+pub mod load_args;
 pub mod measure;
 pub mod output;
 pub mod results;
@@ -30,9 +32,9 @@ pub use results::{RunConfig, RunResults};
 use signals::Signals;
 
 use crate::export::Format;
+use crate::os::shell_quote;
 use crate::rr::{Proto, RrError, RrOptions};
 use crate::rundir::{RunDir, RunDirError};
-use crate::vm::qemu_cmd::shell_quote;
 use crate::vm::{Vm, VmConfig, VmError};
 
 /// Console lines shown when QEMU dies mid-run.
@@ -167,7 +169,7 @@ pub struct Finished {
 /// The hooks for these arguments. Features add themselves here, one line each.
 pub fn hooks_for(args: &RunArgs) -> Hooks {
     let mut hooks = Hooks::default();
-    if let Some(h) = crate::load::LoadHook::for_args(args) {
+    if let Some(h) = load::LoadHook::for_args(args) {
         hooks.push(h);
     }
     if let Some(h) = trace::TraceHook::for_args(args) {
@@ -347,7 +349,11 @@ fn with_proto(path: &Path, proto: Proto) -> PathBuf {
 
 /// `vmprobe run`: one run, summary on stdout in `--format`; exit status non-zero when QEMU
 /// died or a protocol failed (after the partial summary).
-pub fn execute(args: RunArgs) -> Result<(), RunError> {
+pub fn execute(args: RunArgs) -> anyhow::Result<()> {
+    Ok(run_command(args)?)
+}
+
+fn run_command(args: RunArgs) -> Result<(), RunError> {
     if args.compare_modes {
         return compare::execute(args);
     }

@@ -71,7 +71,7 @@ impl TraceRunArgs {
         if !self.trace {
             return Ok(());
         }
-        if !crate::vm::options::is_root() {
+        if !crate::os::is_root() {
             return Err("--trace needs root (it records through tracefs): run as root".into());
         }
         let name = self.path_name(args);

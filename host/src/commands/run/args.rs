@@ -5,7 +5,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::rr::{MeasureArgs, Proto};
+use crate::commands::rr::MeasureArgs;
+use crate::rr::Proto;
 use crate::vm::VmOptions;
 
 /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear everything down.
@@ -25,7 +26,7 @@ pub struct RunArgs {
     pub rr: MeasureArgs,
     /// Background traffic during the measurement.
     #[command(flatten)]
-    pub load: crate::load::LoadArgs,
+    pub load: super::load_args::LoadArgs,
     /// Host tracing while measuring (`--trace`).
     #[command(flatten)]
     pub trace: super::trace::TraceRunArgs,

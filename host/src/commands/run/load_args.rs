@@ -2,7 +2,7 @@
 //! `load` / `load_cpu` keys of a matrix row).
 use clap::Args;
 
-use super::kind::LoadKind;
+use crate::load::{KindError, LoadKind};
 
 /// Background traffic beside the latency measurement.
 #[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
@@ -21,9 +21,7 @@ pub struct LoadArgs {
 }
 
 fn parse_kind(s: &str) -> Result<LoadKind, String> {
-    s.trim()
-        .parse()
-        .map_err(|e: super::KindError| e.to_string())
+    s.trim().parse().map_err(|e: KindError| e.to_string())
 }
 
 impl LoadArgs {

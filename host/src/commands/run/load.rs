@@ -2,11 +2,11 @@
 //! (before the first protocol is measured) and stopped after the last, so every latency
 //! figure of the run is taken under load. Adds `load` (one [`LoadReport`] per kind) to the
 //! results.
-use crate::run::hooks::{HookError, RunHook};
-use crate::run::{RunArgs, RunResults};
+use crate::commands::run::hooks::{HookError, RunHook};
+use crate::commands::run::{RunArgs, RunResults};
 use crate::vm::Vm;
 
-use super::{Load, LoadKind, LoadTargets};
+use crate::load::{Load, LoadKind, LoadTargets};
 
 /// The load of one run.
 pub struct LoadHook {
@@ -58,11 +58,11 @@ impl RunHook for LoadHook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::matrix::file::Matrix;
+    use crate::commands::matrix::file::Matrix;
 
     #[test]
     fn the_load_matrix_example_is_the_users_table() {
-        let m = Matrix::parse(include_str!("../../../examples/load-matrix.toml")).unwrap();
+        let m = Matrix::parse(include_str!("../../../../examples/load-matrix.toml")).unwrap();
         // (name, load, load_cpu, latency cpu)
         type Row<'a> = (&'a str, Vec<LoadKind>, Option<usize>, Option<usize>);
         let rows: Vec<Row> = m

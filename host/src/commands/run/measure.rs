@@ -75,7 +75,9 @@ pub async fn measure(
     let finished = Arc::new(AtomicBool::new(false));
     let mut display = show_progress.then(|| {
         let (progress, finished, limit) = (progress.clone(), finished.clone(), options.limit);
-        std::thread::spawn(move || rr::command::display_progress(limit, &progress, &finished))
+        std::thread::spawn(move || {
+            crate::commands::rr::display_progress(limit, &progress, &finished)
+        })
     });
     let spawned = std::thread::Builder::new()
         .name("vmprobe-run".into())
