@@ -1,7 +1,7 @@
 //! The measured loop: send, wait for the matching reply, stamp, hand the sample on.
 //!
-//! Only the time between the CLOCK_MONOTONIC read just before `send` and the one just after
-//! the reply is received is measured; pacing, checking the reply, statistics and the log
+//! Only the time between the CLOCK_MONOTONIC read just before `send` and the one the
+//! transport takes the moment its receive call returns is measured; pacing, checking the reply, statistics and the log
 //! happen outside that window. The loop is generic over its [`Transport`], [`Framing`] and
 //! [`SampleSink`], so it runs unchanged against scripted transports in tests.
 use std::io;
@@ -238,37 +238,33 @@ where
                 Err(e) => return Err(LoopError::Recv(e)),
             };
             match received {
-                Received::Data { len, rx_sw_unix_ns } => {
-                    let t1 = stamp::mono_ns();
-                    match framing.check(seq, &request, &reply[..len]) {
-                        Verdict::Match => {
-                            answered = true;
-                            let rx_sw_rtt_ns = rx_sw_unix_ns
-                                .and_then(|rx| rx.checked_sub(send_unix_ns))
-                                .filter(|rtt| *rtt <= timeout_ns.saturating_mul(2));
-                            break Some(Outcome::Reply {
-                                rtt_ns: t1 - t0,
-                                rx_sw_rtt_ns,
-                            });
-                        }
-                        Verdict::Late => {
-                            if measured {
-                                tally.late += 1;
-                            }
-                        }
-                        Verdict::Wrong => {
-                            // Altered bytes under our own sequence number end the transaction;
-                            // stray bytes are counted and the wait goes on.
-                            let seq_len = request.len().min(8);
-                            if len >= seq_len && reply[..seq_len] == request[..seq_len] {
-                                break Some(Outcome::Error);
-                            }
-                            if measured {
-                                tally.stray += 1;
-                            }
+                Received::Data {
+                    len,
+                    t1_mono_ns: t1,
+                    rx_sw_unix_ns,
+                } => match framing.check(seq, &request, &reply[..len]) {
+                    Verdict::Match => {
+                        answered = true;
+                        let rx_sw_rtt_ns = rx_sw_unix_ns
+                            .and_then(|rx| rx.checked_sub(send_unix_ns))
+                            .filter(|rtt| *rtt <= timeout_ns.saturating_mul(2));
+                        break Some(Outcome::Reply {
+                            rtt_ns: t1 - t0,
+                            rx_sw_rtt_ns,
+                        });
+                    }
+                    Verdict::Late => {
+                        if measured {
+                            tally.late += 1;
                         }
                     }
-                }
+                    Verdict::Corrupt => break Some(Outcome::Error),
+                    Verdict::Stray => {
+                        if measured {
+                            tally.stray += 1;
+                        }
+                    }
+                },
                 Received::Timeout => break Some(Outcome::Lost),
                 Received::Stopped => break None,
             }
@@ -362,6 +358,7 @@ mod tests {
                     buf[..r.len()].copy_from_slice(&r);
                     Received::Data {
                         len: r.len(),
+                        t1_mono_ns: stamp::mono_ns(),
                         rx_sw_unix_ns: None,
                     }
                 }

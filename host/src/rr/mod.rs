@@ -42,7 +42,7 @@ use engine::{Outcome, Plan, SampleSink};
 use framing::EchoFraming;
 use log::SampleLog;
 use report::ReportParts;
-use transport::{TcpTransport, Transport, UdpTransport};
+use transport::{TcpTransport, UdpTransport};
 
 use crate::stats::Recorder;
 
@@ -198,15 +198,6 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         what: "cannot prepare the socket",
         source,
     };
-    let mut transport: Box<dyn Transport> = match endpoint {
-        Endpoint::Udp(s) => {
-            Box::new(UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?)
-        }
-        Endpoint::Tcp(s) => Box::new(
-            TcpTransport::new(s, options.size, options.busy_poll, options.timeout)
-                .map_err(setup)?,
-        ),
-    };
     let plan = Plan {
         limit: options.limit,
         warmup: options.warmup,
@@ -222,14 +213,27 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         log,
         on_sample: control.on_sample,
     };
-    let (tally, result) = engine::measure(
-        transport.as_mut(),
-        framing,
-        &plan,
-        control.stop,
-        control.progress,
-        &mut collector,
-    );
+    // One loop per transport type, each compiled for it: no dynamic dispatch on the
+    // measured path.
+    let (tally, result) = match endpoint {
+        Endpoint::Udp(s) => engine::measure(
+            &mut UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?,
+            framing,
+            &plan,
+            control.stop,
+            control.progress,
+            &mut collector,
+        ),
+        Endpoint::Tcp(s) => engine::measure(
+            &mut TcpTransport::new(s, options.size, options.busy_poll, options.timeout)
+                .map_err(setup)?,
+            framing,
+            &plan,
+            control.stop,
+            control.progress,
+            &mut collector,
+        ),
+    };
     let error = match result {
         Ok(()) => None,
         // Nothing answered yet: the run could not start at all.
