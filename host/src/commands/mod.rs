@@ -56,3 +56,37 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Micro(args) => micro::execute(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every duration flag of every command takes the one grammar: a bare number is refused,
+    /// with the same message.
+    #[test]
+    fn every_duration_flag_refuses_a_bare_number_alike() {
+        let cases: &[&[&str]] = &[
+            &["rr", "--target", "h:7", "--interval", "10"],
+            &["rr", "--target", "h:7", "--duration", "10"],
+            &["rr", "--target", "h:7", "--timeout", "10"],
+            &["run", "--interval", "10"],
+            &["run", "--timeout", "10"],
+            &["run", "--trace", "--gap", "10"],
+            &["trace", "analyze", "f", "--gap", "10"],
+            &["trace", "analyze", "f", "--timeout", "10"],
+        ];
+        for args in cases {
+            let argv = std::iter::once("vmprobe").chain(args.iter().copied());
+            let e = match Cli::try_parse_from(argv) {
+                Ok(_) => panic!("{args:?} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                e.contains("duration '10' has no unit (use ns, us, ms, s, m or h)"),
+                "{args:?}: {e}"
+            );
+        }
+        let ok = Cli::try_parse_from(["vmprobe", "trace", "analyze", "f", "--gap", "10us"]);
+        assert!(ok.is_ok());
+    }
+}

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::duration::parse_duration_ns;
 use crate::trace::{self, analyze_file, Config, PathSpec, RecordOptions, Recorder};
 
 /// `vmprobe trace ...`
@@ -48,11 +49,11 @@ pub struct AnalyzeArgs {
     /// Set a path variable, e.g. `--var tap=vmptap0 --var qemu_pid=1234` (repeatable).
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
-    /// Report stages longer than this (e.g. 500us, 2ms; bare numbers are us).
-    #[arg(long, default_value = "500us", value_parser = parse_duration_arg)]
+    /// Report stages longer than this (e.g. 500us, 2ms).
+    #[arg(long, default_value = "500us", value_parser = parse_duration_ns)]
     pub gap: u64,
     /// A started packet that stalls longer than this is incomplete (default: the path's).
-    #[arg(long, value_parser = parse_duration_arg)]
+    #[arg(long, value_parser = parse_duration_ns)]
     pub timeout: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -89,10 +90,6 @@ fn parse_var(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("`{s}` is not NAME=VALUE")),
     }
-}
-
-fn parse_duration_arg(s: &str) -> Result<u64, String> {
-    crate::trace::path::parse_duration_ns(s).map_err(|e| e.to_string())
 }
 
 /// Records while `r.command` runs. Ctrl-C goes to the command; the recording is still

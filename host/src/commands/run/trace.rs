@@ -16,8 +16,9 @@ use serde_json::{json, Map, Value};
 use super::args::RunArgs;
 use super::hooks::{HookError, RunHook, SampleObserver};
 use super::results::RunResults;
+use crate::duration::parse_duration_ns;
 use crate::rr::engine::Outcome;
-use crate::trace::path::{parse_duration_ns, BUILTIN};
+use crate::trace::path::BUILTIN;
 use crate::trace::{analyze_file, Config, PathSpec, RecordOptions, Recorder, Report};
 use crate::vm::options::{Net, OnOff};
 use crate::vm::Vm;
@@ -45,12 +46,8 @@ pub struct TraceRunArgs {
     pub trace_path: Option<String>,
     /// With --trace: stages longer than this are reported as gaps, round trips longer than
     /// this are marked (e.g. 500us, 2ms)
-    #[arg(long, value_name = "DUR", default_value = "500us", value_parser = parse_gap)]
+    #[arg(long, value_name = "DUR", default_value = "500us", value_parser = parse_duration_ns)]
     pub gap: u64,
-}
-
-fn parse_gap(s: &str) -> Result<u64, String> {
-    parse_duration_ns(s).map_err(|e| e.to_string())
 }
 
 /// The measuring thread's command name (the sender of the requests in the trace).
