@@ -8,6 +8,7 @@ pub mod load;
 pub mod netsetup;
 pub mod os;
 pub mod probe;
+pub mod proto;
 pub mod report;
 pub mod rr;
 pub mod rundir;

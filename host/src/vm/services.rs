@@ -5,25 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 
 use serde::Serialize;
 
-/// Transport protocol of a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-}
-
-impl Proto {
-    /// `udp` or `tcp`, as QEMU's hostfwd and users write it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
-}
+pub use crate::proto::Proto;
 
 /// One guest service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
