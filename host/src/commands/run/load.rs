@@ -46,10 +46,7 @@ impl RunHook for LoadHook {
 
     fn after_measure(&mut self, _vm: &Vm, results: &mut RunResults) -> Result<(), HookError> {
         if let Some(load) = self.running.take() {
-            let reports = load.stop();
-            results
-                .extra
-                .insert("load".into(), serde_json::to_value(&reports)?);
+            results.load = Some(load.stop());
         }
         Ok(())
     }

@@ -9,7 +9,7 @@
 //! ```text
 //! RunArgs --RunPlan::new--> RunPlan --boot--> Vm
 //!   --hooks.before_measure--> measure udp --hooks.after_protocol--> measure tcp --...-->
-//!   --hooks.after_measure (extra JSON fields)--> teardown --> write_results --> RunResults
+//!   --hooks.after_measure (the feature's field)--> teardown --> write_results --> RunResults
 //! ```
 //!
 //! `matrix` and `quickstart` run many plans through the same [`run_one`].

@@ -98,12 +98,8 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
     if r.reports().next().is_none() {
         let _ = writeln!(out, "nothing measured");
     }
-    if let Some(load) = r.extra.get("load") {
-        let reports: Vec<crate::load::LoadReport> =
-            serde_json::from_value(load.clone()).unwrap_or_default();
-        for l in reports {
-            let _ = writeln!(out, "{}", l.line());
-        }
+    for l in r.load.iter().flatten() {
+        let _ = writeln!(out, "{}", l.line());
     }
     if r.interrupted {
         let _ = writeln!(out, "{:<13}interrupted: partial results", "note");

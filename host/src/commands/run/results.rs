@@ -1,11 +1,13 @@
 //! What a run produced: one plain `Serialize` struct, written as `results.json` and printed by
 //! `--format json`. It extends `vmprobe rr`'s JSON: each measured protocol's object under
 //! `udp` / `tcp` is exactly `rr`'s report (every key `rr --format json` prints). Keys are only
-//! ever added; features that hook into `run` put theirs in [`RunResults::extra`].
+//! ever added; each feature that hooks into `run` has its own optional field.
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::trace::RunTrace;
+use crate::load::LoadReport;
 use crate::rr::{Proto, RrReport};
 use crate::vm::console::BootTimes;
 use crate::vm::options::{Accel, Boot, Mode, Net, Transport};
@@ -103,9 +105,12 @@ pub struct RunResults {
     /// `probe_error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeOutcome>,
-    /// Fields added by features hooked into `run` (see [`super::hooks`]).
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// `--load`: one report per kind of background traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<Vec<LoadReport>>,
+    /// `--trace`: the recording and its analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<RunTrace>,
 }
 
 impl RunResults {
@@ -125,7 +130,8 @@ impl RunResults {
             error: None,
             run_dir: info.run_dir.clone(),
             probe: None,
-            extra: serde_json::Map::new(),
+            load: None,
+            trace: None,
         }
     }
 
