@@ -115,7 +115,7 @@ pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> 
     let rows = rt.block_on(run_rows(matrix, dir.path()))?;
     let text = table::text(&rows);
     dir.write(files::TEXT, &text)?;
-    dir.write(files::CSV, &table::csv(&rows))?;
+    dir.write(files::CSV, &table::csv(&rows)?)?;
     dir.write(files::MARKDOWN, &table::markdown(&rows))?;
     print!("{text}");
     let tcg = rows

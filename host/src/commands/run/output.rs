@@ -6,6 +6,7 @@ use std::io;
 
 use super::results::{ProbeOutcome, RunResults};
 use crate::export::{self, Format};
+use crate::rr::RrReport;
 use crate::vm::options::{Accel, Boot, Transport};
 
 /// Serializes `results` in `format`.
@@ -112,18 +113,6 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
 }
 
 fn csv(r: &RunResults) -> io::Result<Vec<u8>> {
-    let mut out = String::new();
-    for (i, report) in r.reports().enumerate() {
-        let bytes = export::serialize(Format::Csv, report)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or_default();
-        if i == 0 {
-            let _ = writeln!(out, "label,{header}");
-        }
-        for row in lines {
-            let _ = writeln!(out, "{},{row}", r.label);
-        }
-    }
-    Ok(out.into_bytes())
+    let rows: Vec<(&str, &RrReport)> = r.reports().map(|rep| (r.label.as_str(), rep)).collect();
+    export::csv::labelled(&rows)
 }
