@@ -4,6 +4,7 @@ pub mod commands;
 pub mod cpus;
 pub mod duration;
 pub mod export;
+pub mod floor;
 pub mod load;
 pub mod netsetup;
 pub mod os;

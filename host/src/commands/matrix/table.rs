@@ -6,7 +6,8 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::commands::run::RunResults;
+use crate::commands::run::{FloorOutcome, RunResults};
+use crate::floor::HostFloor;
 use crate::rr::{Proto, RrReport};
 
 /// One configuration's outcome.
@@ -115,6 +116,19 @@ pub fn text(rows: &[RowResult]) -> String {
             let _ = write!(out, "  ({n})");
         }
         out.push('\n');
+    }
+    let floors: Vec<(&str, &HostFloor)> = rows
+        .iter()
+        .filter_map(|r| match r.results.as_ref()?.host_floor.as_ref()? {
+            FloorOutcome::Floor(f) => Some((r.name.as_str(), &**f)),
+            FloorOutcome::Error { .. } => None,
+        })
+        .collect();
+    if !floors.is_empty() {
+        let _ = writeln!(out, "host floor, what this host costs without a VM:");
+        for (name, f) in floors {
+            let _ = writeln!(out, "  {name:<w$}  {}", f.line());
+        }
     }
     out
 }

@@ -25,10 +25,11 @@ pub mod signals;
 pub mod trace;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 pub use args::{Protocols, RunArgs};
 use hooks::Hooks;
-pub use results::{RunConfig, RunResults};
+pub use results::{FloorOutcome, RunConfig, RunResults};
 use signals::Signals;
 
 use crate::export::Format;
@@ -196,6 +197,9 @@ pub async fn run_one(
         Ok(status) => results.qemu_exit = Some(status),
         Err(e) => problem = problem.or(Some(e)),
     }
+    if !results.interrupted && !signals.raised() && results.reports().next().is_some() {
+        results.host_floor = Some(host_floor(plan, &results).await);
+    }
     if let (None, Some(status)) = (&problem, &results.qemu_died) {
         problem = Some(RunError::QemuDied {
             status: status.clone(),
@@ -219,6 +223,26 @@ pub async fn run_one(
     }
     copy_requested_files(plan, &run_dir, &results)?;
     Ok(Finished { results, problem })
+}
+
+/// The host's floor for this run, with QEMU gone: its client where the run's client ran (the
+/// same `--cpu`, pacing, size, polling), the echo on the first vCPU's CPUs.
+async fn host_floor(plan: &RunPlan, results: &RunResults) -> FloorOutcome {
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    let protos: Vec<Proto> = results.reports().map(|r| r.proto).collect();
+    let echo_cpus = results
+        .config
+        .vcpus
+        .first()
+        .map(|v| v.cpus.clone())
+        .unwrap_or_default();
+    let options = plan.args.rr.to_options(String::new(), Proto::Udp);
+    tokio::task::spawn_blocking(move || {
+        crate::floor::measure(&options, &protos, &echo_cpus, &NEVER).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()))
+    .into()
 }
 
 /// Boots the VM; a signal during boot tears down what was started.

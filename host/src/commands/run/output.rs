@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::results::{ProbeOutcome, RunResults};
+use super::results::{FloorOutcome, ProbeOutcome, RunResults};
 use crate::export::{self, Format};
 use crate::rr::RrReport;
 use crate::vm::options::{Accel, Boot, Transport};
@@ -93,6 +93,15 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
         }
         Some(ProbeOutcome::Error { probe_error }) => {
             let _ = writeln!(out, "{:<13}{probe_error}", "probe");
+        }
+        None => {}
+    }
+    match &r.host_floor {
+        Some(FloorOutcome::Floor(f)) => {
+            let _ = writeln!(out, "{:<13}{}", "host floor", f.line());
+        }
+        Some(FloorOutcome::Error { error }) => {
+            let _ = writeln!(out, "{:<13}not measured: {error}", "host floor");
         }
         None => {}
     }

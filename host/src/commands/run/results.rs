@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::trace::RunTrace;
+use crate::floor::HostFloor;
 use crate::load::LoadReport;
 use crate::rr::{Proto, RrReport};
 use crate::vm::console::BootTimes;
@@ -111,6 +112,11 @@ pub struct RunResults {
     /// `--trace`: the recording and its analysis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<RunTrace>,
+    /// The host's own floor, measured after teardown on the CPUs this run used: `rr` against
+    /// a loopback echo, per measured protocol (absent when nothing was measured or the run
+    /// was interrupted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_floor: Option<FloorOutcome>,
 }
 
 impl RunResults {
@@ -132,6 +138,7 @@ impl RunResults {
             probe: None,
             load: None,
             trace: None,
+            host_floor: None,
         }
     }
 
@@ -175,6 +182,28 @@ impl From<Result<crate::probe::Breakdown, String>> for ProbeOutcome {
         match r {
             Ok(b) => ProbeOutcome::Breakdown(Box::new(b)),
             Err(probe_error) => ProbeOutcome::Error { probe_error },
+        }
+    }
+}
+
+/// The `host_floor` object of a run: the floor, or why there is none.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum FloorOutcome {
+    /// The floor.
+    Floor(Box<HostFloor>),
+    /// Why there is none.
+    Error {
+        /// The reason.
+        error: String,
+    },
+}
+
+impl From<Result<HostFloor, String>> for FloorOutcome {
+    fn from(r: Result<HostFloor, String>) -> Self {
+        match r {
+            Ok(f) => FloorOutcome::Floor(Box::new(f)),
+            Err(error) => FloorOutcome::Error { error },
         }
     }
 }
