@@ -4,7 +4,8 @@
 //! - [`path`] defines the stage boundaries (built-ins `arm64-vhost`, `tap-tcg`, or TOML).
 //! - [`analyze`] reconstructs packets in a single streaming pass with bounded state,
 //!   using [`timeline`] to say what ran on a CPU during a gap and [`stats`] for percentiles.
-//! - [`report`] is the result (JSON CONTRACT) and its text form; [`input`] streams files.
+//! - [`report`] is the result (its JSON keys are a stable interface: only ever added) and its
+//!   text form; [`input`] streams files.
 //! - [`record`] records a trace for a path through a private tracefs instance.
 //!
 //! Recording while measuring, then analysing (what `vmprobe run --trace` does):

@@ -1,4 +1,5 @@
-//! The analysis result (its JSON form is a CONTRACT) and its text rendering.
+//! The analysis result (its JSON keys are a stable interface: only ever added) and its text
+//! rendering.
 
 use super::stats::StageSummary;
 use super::timeline::Activity;

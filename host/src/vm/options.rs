@@ -1,4 +1,5 @@
-//! The VM options shared by `vmprobe vm`, `run`, `matrix` and `quickstart` (issue 4's CONTRACT),
+//! The VM options shared by `vmprobe vm`, `run`, `matrix` and `quickstart` (their flags and
+//! values are a stable interface),
 //! and their validation into a typed [`VmConfig`].
 //!
 //! clap parses the enumerated values (`--net`, `--boot`, ...) so a bad value is rejected with the
@@ -141,7 +142,7 @@ impl Mode {
     }
 }
 
-/// The VM options of issue 4's CONTRACT, as one clap `Args` group that `run` and `vm` flatten.
+/// The VM options, as one clap `Args` group that `run` and `vm` flatten.
 #[derive(Args, Clone, Debug)]
 pub struct VmOptions {
     /// Guest image (raw arm64 Image) [default: target/guest/vmprobe-guest.bin]

@@ -1,4 +1,4 @@
-//! The guest's services (DESIGN.md, Guest CONTRACT) and how the host reaches them: for user
+//! The guest's services (fixed ports that outside tools rely on) and how the host reaches them: for user
 //! networking each one is forwarded from a free loopback port, never a fixed one (a busy UDP
 //! port would silently steal the traffic).
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
