@@ -339,6 +339,11 @@ fn tcp_hang_up_mid_run_reports_then_fails() {
             conn.read_exact(&mut frame).unwrap();
             conn.write_all(&frame).unwrap();
         }
+        // Hang up with a FIN, then read until the client goes: closing with its next request
+        // unread would send a reset instead, when that request wins the race.
+        conn.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = conn.read_to_end(&mut rest);
     });
     let out = vmprobe(&[
         "rr",
