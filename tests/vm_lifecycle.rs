@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use vm_support::*;
+use vmprobe::commands::vm_options::VmOptions;
 use vmprobe::netsetup::NetNs;
-use vmprobe::vm::options::VmOptions;
 use vmprobe::vm::{pin, Vm, VmError};
 
 const READY: &str =

@@ -9,10 +9,11 @@ use serde::Serialize;
 use vmprobe_proto::error_reply::Code;
 use vmprobe_proto::{BenchTest, PROBE_PORT};
 
+use super::vm_options::VmOptions;
 use crate::probe::micro::{default_tests, MicroClient, MicroError, TestResult};
 use crate::vm::options::Accel;
 use crate::vm::services::{endpoint, Proto};
-use crate::vm::{Vm, VmError, VmOptions};
+use crate::vm::{Vm, VmError};
 
 /// Output format of `vmprobe micro`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,5 +1,7 @@
-//! The command layer: the command line (every clap type lives here) and one module per
-//! subcommand, each with the same entry point, `execute(args) -> anyhow::Result<()>`. Commands
+//! The command layer: the command line (every clap argument group lives here; libraries only
+//! derive clap's `ValueEnum` on their value types), the VM flags several commands share
+//! ([`vm_options`]), and one module per subcommand, each with the same entry point,
+//! `execute(args) -> anyhow::Result<()>`. Commands
 //! compose the libraries below (rr, probe, vm, netsetup, load, trace, report, export, stats);
 //! no library imports a command.
 pub mod matrix;
@@ -10,6 +12,7 @@ pub mod rr;
 pub mod run;
 pub mod trace;
 pub mod vm;
+pub mod vm_options;
 
 use clap::{Parser, Subcommand};
 

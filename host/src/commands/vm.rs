@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::vm::options::{Net, VmOptions};
+use super::vm_options::VmOptions;
+use crate::vm::options::Net;
 use crate::vm::{Vm, VmError, VmInfo};
 
 /// Arguments of `vmprobe vm`.

@@ -3,7 +3,7 @@
 //! pinned, and everything torn down again, on success, error, Ctrl-C or QEMU dying.
 //!
 //! ```text
-//! VmOptions --validate--> VmConfig --Vm::start--> Vm (ready, pinned) --Vm::shutdown
+//! (flags --validate-->) VmConfig --Vm::start--> Vm (ready, pinned) --Vm::shutdown
 //!                                       |-- NetSetup (namespaces, tap/bridge/veth/macvtap)
 //!                                       |-- RunDir (command line, console, config.json)
 //!                                       |-- Console (serial copy, ready line, boot times)
@@ -14,10 +14,9 @@
 //! pooled one such as `spawn_blocking`'s) because it enters the client namespace for good.
 //!
 //! ```no_run
-//! # async fn run(opts: vmprobe::vm::VmOptions) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(config: vmprobe::vm::VmConfig) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use vmprobe::vm::{services::{endpoint, Proto}, Vm};
-//! let config = opts.validate()?;
 //! let vm = Vm::start(&config, Duration::from_secs(60)).await?;
 //! let target = endpoint(&vm.info().endpoints, Proto::Udp, 7).expect("echo is a service");
 //! let measure = move || {
@@ -49,7 +48,7 @@ use crate::netsetup::{NetError, NetNs, NetSetup, Topology};
 use crate::rundir::{files, RunDir, RunDirError};
 use console::{BootTimes, Console, ConsoleError, ReadyInfo};
 use options::Net;
-pub use options::{VmConfig, VmOptions};
+pub use options::VmConfig;
 use qemu_cmd::{Backend, GuestNet, Plan};
 use qmp::{QemuVersion, Qmp, QmpError};
 use services::Endpoint;

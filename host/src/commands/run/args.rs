@@ -6,8 +6,8 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 
 use crate::commands::rr::MeasureArgs;
+use crate::commands::vm_options::VmOptions;
 use crate::rr::Proto;
-use crate::vm::VmOptions;
 
 /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear everything down.
 #[derive(Args, Debug, Clone)]
