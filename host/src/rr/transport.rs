@@ -386,3 +386,46 @@ impl Transport for TcpTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_tcp_frame_cut_by_a_timeout_completes_in_the_callers_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let mut t = TcpTransport::new(client, 16, false, Duration::from_millis(20)).unwrap();
+        let stop = AtomicBool::new(false);
+        let mut buf = [0u8; 64];
+        let frame: Vec<u8> = (0..16).collect();
+        server.write_all(&frame[..10]).unwrap();
+        let deadline = stamp::mono_ns() + 20_000_000;
+        assert_eq!(
+            t.recv(&mut buf, deadline, &stop).unwrap(),
+            Received::Timeout
+        );
+        server.write_all(&frame[10..]).unwrap();
+        let before = stamp::mono_ns();
+        let got = t.recv(&mut buf, before + 1_000_000_000, &stop).unwrap();
+        let after = stamp::mono_ns();
+        let Received::Data {
+            len, t1_mono_ns, ..
+        } = got
+        else {
+            panic!("{got:?}")
+        };
+        assert_eq!(&buf[..len], &frame[..]);
+        // Stamped when the completing receive returned, inside the call.
+        assert!((before..=after).contains(&t1_mono_ns));
+        // The next frame starts afresh.
+        server.write_all(&frame).unwrap();
+        let got = t
+            .recv(&mut buf, stamp::mono_ns() + 1_000_000_000, &stop)
+            .unwrap();
+        assert!(matches!(got, Received::Data { len: 16, .. }));
+    }
+}
