@@ -26,7 +26,7 @@ pub struct RunArgs {
     pub rr: MeasureArgs,
     /// Background traffic during the measurement.
     #[command(flatten)]
-    pub load: super::load_args::LoadArgs,
+    pub load: super::load::LoadArgs,
     /// Host tracing while measuring (`--trace`).
     #[command(flatten)]
     pub trace: super::trace::TraceRunArgs,

@@ -17,7 +17,6 @@ pub mod args;
 pub mod compare;
 pub mod hooks;
 pub mod load;
-pub mod load_args;
 pub mod measure;
 pub mod output;
 pub mod results;
