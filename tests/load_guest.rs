@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use vm_support::*;
+use vmprobe::commands::vm_options::VmOptions;
 use vmprobe::load::{Load, LoadKind, LoadReport, LoadTargets};
 use vmprobe::rr::{self, Control, Limit, Pacing, Progress, RrOptions};
-use vmprobe::vm::options::{default_image, VmOptions};
+use vmprobe::vm::options::default_image;
 use vmprobe::vm::services::{endpoint, Proto};
 use vmprobe::vm::Vm;
 

@@ -58,6 +58,22 @@ proto = "udp"
     assert_eq!(nums(row("user poll")), 5, "{stdout}");
     assert!(row("broken").contains("failed: no guest image"), "{stdout}");
     assert!(stdout.contains("TCG emulation"));
+    // Each measured configuration's host floor, below the table.
+    let floor = |name: &str| {
+        lines.iter().any(|l| {
+            l.trim_start().starts_with(name)
+                && l.contains("udp p50 ")
+                && l.contains("loopback echo")
+        })
+    };
+    assert!(
+        stdout.contains("host floor, what this host costs without a VM:"),
+        "{stdout}"
+    );
+    assert!(
+        floor("user irq") && floor("user poll") && !floor("broken"),
+        "{stdout}"
+    );
 
     let csv = std::fs::read_to_string(md.join("table.csv")).unwrap();
     let csv: Vec<&str> = csv.lines().collect();

@@ -52,6 +52,27 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     assert_eq!(v["interrupted"], false);
     assert!(v["qemu_died"].is_null() && v["error"].is_null(), "{v}");
     assert_eq!(v["qemu_exit"], "exit status 0");
+    // The host's own floor, per measured protocol: rr against a loopback echo, the echo on
+    // the first vCPU's CPUs, the client where the run's client ran.
+    let floor = &v["host_floor"];
+    assert_eq!(
+        floor["echo_cpus"], v["config"]["vcpus"][0]["cpus"],
+        "{floor}"
+    );
+    for p in protos {
+        let f = &floor[*p];
+        assert!(f["transactions"].as_u64().unwrap() > 0, "{floor}");
+        assert_eq!(
+            (f["lost"].as_u64(), f["errors"].as_u64()),
+            (Some(0), Some(0))
+        );
+        assert!(f["p50_us"].as_f64().unwrap() > 0.0, "{floor}");
+        assert_eq!(f["cpus_used"], v[*p]["cpus_used"], "{floor}");
+        assert_eq!(
+            f["target"].as_str().unwrap().split(':').next(),
+            Some("127.0.0.1")
+        );
+    }
     // The run directory: command line, console, results, per-sample CSV and histograms.
     let mut files: Vec<String> = [
         "qemu-command.sh",
@@ -74,6 +95,13 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     let csv = std::fs::read_to_string(rd.join("samples-udp.csv")).unwrap();
     assert!(csv.starts_with("seq,send_unix_ns,rtt_ns,lost"));
     assert_eq!(csv.lines().count(), 201);
+    let summary = std::fs::read_to_string(rd.join("summary.txt")).unwrap();
+    assert!(
+        summary
+            .lines()
+            .any(|l| l.starts_with("host floor   ") && l.contains(&format!("{} p50 ", protos[0]))),
+        "{summary}"
+    );
     assert!(std::fs::read_to_string(rd.join("console.log"))
         .unwrap()
         .contains("vmprobe: ready"));

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use vm_support::*;
-use vmprobe::vm::options::{default_image, VmOptions};
+use vmprobe::commands::vm_options::VmOptions;
+use vmprobe::vm::options::default_image;
 use vmprobe::vm::services::{endpoint, Proto};
 use vmprobe::vm::Vm;
 

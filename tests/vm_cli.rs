@@ -266,7 +266,7 @@ fn sigkill_of_vmprobe_kills_qemu_and_next_setup_reaps_namespaces() {
         "expected stale namespaces"
     );
     let fresh = vmprobe::netsetup::NetSetup::create(
-        vmprobe::vm::options::Net::Tap,
+        vmprobe::netsetup::Topology::Tap,
         [0x52, 0x54, 0, 9, 9, 9],
     )
     .unwrap();

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use vm_support::*;
+use vmprobe::commands::vm_options::VmOptions;
 use vmprobe::netsetup::NetNs;
-use vmprobe::vm::options::VmOptions;
 use vmprobe::vm::{pin, Vm, VmError};
 
 const READY: &str =
@@ -330,7 +330,7 @@ fn vhost_on_needs_vhost_net() {
 #[ignore = "needs root: creates a network namespace"]
 fn netns_threads_run_inside_the_namespace() {
     let s = vmprobe::netsetup::NetSetup::create(
-        vmprobe::vm::options::Net::Tap,
+        vmprobe::netsetup::Topology::Tap,
         [0x52, 0x54, 0, 1, 2, 3],
     )
     .unwrap();

@@ -1,7 +1,8 @@
 //! CPU affinity: which CPUs a thread may run on, and the "keep off cpu0" default.
 //!
 //! The users pin everything involved in a measurement away from cpu0, which takes the
-//! housekeeping noise (CONTEXT.md); the measuring thread and QEMU's threads share this policy.
+//! housekeeping noise (timer ticks, IRQs, kernel threads); the measuring thread and QEMU's
+//! threads share this policy.
 use std::io;
 
 /// Number of CPUs this process may run on.

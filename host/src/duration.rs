@@ -1,7 +1,8 @@
-//! Durations on the command line: `10ms`, `500us`, `2s`, `1m`, also decimals such as `1.5ms`.
+//! Durations on the command line and in path files: `10ms`, `500us`, `2s`, `1m`, also
+//! decimals such as `1.5ms`. Every duration vmprobe reads goes through this parser.
 //!
-//! A unit is required: a bare `10` is ambiguous between netperf's seconds and sockperf's
-//! milliseconds, so it is refused rather than guessed.
+//! A unit is required: a bare `10` is ambiguous between netperf's seconds, sockperf's
+//! milliseconds and ftrace's microseconds, so it is refused rather than guessed.
 use std::time::Duration;
 
 /// Why a duration string was refused.
@@ -71,6 +72,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         .ok_or_else(|| DurationError::TooLarge(s.to_owned()))?;
     let nanos = u64::try_from(total).map_err(|_| DurationError::TooLarge(s.to_owned()))?;
     Ok(Duration::from_nanos(nanos))
+}
+
+/// [`parse_duration`] in whole nanoseconds.
+pub fn parse_duration_ns(text: &str) -> Result<u64, DurationError> {
+    parse_duration(text).map(|d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -2,21 +2,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use vmprobe::cli::{Cli, Command};
-
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Rr(args) => vmprobe::rr::command::execute(&args)?,
-        Command::Trace(args) => vmprobe::trace::run(&args, &mut std::io::stdout().lock())?,
-        Command::Vm(args) => vmprobe::vm::command::run(args)?,
-        Command::Report(args) => vmprobe::report::run(&args, &mut std::io::stdout().lock())?,
-        Command::Run(args) => vmprobe::run::execute(args)?,
-        Command::Matrix(args) => vmprobe::matrix::execute(&args)?,
-        Command::Quickstart(args) => vmprobe::matrix::quickstart::execute(&args)?,
-        Command::Micro(args) => vmprobe::probe::micro_command::run(args)?,
-    }
-    Ok(())
-}
+use vmprobe::commands::{self, Cli};
 
 /// The error and its causes on one line, skipping causes the message already quotes.
 fn one_line(e: &anyhow::Error) -> String {
@@ -58,7 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    match run(cli) {
+    match commands::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vmprobe: error: {}", one_line(&e));

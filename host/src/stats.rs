@@ -161,17 +161,23 @@ impl Recorder {
         }
     }
 
-    /// Records one sample of `value_ns` nanoseconds.
+    /// Records one sample of `value_ns` nanoseconds, taken by transaction `id`.
     pub fn record(&mut self, value_ns: u64, id: SampleId) {
-        // The histogram cannot hold 0; a 0 ns round trip only comes from a coarse clock.
-        // Auto-resize makes recording infallible up to u64::MAX / 2.
+        self.record_value(value_ns);
+        self.outliers.offer(value_ns, id);
+    }
+
+    /// Records one sample that has no identity (it never shows among the outliers).
+    pub fn record_value(&mut self, value_ns: u64) {
+        // The histogram cannot hold 0; a 0 ns sample only comes from a coarse clock (or two
+        // events with one timestamp). Auto-resize makes recording infallible up to
+        // u64::MAX / 2.
         let _ = self.histogram.record(value_ns.max(1));
         self.samples += 1;
         self.sum += u128::from(value_ns);
         self.sum_squares += u128::from(value_ns) * u128::from(value_ns);
         self.min = self.min.min(value_ns);
         self.max = self.max.max(value_ns);
-        self.outliers.offer(value_ns, id);
     }
 
     /// Number of samples recorded.
@@ -233,7 +239,7 @@ impl Recorder {
     fn percentiles_ns(&self, quantiles: &[f64]) -> Vec<f64> {
         let ranks: Vec<u64> = quantiles
             .iter()
-            .map(|q| ((q * self.samples as f64).ceil() as u64).clamp(1, self.samples))
+            .map(|&q| nearest_rank(q, self.samples))
             .collect();
         let mut out = Vec::with_capacity(ranks.len());
         let mut seen = 0u64;
@@ -255,6 +261,12 @@ impl Recorder {
         }
         out
     }
+}
+
+/// The nearest rank (1-based) of quantile `q` among `n >= 1` samples: the smallest k with
+/// k >= q·n, so that at least q·n samples are less than or equal to the k-th smallest.
+pub fn nearest_rank(q: f64, n: u64) -> u64 {
+    ((q * n as f64).ceil() as u64).clamp(1, n)
 }
 
 /// Rounds microseconds to the picosecond: more digits than the clocks have, fewer than the

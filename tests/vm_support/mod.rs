@@ -48,7 +48,7 @@ pub fn temp_dir(test: &str) -> PathBuf {
 
 /// True when running as root (namespace setups need it).
 pub fn is_root() -> bool {
-    vmprobe::vm::options::is_root()
+    vmprobe::os::is_root()
 }
 
 /// Names `ip netns` lists.

@@ -1,6 +1,6 @@
 //! Summary formats of an [`RrReport`]: one file per format, each a pure function of the
 //! report, as hyperfine's exporters. The JSON and CSV shapes are a contract.
-mod csv;
+pub mod csv;
 mod json;
 #[cfg(test)]
 mod tests;

@@ -32,7 +32,7 @@ pub struct Counts {
 
 /// A generator's outcome: counts, the measured time, and the last error seen.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Transfer {
     /// Totals.
     pub counts: Counts,
     /// From the first byte to the stop.
@@ -85,7 +85,7 @@ pub fn tcp_stream(
     addr: SocketAddr,
     direction: Direction,
     stop: &AtomicBool,
-) -> Outcome {
+) -> Transfer {
     // A fixed pattern: discard ignores it and the guest's TCP does not care.
     let mut buf: Vec<u8> = (0..TCP_CHUNK).map(|i| (i % 251) as u8).collect();
     let mut counts = Counts::default();
@@ -128,7 +128,7 @@ pub fn tcp_stream(
         }
     }
     let _ = stream.shutdown(std::net::Shutdown::Both);
-    Outcome {
+    Transfer {
         counts,
         elapsed: start.elapsed(),
         last_error,
@@ -138,7 +138,7 @@ pub fn tcp_stream(
 /// Sends `rate_pps` datagrams per second until `stop`. Paced against the start time, so
 /// short sleeps that overshoot are made up (by at most [`MAX_CATCH_UP`] datagrams at once:
 /// a sender that cannot keep up reports the rate it achieved rather than bursting).
-pub fn udp_flood(socket: UdpSocket, rate_pps: u64, stop: &AtomicBool) -> Outcome {
+pub fn udp_flood(socket: UdpSocket, rate_pps: u64, stop: &AtomicBool) -> Transfer {
     let payload: Vec<u8> = (0..UDP_PAYLOAD).map(|i| (i % 251) as u8).collect();
     let mut counts = Counts::default();
     let mut last_error = None;
@@ -174,7 +174,7 @@ pub fn udp_flood(socket: UdpSocket, rate_pps: u64, stop: &AtomicBool) -> Outcome
             }
         }
     }
-    Outcome {
+    Transfer {
         counts,
         elapsed: start.elapsed(),
         last_error,

@@ -17,9 +17,7 @@
 //! }
 //! # Ok(()) }
 //! ```
-pub mod args;
 pub mod generator;
-pub mod hook;
 pub mod kind;
 
 use std::net::SocketAddr;
@@ -30,14 +28,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use args::LoadArgs;
-pub use hook::LoadHook;
 pub use kind::{KindError, LoadKind};
 
 use crate::netsetup::NetNs;
 use crate::rr::system;
 use crate::vm::services::{endpoint, Endpoint, Proto};
-use generator::{Direction, Outcome};
+use generator::{Direction, Transfer};
 
 /// How long all generators together may take to connect.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -137,7 +133,7 @@ impl LoadReport {
         target: SocketAddr,
         cpu: Option<usize>,
         cpus_used: Vec<usize>,
-        out: Outcome,
+        out: Transfer,
     ) -> Self {
         let secs = out.elapsed.as_secs_f64();
         let per_s = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
@@ -187,7 +183,7 @@ type Started = (usize, Result<Vec<usize>, LoadError>);
 struct Running {
     kind: LoadKind,
     target: SocketAddr,
-    handle: JoinHandle<std::io::Result<Option<Outcome>>>,
+    handle: JoinHandle<std::io::Result<Option<Transfer>>>,
 }
 
 /// Running generators. Dropping it stops them too (without a report).
@@ -280,9 +276,9 @@ impl Load {
             .map(|(r, cpus)| {
                 let outcome = match r.handle.join() {
                     Ok(Ok(Some(o))) => o,
-                    Ok(Ok(None)) => unreachable_outcome("did not start"),
-                    Ok(Err(e)) => unreachable_outcome(&e.to_string()),
-                    Err(_) => unreachable_outcome("the generator thread panicked"),
+                    Ok(Ok(None)) => unreachable_transfer("did not start"),
+                    Ok(Err(e)) => unreachable_transfer(&e.to_string()),
+                    Err(_) => unreachable_transfer("the generator thread panicked"),
                 };
                 LoadReport::new(r.kind, r.target, self.cpu, cpus, outcome)
             })
@@ -317,8 +313,8 @@ impl Drop for Load {
 }
 
 /// An outcome for a generator that produced none (reported, never hidden).
-fn unreachable_outcome(why: &str) -> Outcome {
-    Outcome {
+fn unreachable_transfer(why: &str) -> Transfer {
+    Transfer {
         counts: generator::Counts {
             errors: 1,
             ..Default::default()
@@ -336,7 +332,7 @@ fn generate(
     cpu: Option<usize>,
     stop: &AtomicBool,
     started: &mpsc::Sender<Started>,
-) -> Option<Outcome> {
+) -> Option<Transfer> {
     let cpus = match system::place_thread(cpu) {
         Ok(c) => c,
         Err(source) => {

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 
 use super::NetError;
-use crate::vm::qemu_cmd::shell_quote;
+use crate::os::shell_quote;
 
 /// Runs commands and remembers them.
 #[derive(Debug, Default)]

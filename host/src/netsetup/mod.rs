@@ -15,14 +15,50 @@ pub mod ip;
 pub mod netns;
 
 use std::fs::File;
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use netns::NetNs;
 
-use crate::vm::options::Net;
-use crate::vm::qemu_cmd::{mac_string, Backend, GuestNet};
 use ip::Runner;
+
+/// The kinds of setup: which devices connect the guest's NIC to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// A tap device; QEMU and the client share its namespace.
+    Tap,
+    /// A tap on a bridge, reached from a second namespace over a veth pair.
+    Bridge,
+    /// A macvtap over a veth whose peer sits in a second namespace.
+    Macvtap,
+}
+
+impl Topology {
+    /// The name (`tap`, `bridge`, `macvtap`), as `--net` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Topology::Tap => "tap",
+            Topology::Bridge => "bridge",
+            Topology::Macvtap => "macvtap",
+        }
+    }
+}
+
+/// The guest's address on every setup's private link (the users' 192.168.20.0/24 layout).
+pub const GUEST_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 20, 2);
+/// The host side of the link, where the client sits.
+pub const HOST_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 20, 1);
+/// The link's prefix length.
+pub const PREFIX: u8 = 24;
+
+/// Formats a MAC address the way iproute2 and QEMU take it.
+pub fn mac_string(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
 
 /// Network setup failures.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +103,7 @@ static NEXT_ID: AtomicU32 = AtomicU32::new(0);
 /// A created network setup. Dropping it tears it down.
 #[derive(Debug)]
 pub struct NetSetup {
-    net: Net,
+    topology: Topology,
     /// Namespaces created, in creation order.
     namespaces: Vec<NetNs>,
     mac: [u8; 6],
@@ -78,16 +114,11 @@ pub struct NetSetup {
 }
 
 impl NetSetup {
-    /// Creates the setup for `net` (not `user`) with the guest's MAC `mac`. Blocking: runs a
-    /// dozen short `ip` commands. Everything created so far is removed again on failure.
-    pub fn create(net: Net, mac: [u8; 6]) -> Result<NetSetup, NetError> {
-        if net == Net::User {
-            return Err(NetError::Unexpected(
-                "user networking needs no setup".into(),
-            ));
-        }
-        if !crate::vm::options::is_root() {
-            return Err(NetError::NotRoot(net.as_str()));
+    /// Creates the setup for `topology` with the guest's MAC `mac`. Blocking: runs a dozen
+    /// short `ip` commands. Everything created so far is removed again on failure.
+    pub fn create(topology: Topology, mac: [u8; 6]) -> Result<NetSetup, NetError> {
+        if !crate::os::is_root() {
+            return Err(NetError::NotRoot(topology.as_str()));
         }
         reap_stale();
         let base = format!(
@@ -96,7 +127,7 @@ impl NetSetup {
             NEXT_ID.fetch_add(1, Ordering::Relaxed)
         );
         let mut s = NetSetup {
-            net,
+            topology,
             namespaces: Vec::new(),
             mac,
             tap_fd: None,
@@ -129,18 +160,17 @@ impl NetSetup {
     }
 
     fn build(&mut self, base: &str) -> Result<(), NetError> {
-        let host_addr = format!("{}/{}", GuestNet::LINK.gw, GuestNet::LINK.prefix);
+        let host_addr = format!("{HOST_ADDR}/{PREFIX}");
         let vm = self.add_ns(base.to_string())?;
         let v = vm.name().to_string();
-        match self.net {
-            Net::User => unreachable!("rejected in create"),
-            Net::Tap => {
+        match self.topology {
+            Topology::Tap => {
                 let r = &mut self.runner;
                 r.ip(&["-n", &v, "tuntap", "add", "dev", TAP, "mode", "tap"])?;
                 r.ip(&["-n", &v, "addr", "add", &host_addr, "dev", TAP])?;
                 r.ip(&["-n", &v, "link", "set", TAP, "up"])?;
             }
-            Net::Bridge => {
+            Topology::Bridge => {
                 let h1 = self.add_ns(format!("{base}-h1"))?;
                 let h = h1.name().to_string();
                 let r = &mut self.runner;
@@ -170,7 +200,7 @@ impl NetSetup {
                 r.ip(&["-n", &h, "addr", "add", &host_addr, "dev", VETH_HOST1])?;
                 r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
             }
-            Net::Macvtap => {
+            Topology::Macvtap => {
                 let h1 = self.add_ns(format!("{base}-h1"))?;
                 let h = h1.name().to_string();
                 let mac = mac_string(&self.mac);
@@ -238,8 +268,8 @@ impl NetSetup {
     }
 
     /// The kind of setup.
-    pub fn net(&self) -> Net {
-        self.net
+    pub fn topology(&self) -> Topology {
+        self.topology
     }
 
     /// The namespace QEMU runs in.
@@ -260,22 +290,6 @@ impl NetSetup {
     /// The macvtap file descriptor QEMU must inherit (macvtap only).
     pub fn tap_file(&self) -> Option<&File> {
         self.tap_fd.as_ref()
-    }
-
-    /// The QEMU backend for this setup, given the descriptor number QEMU will see the macvtap
-    /// under.
-    pub fn backend(&self, fd_in_qemu: i32) -> Backend {
-        match self.net {
-            Net::Macvtap => Backend::Fd { fd: fd_in_qemu },
-            _ => Backend::Tap {
-                ifname: TAP.to_string(),
-            },
-        }
-    }
-
-    /// The guest's addresses on this setup.
-    pub fn guest(&self) -> GuestNet {
-        GuestNet::LINK
     }
 
     /// Every command run so far, as shell lines (for the run directory).

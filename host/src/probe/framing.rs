@@ -8,7 +8,7 @@
 
 use std::io;
 
-use vmprobe_proto::{echo_reply, echo_request, Datagram, Message, HEADER_LEN};
+use vmprobe_proto::{echo_reply, echo_request, header, Datagram, Message, HEADER_LEN};
 
 use super::envelope::Envelope;
 use super::host_counter::HostCounter;
@@ -112,7 +112,7 @@ impl Framing for ProbeFraming {
     }
 
     fn encode(&mut self, seq: u64, request: &mut [u8]) {
-        self.sent_ns = crate::rr::clock::mono_ns();
+        self.sent_ns = crate::rr::stamp::mono_ns();
         let datagram = Datagram {
             sequence: seq as u32,
             flags: 0,
@@ -127,24 +127,34 @@ impl Framing for ProbeFraming {
     }
 
     fn check(&mut self, seq: u64, _request: &[u8], reply: &[u8]) -> Verdict {
+        let current = seq as u32;
+        // The header's sequence number says whose reply this is; anything else wrong in a
+        // reply carrying the current one (unparsable, another kind, another send time) is
+        // that reply altered.
+        let ours =
+            reply.len() >= HEADER_LEN && header::Packet::new_unchecked(reply).sequence() == current;
+        let altered = if ours {
+            Verdict::Corrupt
+        } else {
+            Verdict::Stray
+        };
         let Ok(d) = Datagram::parse(reply) else {
-            return Verdict::Wrong;
+            return altered;
         };
         let Message::EchoReply(r) = d.message else {
-            return Verdict::Wrong;
+            return altered;
         };
-        let current = seq as u32;
         if d.sequence != current {
             // An earlier request's reply (within half the 32-bit sequence space) is late.
             let behind = current.wrapping_sub(d.sequence);
             return if behind < 1 << 31 && r.host_send_ns < self.sent_ns {
                 Verdict::Late
             } else {
-                Verdict::Wrong
+                Verdict::Stray
             };
         }
         if r.host_send_ns != self.sent_ns {
-            return Verdict::Wrong;
+            return Verdict::Corrupt;
         }
         let readings = Readings {
             irq_entry: r.irq_entry,
@@ -253,13 +263,18 @@ mod tests {
             f.check(4, &req, &reply(3, sent - 1, Some(4))),
             Verdict::Late
         );
-        assert_eq!(f.check(4, &req, &reply(5, sent, Some(4))), Verdict::Wrong);
+        assert_eq!(f.check(4, &req, &reply(5, sent, Some(4))), Verdict::Stray);
         assert_eq!(
             f.check(4, &req, &reply(4, sent + 1, Some(4))),
-            Verdict::Wrong
+            Verdict::Corrupt
         );
-        assert_eq!(f.check(4, &req, &req), Verdict::Wrong);
-        assert_eq!(f.check(4, &req, b"garbage"), Verdict::Wrong);
+        // Our own request reflected (a plain echo target), or our reply cut short.
+        assert_eq!(f.check(4, &req, &req), Verdict::Corrupt);
+        assert_eq!(
+            f.check(4, &req, &reply(4, sent, Some(4))[..20]),
+            Verdict::Corrupt
+        );
+        assert_eq!(f.check(4, &req, b"garbage"), Verdict::Stray);
     }
 
     #[test]
@@ -293,5 +308,90 @@ mod tests {
         assert_eq!(recs[0].guest.unwrap().tx_notify, Some(9));
         assert_eq!(recs[1].guest, None);
         assert_eq!(env.unwrap().kept().len(), 1);
+    }
+
+    /// A guest that answers every request, altering the replies of some (by sequence
+    /// number): `send` flips a bit of the echoed send time, `kind` makes the reply another
+    /// message kind, `cut` truncates it.
+    struct AlteringGuest {
+        queue: std::collections::VecDeque<Vec<u8>>,
+    }
+
+    impl crate::rr::transport::Transport for AlteringGuest {
+        fn send(&mut self, request: &[u8]) -> io::Result<()> {
+            let d = Datagram::parse(request).unwrap();
+            let Message::EchoRequest(r) = d.message else {
+                panic!("{d:?}")
+            };
+            let mut out = reply(d.sequence, r.host_send_ns, Some(4));
+            match d.sequence % 4 {
+                1 => out[HEADER_LEN] ^= 1, // host send time (first body field)
+                2 => out[5] = 0xee,        // header kind
+                3 => out.truncate(HEADER_LEN + 3),
+                _ => {}
+            }
+            self.queue.push_back(out);
+            Ok(())
+        }
+
+        fn recv(
+            &mut self,
+            buf: &mut [u8],
+            _deadline_ns: u64,
+            _stop: &std::sync::atomic::AtomicBool,
+        ) -> io::Result<crate::rr::transport::Received> {
+            use crate::rr::transport::Received;
+            Ok(match self.queue.pop_front() {
+                Some(r) => {
+                    buf[..r.len()].copy_from_slice(&r);
+                    Received::Data {
+                        len: r.len(),
+                        t1_mono_ns: crate::rr::stamp::mono_ns(),
+                        rx_sw_unix_ns: None,
+                    }
+                }
+                None => Received::Timeout,
+            })
+        }
+    }
+
+    #[test]
+    fn altered_probe_replies_are_errors_not_strays_or_losses() {
+        use crate::rr::engine::{measure, Limit, Plan, Progress, SampleSink};
+        struct Outcomes(Vec<Outcome>);
+        impl SampleSink for Outcomes {
+            fn sample(&mut self, s: &Sample) -> io::Result<()> {
+                self.0.push(s.outcome);
+                Ok(())
+            }
+        }
+        let mut guest = AlteringGuest {
+            queue: Default::default(),
+        };
+        let plan = Plan {
+            limit: Limit::Count(40),
+            warmup: 0,
+            pacing: None,
+            timeout: std::time::Duration::from_millis(5),
+            spin_wait: false,
+        };
+        let mut outcomes = Outcomes(Vec::new());
+        let (tally, result) = measure(
+            &mut guest,
+            &mut ProbeFraming::new(64, Spool::create(None).unwrap()),
+            &plan,
+            &std::sync::atomic::AtomicBool::new(false),
+            &Progress::default(),
+            &mut outcomes,
+        );
+        result.unwrap();
+        assert_eq!(
+            (tally.transactions, tally.errors, tally.stray, tally.lost),
+            (10, 30, 0, 0)
+        );
+        for (seq, o) in outcomes.0.iter().enumerate() {
+            let altered = seq % 4 != 0;
+            assert_eq!(matches!(o, Outcome::Error), altered, "seq {seq}: {o:?}");
+        }
     }
 }

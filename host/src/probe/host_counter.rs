@@ -54,9 +54,9 @@ pub struct HostCounter {
 impl HostCounter {
     /// Takes one reading (only call where [`available`] is `Ok`).
     pub fn read(&mut self) {
-        let before = crate::rr::clock::mono_ns();
+        let before = crate::rr::stamp::mono_ns();
         let (counter, hz) = counter();
-        let after = crate::rr::clock::mono_ns();
+        let after = crate::rr::stamp::mono_ns();
         self.hz = hz;
         self.readings.push(HostCounterReading {
             host_before_ns: before as i64,

@@ -14,6 +14,8 @@ use vmprobe_proto::{
     bench_request, samples, samples_request, BenchTest, CounterKind, Datagram, Message, HEADER_LEN,
 };
 
+use crate::stats::nearest_rank;
+
 /// Most samples asked for per chunk: a chunk then fits a 1500-byte MTU datagram.
 pub const CHUNK: u16 = samples::capacity(1472 - HEADER_LEN) as u16;
 /// Tries per samples chunk.
@@ -312,8 +314,10 @@ pub fn distribution(
     let mut sorted = samples.to_vec();
     sorted.sort_unstable();
     let rank = |q: f64| {
-        let k = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-        to_ns(sorted[k - 1], hz)
+        to_ns(
+            sorted[nearest_rank(q, sorted.len() as u64) as usize - 1],
+            hz,
+        )
     };
     let sum: u128 = sorted.iter().map(|&s| u128::from(s)).sum();
     Ok(TestResult {

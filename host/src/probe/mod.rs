@@ -1,4 +1,5 @@
-//! Taking a round trip apart with the guest's own timestamps (issue 5, host side).
+//! Taking a round trip apart with the guest's own timestamps (the host side of the probe
+//! protocol).
 //!
 //! `vmprobe rr --probe` sends probe-protocol echo requests (UDP 7777) through the ordinary rr
 //! engine ([`framing::ProbeFraming`]); every finished sample is spooled with the guest's
@@ -16,7 +17,6 @@ pub mod envelope;
 pub mod framing;
 pub mod host_counter;
 pub mod micro;
-pub mod micro_command;
 pub mod report;
 pub mod rr;
 pub mod spool;

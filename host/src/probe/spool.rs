@@ -149,7 +149,7 @@ impl Spool {
         let path = dir.join(format!(
             ".vmprobe-probe-spool-{}-{}",
             std::process::id(),
-            crate::rr::clock::mono_ns()
+            crate::rr::stamp::mono_ns()
         ));
         let file = File::options()
             .read(true)

@@ -22,18 +22,15 @@ pub const FONT_PATHS: [&str; 3] = [
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-/// `vmprobe report` options.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReportArgs {
+/// What to chart, where to, with which font.
+#[derive(Debug, Clone, Default)]
+pub struct ReportOptions {
     /// Run directories written by `vmprobe run` (results.json and samples-<proto>.csv).
-    #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
     /// Where the charts and report.md go [default: RUN_DIR/report for one run,
     /// ./vmprobe-report for several].
-    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Font file for chart text [default: DejaVu Sans from the system].
-    #[arg(long, value_name = "TTF")]
     pub font: Option<PathBuf>,
 }
 
@@ -130,7 +127,7 @@ pub struct Written {
 }
 
 /// Makes the report of `args.runs` into `args.out`.
-pub fn generate(args: &ReportArgs) -> Result<Written, ReportError> {
+pub fn generate(args: &ReportOptions) -> Result<Written, ReportError> {
     let runs = args
         .runs
         .iter()
@@ -260,16 +257,4 @@ fn distinct_names(mut runs: Vec<RunData>) -> Vec<RunData> {
         }
     }
     runs
-}
-
-/// The `vmprobe report` command: writes the files and says where.
-pub fn run(args: &ReportArgs, out: &mut impl std::io::Write) -> Result<(), ReportError> {
-    let written = generate(args)?;
-    let _ = writeln!(
-        out,
-        "report: {} ({} charts, SVG and PNG)",
-        written.page.display(),
-        written.charts.len() / 2
-    );
-    Ok(())
 }

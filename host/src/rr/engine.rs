@@ -1,16 +1,16 @@
 //! The measured loop: send, wait for the matching reply, stamp, hand the sample on.
 //!
-//! Only the time between the CLOCK_MONOTONIC read just before `send` and the one just after
-//! the reply is received is measured; pacing, checking the reply, statistics and the log
+//! Only the time between the CLOCK_MONOTONIC read just before `send` and the one the
+//! transport takes the moment its receive call returns is measured; pacing, checking the reply, statistics and the log
 //! happen outside that window. The loop is generic over its [`Transport`], [`Framing`] and
 //! [`SampleSink`], so it runs unchanged against scripted transports in tests.
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::clock;
 use super::framing::{Framing, Verdict};
 use super::pacing::{Pacer, Pacing};
+use super::stamp;
 use super::transport::{Received, Transport};
 use crate::stats::SampleId;
 
@@ -148,7 +148,7 @@ where
 {
     let mut tally = Tally::default();
     let result = run_loop(transport, framing, plan, stop, progress, sink, &mut tally);
-    let idle = sink.idle(clock::mono_ns()).map_err(LoopError::Sink);
+    let idle = sink.idle(stamp::mono_ns()).map_err(LoopError::Sink);
     (tally, result.and(idle))
 }
 
@@ -182,7 +182,7 @@ where
             let over = match plan.limit {
                 Limit::Count(n) => done >= n,
                 Limit::Duration(d) => measured_start_mono
-                    .is_some_and(|t0| clock::mono_ns().saturating_sub(t0) >= d.as_nanos() as u64),
+                    .is_some_and(|t0| stamp::mono_ns().saturating_sub(t0) >= d.as_nanos() as u64),
             };
             if over {
                 break;
@@ -194,7 +194,7 @@ where
         }
         let mut slot_start = None;
         if let Some(p) = pacer.as_mut() {
-            let now = clock::mono_ns();
+            let now = stamp::mono_ns();
             let start = p.next_start(now);
             slot_start = Some(start);
             if let (Limit::Duration(d), Some(t0)) = (plan.limit, measured_start_mono) {
@@ -204,7 +204,7 @@ where
             }
             if start > now {
                 sink.idle(now).map_err(LoopError::Sink)?;
-                if !clock::wait_until(start, plan.spin_wait, stop) {
+                if !stamp::wait_until(start, plan.spin_wait, stop) {
                     tally.interrupted = true;
                     break;
                 }
@@ -212,8 +212,8 @@ where
         }
 
         framing.encode(seq, &mut request);
-        let send_unix_ns = clock::realtime_ns();
-        let t0 = clock::mono_ns();
+        let send_unix_ns = stamp::realtime_ns();
+        let t0 = stamp::mono_ns();
         // Once the target has answered, an ICMP "port unreachable" (a restarting echo
         // service) is not fatal: the transaction waits for its timeout and counts as lost.
         let transient = |e: &io::Error| answered && e.kind() == io::ErrorKind::ConnectionRefused;
@@ -238,37 +238,33 @@ where
                 Err(e) => return Err(LoopError::Recv(e)),
             };
             match received {
-                Received::Data { len, rx_sw_unix_ns } => {
-                    let t1 = clock::mono_ns();
-                    match framing.check(seq, &request, &reply[..len]) {
-                        Verdict::Match => {
-                            answered = true;
-                            let rx_sw_rtt_ns = rx_sw_unix_ns
-                                .and_then(|rx| rx.checked_sub(send_unix_ns))
-                                .filter(|rtt| *rtt <= timeout_ns.saturating_mul(2));
-                            break Some(Outcome::Reply {
-                                rtt_ns: t1 - t0,
-                                rx_sw_rtt_ns,
-                            });
-                        }
-                        Verdict::Late => {
-                            if measured {
-                                tally.late += 1;
-                            }
-                        }
-                        Verdict::Wrong => {
-                            // Altered bytes under our own sequence number end the transaction;
-                            // stray bytes are counted and the wait goes on.
-                            let seq_len = request.len().min(8);
-                            if len >= seq_len && reply[..seq_len] == request[..seq_len] {
-                                break Some(Outcome::Error);
-                            }
-                            if measured {
-                                tally.stray += 1;
-                            }
+                Received::Data {
+                    len,
+                    t1_mono_ns: t1,
+                    rx_sw_unix_ns,
+                } => match framing.check(seq, &request, &reply[..len]) {
+                    Verdict::Match => {
+                        answered = true;
+                        let rx_sw_rtt_ns = rx_sw_unix_ns
+                            .and_then(|rx| rx.checked_sub(send_unix_ns))
+                            .filter(|rtt| *rtt <= timeout_ns.saturating_mul(2));
+                        break Some(Outcome::Reply {
+                            rtt_ns: t1 - t0,
+                            rx_sw_rtt_ns,
+                        });
+                    }
+                    Verdict::Late => {
+                        if measured {
+                            tally.late += 1;
                         }
                     }
-                }
+                    Verdict::Corrupt => break Some(Outcome::Error),
+                    Verdict::Stray => {
+                        if measured {
+                            tally.stray += 1;
+                        }
+                    }
+                },
                 Received::Timeout => break Some(Outcome::Lost),
                 Received::Stopped => break None,
             }
@@ -289,7 +285,7 @@ where
             Outcome::Lost => tally.lost += 1,
             Outcome::Error => tally.errors += 1,
         }
-        tally.elapsed_ns = clock::mono_ns() - measured_start_mono.unwrap_or(t0);
+        tally.elapsed_ns = stamp::mono_ns() - measured_start_mono.unwrap_or(t0);
         let id = SampleId {
             seq,
             send_unix_ns,
@@ -362,6 +358,7 @@ mod tests {
                     buf[..r.len()].copy_from_slice(&r);
                     Received::Data {
                         len: r.len(),
+                        t1_mono_ns: stamp::mono_ns(),
                         rx_sw_unix_ns: None,
                     }
                 }

@@ -14,8 +14,11 @@ pub enum Verdict {
     /// An intact reply to an earlier request (one that already timed out): ignore it and
     /// keep waiting.
     Late,
-    /// Anything else: corrupted, truncated, extended or unknown bytes.
-    Wrong,
+    /// The reply to the current request (by the framing's own identification), altered:
+    /// the transaction ends as an error.
+    Corrupt,
+    /// Bytes that belong to no outstanding request: counted, and the wait goes on.
+    Stray,
 }
 
 /// A request/reply format.
@@ -100,22 +103,27 @@ impl Framing for EchoFraming {
         if reply == request {
             return Verdict::Match;
         }
+        // Our sequence number with other bytes after it: our reply, altered.
+        let seq_len = self.seq_len();
+        if reply.len() >= seq_len && reply[..seq_len] == request[..seq_len] {
+            return Verdict::Corrupt;
+        }
         if reply.len() != self.size {
-            return Verdict::Wrong;
+            return Verdict::Stray;
         }
         let carried = self.read_seq(reply);
         let current = self.truncate(seq);
         // An earlier request: within the last 2^(8·n - 1) sequence numbers, wrapping.
         let distance = current.wrapping_sub(carried) & self.truncate(u64::MAX);
         if carried == current || distance > self.truncate(u64::MAX) / 2 {
-            return Verdict::Wrong;
+            return Verdict::Stray;
         }
         let earlier = seq.wrapping_sub(distance);
         fill(&mut self.expected_late, earlier);
         if reply == self.expected_late.as_slice() {
             Verdict::Late
         } else {
-            Verdict::Wrong
+            Verdict::Stray
         }
     }
 }
@@ -155,23 +163,24 @@ mod tests {
     }
 
     #[test]
-    fn future_or_corrupt_replies_are_wrong() {
+    fn altered_replies_are_corrupt_and_foreign_ones_stray() {
         let mut f = EchoFraming::new(64);
         let cur = request(&mut f, 9);
         let future = request(&mut f, 10);
-        assert_eq!(f.check(9, &cur, &future), Verdict::Wrong);
+        assert_eq!(f.check(9, &cur, &future), Verdict::Stray);
         let mut flipped = cur.clone();
         flipped[40] ^= 1;
-        assert_eq!(f.check(9, &cur, &flipped), Verdict::Wrong);
+        assert_eq!(f.check(9, &cur, &flipped), Verdict::Corrupt);
         let mut old = request(&mut f, 3);
         old[63] ^= 0x80;
-        assert_eq!(f.check(9, &cur, &old), Verdict::Wrong);
-        assert_eq!(f.check(9, &cur, &cur[..63]), Verdict::Wrong);
+        assert_eq!(f.check(9, &cur, &old), Verdict::Stray);
+        assert_eq!(f.check(9, &cur, &cur[..63]), Verdict::Corrupt);
         assert_eq!(
             f.check(9, &cur, &[cur.as_slice(), &[0]].concat()),
-            Verdict::Wrong
+            Verdict::Corrupt
         );
-        assert_eq!(f.check(9, &cur, &[]), Verdict::Wrong);
+        assert_eq!(f.check(9, &cur, &cur[..7]), Verdict::Stray);
+        assert_eq!(f.check(9, &cur, &[]), Verdict::Stray);
     }
 
     #[test]
@@ -181,6 +190,6 @@ mod tests {
         assert_eq!(cur, [1]);
         let old = request(&mut f, 0xff);
         assert_eq!(f.check(0x101, &cur, &old), Verdict::Late);
-        assert_eq!(f.check(0x101, &cur, &[2]), Verdict::Wrong);
+        assert_eq!(f.check(0x101, &cur, &[2]), Verdict::Stray);
     }
 }

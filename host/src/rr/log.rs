@@ -4,6 +4,10 @@
 //! are the contract (sequence, wall-clock send time, RTT in ns, lost flag 0/1); `rtt_ns` is
 //! empty unless `status` is `ok`. Rows are buffered and flushed whenever the loop is idle
 //! before a paced slot and at least every 100 ms, so a killed run loses at most that.
+//!
+//! Written by hand rather than through the `csv` crate: every cell is an integer or a fixed
+//! word (nothing to quote), and a row costs a few `write!`s into the buffer on the measuring
+//! thread, with no per-row serializer state.
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;

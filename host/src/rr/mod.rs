@@ -1,17 +1,14 @@
-//! `vmprobe rr`: request/response latency against any echo target.
+//! The request/response engine: latency against any echo target.
 //!
-//! Stages, as in hyperfine: [`args`] parses the command line into [`RrOptions`];
+//! Stages, as in hyperfine: the caller (the `rr` command) builds [`RrOptions`];
 //! [`run`] resolves the target, starts the measuring thread (pinned, signals routed to it),
 //! connects, and drives the [`engine`] loop over a [`transport`] with a [`framing`]; samples
 //! flow into [`crate::stats::Recorder`]s and the per-sample [`log`]; the outcome is a plain
-//! [`RrReport`] that [`crate::export`] turns into text, JSON or CSV.
+//! [`RrReport`] that the exporters (a layer above) turn into text, JSON or CSV.
 //!
 //! Other commands reuse the pieces: [`run_with`] takes a connect closure that runs on the
 //! measuring thread (so it can enter a network namespace first), and [`measure_endpoint`] is
 //! the thread body itself, for a caller that manages its own thread.
-pub mod args;
-pub mod clock;
-pub mod command;
 pub mod engine;
 pub mod error;
 pub mod framing;
@@ -21,6 +18,7 @@ pub mod log;
 pub mod options;
 pub mod pacing;
 pub mod report;
+pub mod stamp;
 pub mod system;
 pub mod transport;
 
@@ -32,7 +30,6 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-pub use args::{MeasureArgs, RrArgs};
 pub use engine::{Limit, Progress};
 pub use error::RrError;
 pub use options::{Proto, RrOptions};
@@ -45,7 +42,7 @@ use engine::{Outcome, Plan, SampleSink};
 use framing::EchoFraming;
 use log::SampleLog;
 use report::ReportParts;
-use transport::{TcpTransport, Transport, UdpTransport};
+use transport::{TcpTransport, UdpTransport};
 
 use crate::stats::Recorder;
 
@@ -201,15 +198,6 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         what: "cannot prepare the socket",
         source,
     };
-    let mut transport: Box<dyn Transport> = match endpoint {
-        Endpoint::Udp(s) => {
-            Box::new(UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?)
-        }
-        Endpoint::Tcp(s) => Box::new(
-            TcpTransport::new(s, options.size, options.busy_poll, options.timeout)
-                .map_err(setup)?,
-        ),
-    };
     let plan = Plan {
         limit: options.limit,
         warmup: options.warmup,
@@ -225,14 +213,27 @@ pub fn measure_endpoint_framed<F: framing::Framing + ?Sized>(
         log,
         on_sample: control.on_sample,
     };
-    let (tally, result) = engine::measure(
-        transport.as_mut(),
-        framing,
-        &plan,
-        control.stop,
-        control.progress,
-        &mut collector,
-    );
+    // One loop per transport type, each compiled for it: no dynamic dispatch on the
+    // measured path.
+    let (tally, result) = match endpoint {
+        Endpoint::Udp(s) => engine::measure(
+            &mut UdpTransport::new(s, options.busy_poll, options.timeout).map_err(setup)?,
+            framing,
+            &plan,
+            control.stop,
+            control.progress,
+            &mut collector,
+        ),
+        Endpoint::Tcp(s) => engine::measure(
+            &mut TcpTransport::new(s, options.size, options.busy_poll, options.timeout)
+                .map_err(setup)?,
+            framing,
+            &plan,
+            control.stop,
+            control.progress,
+            &mut collector,
+        ),
+    };
     let error = match result {
         Ok(()) => None,
         // Nothing answered yet: the run could not start at all.

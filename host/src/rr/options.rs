@@ -2,8 +2,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::engine::Limit;
 use super::error::RrError;
 use super::pacing::Pacing;
@@ -13,24 +11,7 @@ pub const MAX_UDP_SIZE: usize = 65_507;
 /// Largest TCP request accepted (a sanity bound, not a protocol one).
 pub const MAX_TCP_SIZE: usize = 16 << 20;
 
-/// Transport protocol of the transactions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    /// One datagram per request and per reply, matched by sequence number.
-    Udp,
-    /// One connection with TCP_NODELAY; requests and replies are frames of `size` bytes.
-    Tcp,
-}
-
-impl std::fmt::Display for Proto {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        })
-    }
-}
+pub use crate::proto::Proto;
 
 /// Everything an `rr` run needs.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,7 +11,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::clock;
+use super::stamp;
 
 /// The longest a blocking receive sleeps before it looks at the stop flag again.
 const STOP_CHECK_NS: u64 = 50_000_000;
@@ -19,11 +19,15 @@ const STOP_CHECK_NS: u64 = 50_000_000;
 /// What a receive produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Received {
-    /// `len` bytes of one reply; `rx_sw_unix_ns` is the kernel's software receive
-    /// timestamp (CLOCK_REALTIME) when the socket delivers one.
+    /// `len` bytes of one reply, stamped `t1_mono_ns` the moment the receive call that
+    /// completed it returned; `rx_sw_unix_ns` is the kernel's software receive timestamp
+    /// (CLOCK_REALTIME) when the socket delivers one.
     Data {
         /// Bytes written to the buffer.
         len: usize,
+        /// CLOCK_MONOTONIC read right after the completing `recvmsg` returned, before
+        /// anything else (control messages, bookkeeping) ran, ns.
+        t1_mono_ns: u64,
         /// Kernel software RX timestamp, ns since the Unix epoch.
         rx_sw_unix_ns: Option<u64>,
     },
@@ -38,7 +42,9 @@ pub trait Transport {
     /// Sends one request.
     fn send(&mut self, request: &[u8]) -> io::Result<()>;
     /// Receives one reply into `buf` (which is large enough for any reply of interest),
-    /// giving up at CLOCK_MONOTONIC `deadline_ns` or when `stop` is raised.
+    /// giving up at CLOCK_MONOTONIC `deadline_ns` or when `stop` is raised. The caller passes
+    /// the same buffer until a reply is complete: a stream transport keeps a partial frame
+    /// there across a timeout.
     fn recv(&mut self, buf: &mut [u8], deadline_ns: u64, stop: &AtomicBool)
         -> io::Result<Received>;
 }
@@ -68,12 +74,19 @@ fn enable_rx_timestamps(fd: RawFd) -> bool {
     rc == 0
 }
 
-/// One `recvmsg` that also collects an SCM_TIMESTAMPING software timestamp.
-fn recv_with_timestamp(
-    fd: RawFd,
-    buf: &mut [u8],
-    flags: libc::c_int,
-) -> io::Result<(usize, bool, Option<u64>)> {
+/// What one `recvmsg` returned.
+struct Got {
+    len: usize,
+    truncated: bool,
+    /// CLOCK_MONOTONIC right after the call returned.
+    t1_mono_ns: u64,
+    /// The SCM_TIMESTAMPING software stamp, if any.
+    rx_sw_unix_ns: Option<u64>,
+}
+
+/// One `recvmsg` that also collects an SCM_TIMESTAMPING software timestamp; the clock is
+/// read first thing after the call returns, so walking the control messages is not timed.
+fn recv_with_timestamp(fd: RawFd, buf: &mut [u8], flags: libc::c_int) -> io::Result<Got> {
     // u64 storage keeps the control buffer aligned for cmsghdr.
     let mut control = [0u64; 16];
     let mut iov = libc::iovec {
@@ -88,6 +101,7 @@ fn recv_with_timestamp(
     msg.msg_controllen = std::mem::size_of_val(&control) as _;
     // SAFETY: `msg` points at `iov` (covering `buf`) and `control`, all live for the call.
     let n = unsafe { libc::recvmsg(fd, &mut msg, flags) };
+    let t1_mono_ns = stamp::mono_ns();
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -103,13 +117,18 @@ fn recv_with_timestamp(
                 // struct scm_timestamping { struct timespec ts[3]; }: ts[0] is the software stamp.
                 let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
                 if ts.tv_sec != 0 || ts.tv_nsec != 0 {
-                    stamp = Some(clock::timespec_ns(&ts));
+                    stamp = Some(stamp::timespec_ns(&ts));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    Ok((n as usize, truncated, stamp))
+    Ok(Got {
+        len: n as usize,
+        truncated,
+        t1_mono_ns,
+        rx_sw_unix_ns: stamp,
+    })
 }
 
 /// The receive-side waiting policy shared by UDP and TCP.
@@ -180,7 +199,7 @@ impl Waiter {
             if stop.load(Ordering::Relaxed) {
                 return Ok(Err(Received::Stopped));
             }
-            let now = clock::mono_ns();
+            let now = stamp::mono_ns();
             if now >= deadline_ns {
                 return Ok(Err(Received::Timeout));
             }
@@ -256,24 +275,27 @@ impl Transport for UdpTransport {
     ) -> io::Result<Received> {
         let fd = self.socket.as_raw_fd();
         let got = self.waiter.wait(deadline_ns, stop, |flags| {
-            let (len, truncated, rx) = recv_with_timestamp(fd, buf, flags)?;
+            let got = recv_with_timestamp(fd, buf, flags)?;
             // A datagram longer than the buffer is reported as one byte too long: wrong.
-            let len = if truncated { buf.len() } else { len };
+            let len = if got.truncated { buf.len() } else { got.len };
             Ok(Some(Received::Data {
                 len,
-                rx_sw_unix_ns: rx,
+                t1_mono_ns: got.t1_mono_ns,
+                rx_sw_unix_ns: got.rx_sw_unix_ns,
             }))
         })?;
         Ok(got.unwrap_or_else(|r| r))
     }
 }
 
-/// A TCP stream with TCP_NODELAY: a reply is exactly `frame_len` bytes of the stream.
+/// A TCP stream with TCP_NODELAY: a reply is exactly `frame_len` bytes of the stream,
+/// received straight into the caller's buffer.
 #[derive(Debug)]
 pub struct TcpTransport {
     stream: TcpStream,
     waiter: Waiter,
-    frame: Vec<u8>,
+    frame_len: usize,
+    /// Bytes of the current frame already in the caller's buffer.
     filled: usize,
     rx_timestamps: bool,
 }
@@ -293,7 +315,7 @@ impl TcpTransport {
         Ok(Self {
             waiter: Waiter::new(fd, busy_poll, timeout)?,
             stream,
-            frame: vec![0; frame_len.max(1)],
+            frame_len: frame_len.max(1),
             filled: 0,
             rx_timestamps,
         })
@@ -334,28 +356,31 @@ impl Transport for TcpTransport {
         stop: &AtomicBool,
     ) -> io::Result<Received> {
         let fd = self.stream.as_raw_fd();
-        let (frame, filled) = (&mut self.frame, &mut self.filled);
-        // A frame cut by a timeout stays buffered: the stream keeps its framing.
+        let frame_len = self.frame_len.min(buf.len());
+        let frame = &mut buf[..frame_len];
+        let filled = &mut self.filled;
+        // A frame cut by a timeout stays in `buf` (the caller passes it again): the stream
+        // keeps its framing.
         let got = self.waiter.wait(deadline_ns, stop, |flags| {
-            let (n, _, rx) =
+            let got =
                 recv_with_timestamp(fd, &mut frame[*filled..], flags).map_err(target_hung_up)?;
-            if n == 0 {
+            if got.len == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed by the target (FIN)",
                 ));
             }
-            *filled += n;
-            Ok((*filled == frame.len()).then_some(rx))
+            *filled += got.len;
+            Ok((*filled == frame.len()).then_some(got))
         })?;
         match got {
-            Ok(rx) => {
-                let len = self.frame.len().min(buf.len());
-                buf[..len].copy_from_slice(&self.frame[..len]);
+            Ok(got) => {
+                let len = self.filled;
                 self.filled = 0;
                 Ok(Received::Data {
                     len,
-                    rx_sw_unix_ns: rx,
+                    t1_mono_ns: got.t1_mono_ns,
+                    rx_sw_unix_ns: got.rx_sw_unix_ns,
                 })
             }
             Err(r) => Ok(r),
@@ -374,4 +399,70 @@ fn target_hung_up(e: io::Error) -> io::Error {
         _ => return e,
     };
     io::Error::new(e.kind(), what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    #[test]
+    fn a_target_that_closes_with_a_request_unread_reads_as_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut t = TcpTransport::new(client, 16, false, Duration::from_secs(5)).unwrap();
+        t.send(&[7; 16]).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        // Closing with the request unread makes the kernel answer with RST, not FIN.
+        drop(server);
+        let stop = AtomicBool::new(false);
+        let mut buf = [0u8; 16];
+        let e = t
+            .recv(&mut buf, stamp::mono_ns() + 5_000_000_000, &stop)
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
+        assert!(
+            e.to_string()
+                .starts_with("connection closed by the target (RST"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_tcp_frame_cut_by_a_timeout_completes_in_the_callers_buffer() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        let mut t = TcpTransport::new(client, 16, false, Duration::from_millis(20)).unwrap();
+        let stop = AtomicBool::new(false);
+        let mut buf = [0u8; 64];
+        let frame: Vec<u8> = (0..16).collect();
+        server.write_all(&frame[..10]).unwrap();
+        let deadline = stamp::mono_ns() + 20_000_000;
+        assert_eq!(
+            t.recv(&mut buf, deadline, &stop).unwrap(),
+            Received::Timeout
+        );
+        server.write_all(&frame[10..]).unwrap();
+        let before = stamp::mono_ns();
+        let got = t.recv(&mut buf, before + 1_000_000_000, &stop).unwrap();
+        let after = stamp::mono_ns();
+        let Received::Data {
+            len, t1_mono_ns, ..
+        } = got
+        else {
+            panic!("{got:?}")
+        };
+        assert_eq!(&buf[..len], &frame[..]);
+        // Stamped when the completing receive returned, inside the call.
+        assert!((before..=after).contains(&t1_mono_ns));
+        // The next frame starts afresh.
+        server.write_all(&frame).unwrap();
+        let got = t
+            .recv(&mut buf, stamp::mono_ns() + 1_000_000_000, &stop)
+            .unwrap();
+        assert!(matches!(got, Received::Data { len: 16, .. }));
+    }
 }

@@ -7,9 +7,6 @@ pub enum TraceError {
     /// A path definition (built-in name, TOML file or stage) is invalid.
     #[error("path definition: {0}")]
     Path(String),
-    /// A duration flag such as `--gap 2ms` could not be read.
-    #[error("bad duration `{0}`: expected a number with ns, us, ms or s (bare numbers are us)")]
-    Duration(String),
     /// Reading or writing a file failed.
     #[error("{what} {path}: {source}")]
     Io {

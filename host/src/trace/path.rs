@@ -24,6 +24,7 @@ use super::error::TraceError;
 use super::fields::field;
 use super::line::Event;
 use super::pattern::Pattern;
+use crate::duration::parse_duration_ns;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -246,7 +247,7 @@ impl PathSpec {
         }
         let vars = Vars(std::mem::take(&mut f.vars));
         let timeout_ns = match &f.timeout {
-            Some(t) => parse_duration_ns(t)?,
+            Some(t) => parse_duration_ns(t).map_err(|e| TraceError::Path(e.to_string()))?,
             None => DEFAULT_TIMEOUT_NS,
         };
         if timeout_ns == 0 {
@@ -350,30 +351,6 @@ impl Stage {
             optional: s.optional,
         })
     }
-}
-
-/// Parses `500us`, `2ms`, `1.5s`, `800ns`; a bare number is microseconds.
-pub fn parse_duration_ns(text: &str) -> Result<u64, TraceError> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let scale = match unit.trim() {
-        "ns" => 1.0,
-        "" | "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        _ => return Err(TraceError::Duration(text.to_owned())),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| TraceError::Duration(text.to_owned()))?;
-    let ns = v * scale;
-    if !ns.is_finite() || !(0.0..=1e18).contains(&ns) {
-        return Err(TraceError::Duration(text.to_owned()));
-    }
-    Ok(ns.round() as u64)
 }
 
 #[cfg(test)]
@@ -520,14 +497,15 @@ mod tests {
     }
 
     #[test]
-    fn durations() {
-        assert_eq!(parse_duration_ns("500us").unwrap(), 500_000);
-        assert_eq!(parse_duration_ns("500").unwrap(), 500_000);
-        assert_eq!(parse_duration_ns("2ms").unwrap(), 2_000_000);
-        assert_eq!(parse_duration_ns("1.5s").unwrap(), 1_500_000_000);
-        assert_eq!(parse_duration_ns("80ns").unwrap(), 80);
-        for bad in ["", "ms", "1h", "-1ms", "1e3"] {
-            assert!(parse_duration_ns(bad).is_err(), "{bad}");
-        }
+    fn a_path_timeout_needs_a_unit() {
+        let with = |t: &str| {
+            PathSpec::from_toml(
+                &format!("name = \"x\"\ntimeout = \"{t}\"\n[[stage]]\nname = \"a\"\nevent = \"net:netif_rx\"\n[[stage]]\nname = \"b\"\nevent = \"net:net_dev_xmit\"\n"),
+                "x",
+            )
+        };
+        assert_eq!(with("2ms").unwrap().timeout_ns, 2_000_000);
+        let e = with("500").err().unwrap().to_string();
+        assert!(e.contains("duration '500' has no unit"), "{e}");
     }
 }

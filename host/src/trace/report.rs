@@ -1,6 +1,7 @@
-//! The analysis result (its JSON form is a CONTRACT) and its text rendering.
+//! The analysis result (its JSON keys are a stable interface: only ever added) and its text
+//! rendering.
 
-use super::stats::Summary;
+use super::stats::StageSummary;
 use super::timeline::Activity;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::io::{self, Write};
@@ -34,9 +35,9 @@ pub struct Report {
     /// Packets that went past each optional stage without it (only optional stages listed).
     pub skipped: Ordered<u64>,
     /// Per consecutive stage pair `<from>__<to>`.
-    pub stages: Ordered<Summary>,
+    pub stages: Ordered<StageSummary>,
     /// First to last stage.
-    pub total: Summary,
+    pub total: StageSummary,
     /// The `--gap` threshold.
     pub gap_threshold_us: f64,
     /// The stall timeout used.
@@ -159,7 +160,7 @@ impl Report {
             "\n{:<w$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",
             "stage", "count", "min_us", "p50_us", "p99_us", "max_us", "mean_us"
         )?;
-        let row = |out: &mut dyn Write, name: &str, s: &Summary| {
+        let row = |out: &mut dyn Write, name: &str, s: &StageSummary| {
             writeln!(
                 out,
                 "{:<w$} {:>8} {:>10} {:>10} {:>10} {:>10} {:>10}",

@@ -3,7 +3,7 @@
 //! pinned, and everything torn down again, on success, error, Ctrl-C or QEMU dying.
 //!
 //! ```text
-//! VmOptions --validate--> VmConfig --Vm::start--> Vm (ready, pinned) --Vm::shutdown
+//! (flags --validate-->) VmConfig --Vm::start--> Vm (ready, pinned) --Vm::shutdown
 //!                                       |-- NetSetup (namespaces, tap/bridge/veth/macvtap)
 //!                                       |-- RunDir (command line, console, config.json)
 //!                                       |-- Console (serial copy, ready line, boot times)
@@ -14,10 +14,9 @@
 //! pooled one such as `spawn_blocking`'s) because it enters the client namespace for good.
 //!
 //! ```no_run
-//! # async fn run(opts: vmprobe::vm::VmOptions) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(config: vmprobe::vm::VmConfig) -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use vmprobe::vm::{services::{endpoint, Proto}, Vm};
-//! let config = opts.validate()?;
 //! let vm = Vm::start(&config, Duration::from_secs(60)).await?;
 //! let target = endpoint(&vm.info().endpoints, Proto::Udp, 7).expect("echo is a service");
 //! let measure = move || {
@@ -32,7 +31,6 @@
 //! vm.shutdown().await?; // dropping `vm` instead (error, Ctrl-C) also tears everything down
 //! # Ok(()) }
 //! ```
-pub mod command;
 pub mod console;
 pub mod options;
 pub mod pin;
@@ -46,12 +44,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::netsetup::{NetError, NetNs, NetSetup};
+use crate::netsetup::{NetError, NetNs, NetSetup, Topology};
 use crate::rundir::{files, RunDir, RunDirError};
-pub use command::VmArgs;
 use console::{BootTimes, Console, ConsoleError, ReadyInfo};
 use options::Net;
-pub use options::{VmConfig, VmOptions};
+pub use options::VmConfig;
 use qemu_cmd::{Backend, GuestNet, Plan};
 use qmp::{QemuVersion, Qmp, QmpError};
 use services::Endpoint;
@@ -244,9 +241,9 @@ impl Vm {
         let label = config.label();
         let run_dir = RunDir::create(config.run_dir.as_deref(), &label)?;
         let mac = guest_mac();
-        let mut net = match config.net {
-            Net::User => None,
-            kind => Some(
+        let mut net = match config.net.topology() {
+            None => None,
+            Some(kind) => Some(
                 tokio::task::spawn_blocking(move || NetSetup::create(kind, mac))
                     .await
                     .map_err(|e| std::io::Error::other(e.to_string()))??,
@@ -266,9 +263,9 @@ impl Vm {
                     (Backend::User(e.clone()), e, GuestNet::USER)
                 }
                 Some(n) => (
-                    n.backend(TAP_FD_IN_QEMU),
-                    services::direct_endpoints(n.guest().ip),
-                    n.guest(),
+                    backend_of(n),
+                    services::direct_endpoints(GuestNet::LINK.ip),
+                    GuestNet::LINK,
                 ),
             };
             let plan = Plan {
@@ -547,13 +544,24 @@ impl Drop for QemuChild {
     }
 }
 
+/// QEMU's backend for a setup: the macvtap's descriptor as QEMU inherits it, or the tap by
+/// name (QEMU runs in its namespace).
+fn backend_of(setup: &NetSetup) -> Backend {
+    match setup.topology() {
+        Topology::Macvtap => Backend::Fd { fd: TAP_FD_IN_QEMU },
+        Topology::Tap | Topology::Bridge => Backend::Tap {
+            ifname: crate::netsetup::TAP.to_string(),
+        },
+    }
+}
+
 /// `qemu-command.sh`: QEMU's exact command line, inside the setup's namespace and, for
 /// macvtap, with the macvtap's character device opened as the descriptor QEMU expects.
 fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<String> {
     let line = cmd.shell_line();
     match net {
         None => vec![format!("exec {line}")],
-        Some(n) if n.net() == Net::Macvtap => {
+        Some(n) if n.topology() == Topology::Macvtap => {
             let (ns, mv) = (n.qemu_netns().name(), crate::netsetup::MACVTAP);
             // A private device node: udev's /dev/tapN names (by ifindex) collide between
             // namespaces.

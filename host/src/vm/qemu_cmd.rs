@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use super::options::{Accel, Boot, Transport, VmConfig};
 use super::services::Endpoint;
+use crate::netsetup::{self, mac_string};
+use crate::os::shell_quote;
 
 /// Guest memory: the probe needs a few MB; U-Boot relocates itself to the top of RAM.
 pub const GUEST_MEMORY: &str = "128M";
@@ -31,9 +33,9 @@ impl GuestNet {
     /// The private link of tap, bridge and macvtap setups (the users' 192.168.20.0/24 layout:
     /// the host side is .1).
     pub const LINK: GuestNet = GuestNet {
-        ip: Ipv4Addr::new(192, 168, 20, 2),
-        prefix: 24,
-        gw: Ipv4Addr::new(192, 168, 20, 1),
+        ip: netsetup::GUEST_ADDR,
+        prefix: netsetup::PREFIX,
+        gw: netsetup::HOST_ADDR,
     };
 }
 
@@ -96,14 +98,6 @@ pub fn boot_args(config: &VmConfig, guest: &GuestNet) -> String {
         guest.gw,
         config.mode.as_str()
     )
-}
-
-/// Formats a MAC address the way QEMU and iproute2 take it.
-pub fn mac_string(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// Builds the QEMU command line.
@@ -211,18 +205,6 @@ fn network_of(ip: Ipv4Addr, prefix: u8) -> Ipv4Addr {
         u32::MAX << (32 - u32::from(prefix))
     };
     Ipv4Addr::from(u32::from(ip) & mask)
-}
-
-/// Quotes `s` for a POSIX shell (only when needed, so command lines stay readable).
-pub fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(&b));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
 }
 
 #[cfg(test)]
@@ -396,11 +378,6 @@ mod tests {
 
     #[test]
     fn shell_line_quotes_only_what_needs_it() {
-        assert_eq!(shell_quote("-M"), "-M");
-        assert_eq!(shell_quote("virt,gic-version=3"), "virt,gic-version=3");
-        assert_eq!(shell_quote("ip=1/24 mode=irq"), "'ip=1/24 mode=irq'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
-        assert_eq!(shell_quote(""), "''");
         let c = build(&config(), &plan(Backend::User(vec![]), GuestNet::USER));
         let line = c.shell_line();
         assert!(line.starts_with("/usr/bin/qemu-system-aarch64 -M virt,gic-version=3 "));

@@ -1,29 +1,11 @@
-//! The guest's services (DESIGN.md, Guest CONTRACT) and how the host reaches them: for user
+//! The guest's services (fixed ports that outside tools rely on) and how the host reaches them: for user
 //! networking each one is forwarded from a free loopback port, never a fixed one (a busy UDP
 //! port would silently steal the traffic).
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
 
 use serde::Serialize;
 
-/// Transport protocol of a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Proto {
-    /// UDP.
-    Udp,
-    /// TCP.
-    Tcp,
-}
-
-impl Proto {
-    /// `udp` or `tcp`, as QEMU's hostfwd and users write it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Proto::Udp => "udp",
-            Proto::Tcp => "tcp",
-        }
-    }
-}
+pub use crate::proto::Proto;
 
 /// One guest service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

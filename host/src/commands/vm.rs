@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::options::{Net, VmOptions};
-use super::{Vm, VmError, VmInfo};
+use super::vm_options::VmOptions;
+use crate::vm::options::Net;
+use crate::vm::{Vm, VmError, VmInfo};
 
 /// Arguments of `vmprobe vm`.
 #[derive(Args, Debug, Clone)]
@@ -36,7 +37,11 @@ pub enum VmCommandError {
 }
 
 /// Runs `vmprobe vm` on its own single-threaded runtime.
-pub fn run(args: VmArgs) -> Result<(), VmCommandError> {
+pub fn execute(args: VmArgs) -> anyhow::Result<()> {
+    Ok(vm_command(args)?)
+}
+
+fn vm_command(args: VmArgs) -> Result<(), VmCommandError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -91,8 +96,8 @@ pub fn reach_text(info: &VmInfo) -> String {
         "QEMU {} ({}), host kernel {}, booted in {:.0} ms",
         info.qemu_version,
         match info.config.accel {
-            super::options::Accel::Kvm => "KVM",
-            super::options::Accel::Tcg => "TCG",
+            crate::vm::options::Accel::Kvm => "KVM",
+            crate::vm::options::Accel::Tcg => "TCG",
         },
         info.host_kernel,
         b.ready_ms.unwrap_or(f64::NAN)

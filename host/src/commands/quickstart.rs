@@ -9,9 +9,10 @@ use std::process::{Command, Stdio};
 
 use clap::Args;
 
-use super::{check, files, run_and_report, slug, Matrix, MatrixError};
+use super::matrix::{check, files, run_and_report, slug, Matrix, MatrixError};
+use crate::os::is_root;
 use crate::rundir::RunDir;
-use crate::vm::options::{default_image, is_root, DEFAULT_IMAGE};
+use crate::vm::options::{default_image, DEFAULT_IMAGE};
 
 /// Arguments of `vmprobe quickstart`.
 #[derive(Args, Debug, Clone)]
@@ -28,7 +29,11 @@ pub struct QuickstartArgs {
 }
 
 /// `vmprobe quickstart`.
-pub fn execute(args: &QuickstartArgs) -> Result<(), MatrixError> {
+pub fn execute(args: QuickstartArgs) -> anyhow::Result<()> {
+    Ok(quickstart(&args)?)
+}
+
+fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
     let image = match &args.image {
         Some(p) => p.clone(),
         None => ensure_image()?,

@@ -21,7 +21,7 @@
 use clap::Parser;
 use toml::Value;
 
-use crate::run::RunArgs;
+use crate::commands::run::RunArgs;
 
 /// Keys the matrix sets itself.
 const RESERVED: [&str; 4] = ["run-dir", "format", "log", "hist"];
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn the_example_matrix_parses() {
-        let m = Matrix::parse(include_str!("../../../examples/matrix.toml")).unwrap();
+        let m = Matrix::parse(include_str!("../../../../examples/matrix.toml")).unwrap();
         let nets: Vec<Net> = m.rows.iter().map(|r| r.args.vm.net).collect();
         for n in [Net::User, Net::Tap, Net::Bridge, Net::Macvtap] {
             assert_eq!(

@@ -30,7 +30,7 @@ pub trait RunHook: Send {
     fn after_protocol(&mut self, _vm: &Vm, _proto: Proto, _run: &RrRun) -> Result<(), HookError> {
         Ok(())
     }
-    /// After the last protocol, before teardown: add fields to `results.extra`.
+    /// After the last protocol, before teardown: fill in the feature's field of `results`.
     fn after_measure(&mut self, _vm: &Vm, _results: &mut RunResults) -> Result<(), HookError> {
         Ok(())
     }

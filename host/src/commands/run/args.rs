@@ -5,8 +5,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 
-use crate::rr::{MeasureArgs, Proto};
-use crate::vm::VmOptions;
+use crate::commands::rr::MeasureArgs;
+use crate::commands::vm_options::VmOptions;
+use crate::rr::Proto;
 
 /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear everything down.
 #[derive(Args, Debug, Clone)]
@@ -25,7 +26,7 @@ pub struct RunArgs {
     pub rr: MeasureArgs,
     /// Background traffic during the measurement.
     #[command(flatten)]
-    pub load: crate::load::LoadArgs,
+    pub load: super::load::LoadArgs,
     /// Host tracing while measuring (`--trace`).
     #[command(flatten)]
     pub trace: super::trace::TraceRunArgs,

@@ -1,11 +1,11 @@
 //! `vmprobe matrix FILE.toml` and `vmprobe quickstart`: run configuration after configuration
-//! through `run`'s [`run_one`](crate::run::run_one), print the comparison table, and write it
+//! through `run`'s [`run_one`](crate::commands::run::run_one), print the comparison table, and write it
 //! as `table.csv`, `table.md` and `table.txt` into the matrix's run directory, next to each
 //! configuration's own run directory (`01-<name>/`, ...). A failing configuration is
 //! reported in its row and the matrix goes on; Ctrl-C ends the current configuration with
 //! its partial numbers and stops the matrix.
 pub mod file;
-pub mod quickstart;
+
 pub mod table;
 
 use std::path::{Path, PathBuf};
@@ -15,8 +15,8 @@ use clap::Args;
 pub use file::{FileError, Matrix, Row};
 use table::{RowResult, NOT_RUN};
 
-use crate::run::signals::Signals;
-use crate::run::{hooks_for, run_one, RunError, RunPlan};
+use crate::commands::run::signals::Signals;
+use crate::commands::run::{hooks_for, run_one, RunError, RunPlan};
 use crate::rundir::{RunDir, RunDirError};
 
 /// File names in a matrix's run directory.
@@ -93,7 +93,11 @@ pub enum MatrixError {
 }
 
 /// `vmprobe matrix FILE.toml`.
-pub fn execute(args: &MatrixArgs) -> Result<(), MatrixError> {
+pub fn execute(args: MatrixArgs) -> anyhow::Result<()> {
+    Ok(run_matrix(&args)?)
+}
+
+fn run_matrix(args: &MatrixArgs) -> Result<(), MatrixError> {
     let text = std::fs::read_to_string(&args.file).map_err(|source| MatrixError::Read {
         path: args.file.clone(),
         source,
@@ -132,7 +136,7 @@ pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> 
     let rows = rt.block_on(run_rows(matrix, dir.path()))?;
     let text = table::text(&rows);
     dir.write(files::TEXT, &text)?;
-    dir.write(files::CSV, &table::csv(&rows))?;
+    dir.write(files::CSV, &table::csv(&rows)?)?;
     dir.write(files::MARKDOWN, &table::markdown(&rows))?;
     print!("{text}");
     let tcg = rows

@@ -1,11 +1,14 @@
 //! What a run produced: one plain `Serialize` struct, written as `results.json` and printed by
 //! `--format json`. It extends `vmprobe rr`'s JSON: each measured protocol's object under
 //! `udp` / `tcp` is exactly `rr`'s report (every key `rr --format json` prints). Keys are only
-//! ever added; features that hook into `run` put theirs in [`RunResults::extra`].
+//! ever added; each feature that hooks into `run` has its own optional field.
 use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::trace::RunTrace;
+use crate::floor::HostFloor;
+use crate::load::LoadReport;
 use crate::rr::{Proto, RrReport};
 use crate::vm::console::BootTimes;
 use crate::vm::options::{Accel, Boot, Mode, Net, Transport};
@@ -103,9 +106,17 @@ pub struct RunResults {
     /// `probe_error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeOutcome>,
-    /// Fields added by features hooked into `run` (see [`super::hooks`]).
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// `--load`: one report per kind of background traffic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<Vec<LoadReport>>,
+    /// `--trace`: the recording and its analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<RunTrace>,
+    /// The host's own floor, measured after teardown on the CPUs this run used: `rr` against
+    /// a loopback echo, per measured protocol (absent when nothing was measured or the run
+    /// was interrupted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_floor: Option<FloorOutcome>,
 }
 
 impl RunResults {
@@ -125,7 +136,9 @@ impl RunResults {
             error: None,
             run_dir: info.run_dir.clone(),
             probe: None,
-            extra: serde_json::Map::new(),
+            load: None,
+            trace: None,
+            host_floor: None,
         }
     }
 
@@ -169,6 +182,28 @@ impl From<Result<crate::probe::Breakdown, String>> for ProbeOutcome {
         match r {
             Ok(b) => ProbeOutcome::Breakdown(Box::new(b)),
             Err(probe_error) => ProbeOutcome::Error { probe_error },
+        }
+    }
+}
+
+/// The `host_floor` object of a run: the floor, or why there is none.
+#[derive(Clone, Debug, Serialize)]
+#[serde(untagged)]
+pub enum FloorOutcome {
+    /// The floor.
+    Floor(Box<HostFloor>),
+    /// Why there is none.
+    Error {
+        /// The reason.
+        error: String,
+    },
+}
+
+impl From<Result<HostFloor, String>> for FloorOutcome {
+    fn from(r: Result<HostFloor, String>) -> Self {
+        match r {
+            Ok(f) => FloorOutcome::Floor(Box::new(f)),
+            Err(error) => FloorOutcome::Error { error },
         }
     }
 }

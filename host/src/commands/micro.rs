@@ -9,10 +9,11 @@ use serde::Serialize;
 use vmprobe_proto::error_reply::Code;
 use vmprobe_proto::{BenchTest, PROBE_PORT};
 
-use super::micro::{default_tests, MicroClient, MicroError, TestResult};
+use super::vm_options::VmOptions;
+use crate::probe::micro::{default_tests, MicroClient, MicroError, TestResult};
 use crate::vm::options::Accel;
 use crate::vm::services::{endpoint, Proto};
-use crate::vm::{Vm, VmError, VmOptions};
+use crate::vm::{Vm, VmError};
 
 /// Output format of `vmprobe micro`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,7 +121,11 @@ pub fn select_tests(names: &[String], smp: u32) -> Result<Vec<BenchTest>, MicroC
 }
 
 /// Runs `vmprobe micro`.
-pub fn run(args: MicroArgs) -> Result<(), MicroCommandError> {
+pub fn execute(args: MicroArgs) -> anyhow::Result<()> {
+    Ok(micro_command(args)?)
+}
+
+fn micro_command(args: MicroArgs) -> Result<(), MicroCommandError> {
     if args.iterations == 0 {
         return Err(MicroCommandError::Options(
             "--iterations must be at least 1".into(),

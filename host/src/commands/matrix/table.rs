@@ -1,10 +1,14 @@
-//! The comparison table, laid out like the users' own (CONTEXT.md): one row per
+//! The comparison table, laid out like the users' own netperf table: one row per
 //! configuration; min, avg, max, stddev and p99 of the round trip in microseconds, for UDP
 //! and for TCP. As text (aligned), CSV and Markdown.
 use std::fmt::Write as _;
+use std::io;
 
+use serde::Serialize;
+
+use crate::commands::run::{FloorOutcome, RunResults};
+use crate::floor::HostFloor;
 use crate::rr::{Proto, RrReport};
-use crate::run::RunResults;
 
 /// One configuration's outcome.
 #[derive(Debug, Clone)]
@@ -113,62 +117,117 @@ pub fn text(rows: &[RowResult]) -> String {
         }
         out.push('\n');
     }
+    let floors: Vec<(&str, &HostFloor)> = rows
+        .iter()
+        .filter_map(|r| match r.results.as_ref()?.host_floor.as_ref()? {
+            FloorOutcome::Floor(f) => Some((r.name.as_str(), &**f)),
+            FloorOutcome::Error { .. } => None,
+        })
+        .collect();
+    if !floors.is_empty() {
+        let _ = writeln!(out, "host floor, what this host costs without a VM:");
+        for (name, f) in floors {
+            let _ = writeln!(out, "  {name:<w$}  {}", f.line());
+        }
+    }
     out
 }
 
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
+/// One protocol's columns of the CSV table.
+#[derive(Serialize, Default)]
+struct ProtoCells {
+    transactions: Option<u64>,
+    lost: Option<u64>,
+    errors: Option<u64>,
+    min_us: Option<f64>,
+    mean_us: Option<f64>,
+    max_us: Option<f64>,
+    stddev_us: Option<f64>,
+    p99_us: Option<f64>,
+}
+
+impl ProtoCells {
+    fn of(r: Option<&RrReport>) -> ProtoCells {
+        let Some(r) = r else {
+            return ProtoCells::default();
+        };
+        ProtoCells {
+            transactions: Some(r.transactions),
+            lost: Some(r.lost),
+            errors: Some(r.errors),
+            min_us: r.rtt.min_us,
+            mean_us: r.rtt.mean_us,
+            max_us: r.rtt.max_us,
+            stddev_us: r.rtt.stddev_us,
+            p99_us: r.rtt.p99_us,
+        }
+    }
+}
+
+/// One configuration as a CSV row (the field names are the header; the csv crate cannot
+/// flatten, so each protocol's columns are spelled out).
+#[derive(Serialize)]
+struct CsvRow<'a> {
+    configuration: &'a str,
+    label: Option<&'a str>,
+    udp_transactions: Option<u64>,
+    udp_lost: Option<u64>,
+    udp_errors: Option<u64>,
+    udp_min_us: Option<f64>,
+    udp_mean_us: Option<f64>,
+    udp_max_us: Option<f64>,
+    udp_stddev_us: Option<f64>,
+    udp_p99_us: Option<f64>,
+    tcp_transactions: Option<u64>,
+    tcp_lost: Option<u64>,
+    tcp_errors: Option<u64>,
+    tcp_min_us: Option<f64>,
+    tcp_mean_us: Option<f64>,
+    tcp_max_us: Option<f64>,
+    tcp_stddev_us: Option<f64>,
+    tcp_p99_us: Option<f64>,
+    boot_ms: Option<f64>,
+    run_dir: Option<String>,
+    note: String,
+}
+
+impl<'a> CsvRow<'a> {
+    fn of(row: &'a RowResult) -> CsvRow<'a> {
+        let (u, t) = (
+            ProtoCells::of(report(row, Proto::Udp)),
+            ProtoCells::of(report(row, Proto::Tcp)),
+        );
+        let res = row.results.as_ref();
+        CsvRow {
+            configuration: &row.name,
+            label: res.map(|r| r.label.as_str()),
+            udp_transactions: u.transactions,
+            udp_lost: u.lost,
+            udp_errors: u.errors,
+            udp_min_us: u.min_us,
+            udp_mean_us: u.mean_us,
+            udp_max_us: u.max_us,
+            udp_stddev_us: u.stddev_us,
+            udp_p99_us: u.p99_us,
+            tcp_transactions: t.transactions,
+            tcp_lost: t.lost,
+            tcp_errors: t.errors,
+            tcp_min_us: t.min_us,
+            tcp_mean_us: t.mean_us,
+            tcp_max_us: t.max_us,
+            tcp_stddev_us: t.stddev_us,
+            tcp_p99_us: t.p99_us,
+            boot_ms: res.and_then(|r| r.boot_ms),
+            run_dir: res.map(|r| r.run_dir.display().to_string()),
+            note: note(row),
+        }
     }
 }
 
 /// CSV: a header and one row per configuration; empty cells where nothing was measured.
-pub fn csv(rows: &[RowResult]) -> String {
-    let mut header = vec!["configuration".to_string(), "label".into()];
-    for p in ["udp", "tcp"] {
-        for s in [
-            "transactions",
-            "lost",
-            "errors",
-            "min_us",
-            "mean_us",
-            "max_us",
-            "stddev_us",
-            "p99_us",
-        ] {
-            header.push(format!("{p}_{s}"));
-        }
-    }
-    header.extend(["boot_ms", "run_dir", "note"].map(String::from));
-    let mut out = header.join(",");
-    out.push('\n');
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
-    for row in rows {
-        let mut cells = vec![
-            csv_cell(&row.name),
-            row.results
-                .as_ref()
-                .map_or(String::new(), |r| r.label.clone()),
-        ];
-        for p in [Proto::Udp, Proto::Tcp] {
-            let r = report(row, p);
-            cells.push(r.map_or(String::new(), |r| r.transactions.to_string()));
-            cells.push(r.map_or(String::new(), |r| r.lost.to_string()));
-            cells.push(r.map_or(String::new(), |r| r.errors.to_string()));
-            cells.extend(values(r).map(opt));
-        }
-        let res = row.results.as_ref();
-        cells.push(opt(res.and_then(|r| r.boot_ms)));
-        cells.push(csv_cell(
-            &res.map_or(String::new(), |r| r.run_dir.display().to_string()),
-        ));
-        cells.push(csv_cell(&note(row)));
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
+pub fn csv(rows: &[RowResult]) -> io::Result<String> {
+    let bytes = crate::export::csv::write_rows(rows.iter().map(CsvRow::of))?;
+    String::from_utf8(bytes).map_err(io::Error::other)
 }
 
 /// Markdown: the same table for a README or a report.

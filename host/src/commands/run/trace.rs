@@ -10,14 +10,20 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
 use clap::Args;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use super::args::RunArgs;
 use super::hooks::{HookError, RunHook, SampleObserver};
 use super::results::RunResults;
+use crate::duration::parse_duration_ns;
 use crate::rr::engine::Outcome;
-use crate::trace::path::{parse_duration_ns, BUILTIN};
+use crate::trace::path::BUILTIN;
+use crate::trace::report::Ordered;
+use crate::trace::stats::StageSummary;
 use crate::trace::{analyze_file, Config, PathSpec, RecordOptions, Recorder, Report};
 use crate::vm::options::{Net, OnOff};
 use crate::vm::Vm;
@@ -45,12 +51,8 @@ pub struct TraceRunArgs {
     pub trace_path: Option<String>,
     /// With --trace: stages longer than this are reported as gaps, round trips longer than
     /// this are marked (e.g. 500us, 2ms)
-    #[arg(long, value_name = "DUR", default_value = "500us", value_parser = parse_gap)]
+    #[arg(long, value_name = "DUR", default_value = "500us", value_parser = parse_duration_ns)]
     pub gap: u64,
-}
-
-fn parse_gap(s: &str) -> Result<u64, String> {
-    parse_duration_ns(s).map_err(|e| e.to_string())
 }
 
 /// The measuring thread's command name (the sender of the requests in the trace).
@@ -71,7 +73,7 @@ impl TraceRunArgs {
         if !self.trace {
             return Ok(());
         }
-        if !crate::vm::options::is_root() {
+        if !crate::os::is_root() {
             return Err("--trace needs root (it records through tracefs): run as root".into());
         }
         let name = self.path_name(args);
@@ -133,7 +135,7 @@ impl TraceHook {
     }
 
     /// Stops the recording and analyses it; `Err` is a note for the results.
-    fn finish(&mut self, vm: &Vm) -> Result<Value, String> {
+    fn finish(&mut self, vm: &Vm) -> Result<(Recorded, Analysis, String), String> {
         let Some(Active { recorder, mut vars }) = self.active.take() else {
             return Err("no trace was recorded".into());
         };
@@ -150,23 +152,17 @@ impl TraceHook {
             let list: Vec<String> = tids.iter().map(u32::to_string).collect();
             vars.push(("client_pid".into(), format!("re:^({})$", list.join("|"))));
         }
-        let mut out = Map::new();
-        out.insert("path".into(), json!(self.path));
-        out.insert("path_spec".into(), json!(self.path));
-        out.insert("file".into(), json!(summary.output));
-        out.insert(
-            "vars".into(),
-            Value::Object(vars.iter().map(|(k, v)| (k.clone(), json!(v))).collect()),
-        );
-        out.insert("events_recorded".into(), json!(summary.events));
-        out.insert("functions_recorded".into(), json!(summary.functions));
-        out.insert("bytes".into(), json!(summary.bytes));
-        out.insert("lost_events".into(), json!(summary.lost_events));
-        out.insert("mark_threshold_us".into(), json!(self.gap_ns as f64 / 1e3));
-        out.insert(
-            "marked".into(),
-            json!(self.marks.written.load(Ordering::Relaxed)),
-        );
+        let recorded = Recorded {
+            path_spec: self.path.clone(),
+            file: summary.output.clone(),
+            vars: vars.iter().cloned().collect(),
+            events_recorded: summary.events.clone(),
+            functions_recorded: summary.functions.clone(),
+            bytes: summary.bytes,
+            lost_events: summary.lost_events,
+            mark_threshold_us: self.gap_ns as f64 / 1e3,
+            marked: self.marks.written.load(Ordering::Relaxed),
+        };
         let failed = self.marks.failed.load(Ordering::Relaxed);
         if failed > 0 {
             self.note(format!("{failed} outlier markers could not be written"));
@@ -189,7 +185,6 @@ impl TraceHook {
                 .write(name, &String::from_utf8_lossy(bytes))
                 .map_err(|e| e.to_string())?;
         }
-        summarize(&report, &mut out);
         eprintln!(
             "vmprobe: trace: {} packets followed along {}, {} gaps over {} us; {}",
             report.packets,
@@ -198,37 +193,98 @@ impl TraceHook {
             self.gap_ns / 1000,
             run_dir.file(files::TEXT).display()
         );
-        Ok(Value::Object(out))
+        Ok((recorded, Analysis::of(&report), report.path.clone()))
     }
 }
 
-/// The analysis in `run`'s JSON: counts and per-stage statistics (the full report with every
-/// gap is `trace.json`).
-fn summarize(r: &Report, out: &mut Map<String, Value>) {
-    let v = serde_json::to_value(r).unwrap_or(Value::Null);
-    for key in [
-        "path",
-        "packets",
-        "incomplete",
-        "incomplete_after",
-        "skipped",
-        "stages",
-        "total",
-        "gap_threshold_us",
-        "events",
-        "unparsed_lines",
-    ] {
-        out.insert(key.into(), v.get(key).cloned().unwrap_or(Value::Null));
+/// `trace` in `run`'s results: the recording and the analysis's counts and per-stage
+/// statistics (the full report with every gap is `trace.json`), or why there is none.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunTrace {
+    /// The path followed: its name once analysed, else as given.
+    pub path: String,
+    /// What was recorded.
+    #[serde(flatten)]
+    pub recorded: Option<Recorded>,
+    /// What the analysis found.
+    #[serde(flatten)]
+    pub analysis: Option<Analysis>,
+    /// Why there is no analysis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Events this kernel lacks, markers that could not be written, and the like.
+    pub notes: Vec<String>,
+}
+
+/// The recording of a run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Recorded {
+    /// `--trace-path` as given (a built-in name or a file).
+    pub path_spec: String,
+    /// The trace file.
+    pub file: PathBuf,
+    /// The path variables filled in from the run.
+    pub vars: BTreeMap<String, String>,
+    /// Events recorded (`system:event`).
+    pub events_recorded: Vec<String>,
+    /// Functions traced.
+    pub functions_recorded: Vec<String>,
+    /// Size of the trace file.
+    pub bytes: u64,
+    /// Events the kernel dropped.
+    pub lost_events: u64,
+    /// Round trips at least this long were marked, us.
+    pub mark_threshold_us: f64,
+    /// Markers written.
+    pub marked: u64,
+}
+
+/// The analysis's counts and statistics, as `trace analyze` names them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    /// Packets that crossed every stage.
+    pub packets: u64,
+    /// Packets that started and did not finish.
+    pub incomplete: u64,
+    /// Incomplete packets by the last stage they reached.
+    pub incomplete_after: Ordered<u64>,
+    /// Packets that went past each optional stage without it.
+    pub skipped: Ordered<u64>,
+    /// Per consecutive stage pair.
+    pub stages: Ordered<StageSummary>,
+    /// First to last stage.
+    pub total: StageSummary,
+    /// The gap threshold, us.
+    pub gap_threshold_us: f64,
+    /// Events parsed.
+    pub events: u64,
+    /// Lines that were neither events nor headers.
+    pub unparsed_lines: u64,
+    /// Stages longer than the gap threshold.
+    pub gaps: u64,
+    /// Outlier markers found in the trace.
+    pub markers: u64,
+    /// Markers next to a gap.
+    pub markers_near_gaps: u64,
+}
+
+impl Analysis {
+    fn of(r: &Report) -> Analysis {
+        Analysis {
+            packets: r.packets,
+            incomplete: r.incomplete,
+            incomplete_after: r.incomplete_after.clone(),
+            skipped: r.skipped.clone(),
+            stages: r.stages.clone(),
+            total: r.total.clone(),
+            gap_threshold_us: r.gap_threshold_us,
+            events: r.events,
+            unparsed_lines: r.unparsed_lines,
+            gaps: r.gaps.len() as u64 + r.gaps_omitted,
+            markers: r.markers.len() as u64 + r.markers_omitted,
+            markers_near_gaps: r.markers.iter().filter(|m| !m.gaps.is_empty()).count() as u64,
+        }
     }
-    out.insert("gaps".into(), json!(r.gaps.len() as u64 + r.gaps_omitted));
-    out.insert(
-        "markers".into(),
-        json!(r.markers.len() as u64 + r.markers_omitted),
-    );
-    out.insert(
-        "markers_near_gaps".into(),
-        json!(r.markers.iter().filter(|m| !m.gaps.is_empty()).count()),
-    );
 }
 
 /// Variables a path declares in its `[vars]` table.
@@ -319,17 +375,29 @@ impl RunHook for TraceHook {
     }
 
     fn after_measure(&mut self, vm: &Vm, results: &mut RunResults) -> Result<(), HookError> {
-        let mut value = match self.finish(vm) {
-            Ok(v) => v,
+        let trace = match self.finish(vm) {
+            Ok((recorded, analysis, path)) => RunTrace {
+                path,
+                recorded: Some(recorded),
+                analysis: Some(analysis),
+                error: None,
+                notes: Vec::new(),
+            },
             Err(e) => {
                 self.note(format!("no analysis: {e}"));
-                json!({ "path": self.path, "error": e })
+                RunTrace {
+                    path: self.path.clone(),
+                    recorded: None,
+                    analysis: None,
+                    error: Some(e),
+                    notes: Vec::new(),
+                }
             }
         };
-        if let Value::Object(m) = &mut value {
-            m.insert("notes".into(), json!(self.notes));
-        }
-        results.extra.insert("trace".into(), value);
+        results.trace = Some(RunTrace {
+            notes: self.notes.clone(),
+            ..trace
+        });
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::rr::{self, Control, Progress, Proto, RrError, RrOptions, RrRun};
-use crate::vm::services::{self, endpoint};
+use crate::vm::services::endpoint;
 use crate::vm::Vm;
 
 use super::hooks::SampleObserver;
@@ -43,10 +43,7 @@ pub async fn measure(
     probe: Option<crate::probe::ClockChoice>,
     observer: Option<SampleObserver>,
 ) -> Measured {
-    let proto = match options.proto {
-        Proto::Udp => services::Proto::Udp,
-        Proto::Tcp => services::Proto::Tcp,
-    };
+    let proto = options.proto;
     let probe = probe.filter(|_| options.proto == Proto::Udp);
     let clock = probe.unwrap_or_default();
     let probe = probe.is_some();
@@ -75,7 +72,9 @@ pub async fn measure(
     let finished = Arc::new(AtomicBool::new(false));
     let mut display = show_progress.then(|| {
         let (progress, finished, limit) = (progress.clone(), finished.clone(), options.limit);
-        std::thread::spawn(move || rr::command::display_progress(limit, &progress, &finished))
+        std::thread::spawn(move || {
+            crate::commands::rr::display_progress(limit, &progress, &finished)
+        })
     });
     let spawned = std::thread::Builder::new()
         .name("vmprobe-run".into())

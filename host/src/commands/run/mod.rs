@@ -9,13 +9,14 @@
 //! ```text
 //! RunArgs --RunPlan::new--> RunPlan --boot--> Vm
 //!   --hooks.before_measure--> measure udp --hooks.after_protocol--> measure tcp --...-->
-//!   --hooks.after_measure (extra JSON fields)--> teardown --> write_results --> RunResults
+//!   --hooks.after_measure (the feature's field)--> teardown --> write_results --> RunResults
 //! ```
 //!
 //! `matrix` and `quickstart` run many plans through the same [`run_one`].
 pub mod args;
 pub mod compare;
 pub mod hooks;
+pub mod load;
 pub mod measure;
 pub mod output;
 pub mod results;
@@ -23,16 +24,17 @@ pub mod signals;
 pub mod trace;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 pub use args::{Protocols, RunArgs};
 use hooks::Hooks;
-pub use results::{RunConfig, RunResults};
+pub use results::{FloorOutcome, RunConfig, RunResults};
 use signals::Signals;
 
 use crate::export::Format;
+use crate::os::shell_quote;
 use crate::rr::{Proto, RrError, RrOptions};
 use crate::rundir::{RunDir, RunDirError};
-use crate::vm::qemu_cmd::shell_quote;
 use crate::vm::{Vm, VmConfig, VmError};
 
 /// Console lines shown when QEMU dies mid-run.
@@ -171,7 +173,7 @@ pub struct Finished {
 /// The hooks for these arguments. Features add themselves here, one line each.
 pub fn hooks_for(args: &RunArgs) -> Hooks {
     let mut hooks = Hooks::default();
-    if let Some(h) = crate::load::LoadHook::for_args(args) {
+    if let Some(h) = load::LoadHook::for_args(args) {
         hooks.push(h);
     }
     if let Some(h) = trace::TraceHook::for_args(args) {
@@ -198,6 +200,9 @@ pub async fn run_one(
         Ok(status) => results.qemu_exit = Some(status),
         Err(e) => problem = problem.or(Some(e)),
     }
+    if !results.interrupted && !signals.raised() && results.reports().next().is_some() {
+        results.host_floor = Some(host_floor(plan, &results).await);
+    }
     if let (None, Some(status)) = (&problem, &results.qemu_died) {
         problem = Some(RunError::QemuDied {
             status: status.clone(),
@@ -221,6 +226,26 @@ pub async fn run_one(
     }
     copy_requested_files(plan, &run_dir, &results)?;
     Ok(Finished { results, problem })
+}
+
+/// The host's floor for this run, with QEMU gone: its client where the run's client ran (the
+/// same `--cpu`, pacing, size, polling), the echo on the first vCPU's CPUs.
+async fn host_floor(plan: &RunPlan, results: &RunResults) -> FloorOutcome {
+    static NEVER: AtomicBool = AtomicBool::new(false);
+    let protos: Vec<Proto> = results.reports().map(|r| r.proto).collect();
+    let echo_cpus = results
+        .config
+        .vcpus
+        .first()
+        .map(|v| v.cpus.clone())
+        .unwrap_or_default();
+    let options = plan.args.rr.to_options(String::new(), Proto::Udp);
+    tokio::task::spawn_blocking(move || {
+        crate::floor::measure(&options, &protos, &echo_cpus, &NEVER).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(e.to_string()))
+    .into()
 }
 
 /// Boots the VM; a signal during boot tears down what was started.
@@ -351,7 +376,11 @@ fn with_proto(path: &Path, proto: Proto) -> PathBuf {
 
 /// `vmprobe run`: one run, summary on stdout in `--format`; exit status non-zero when QEMU
 /// died or a protocol failed (after the partial summary).
-pub fn execute(args: RunArgs) -> Result<(), RunError> {
+pub fn execute(args: RunArgs) -> anyhow::Result<()> {
+    Ok(run_command(args)?)
+}
+
+fn run_command(args: RunArgs) -> Result<(), RunError> {
     if args.compare_modes {
         return compare::execute(args);
     }

@@ -4,8 +4,9 @@
 use std::fmt::Write as _;
 use std::io;
 
-use super::results::{ProbeOutcome, RunResults};
+use super::results::{FloorOutcome, ProbeOutcome, RunResults};
 use crate::export::{self, Format};
+use crate::rr::RrReport;
 use crate::vm::options::{Accel, Boot, Transport};
 
 /// Serializes `results` in `format`.
@@ -95,15 +96,20 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
         }
         None => {}
     }
+    match &r.host_floor {
+        Some(FloorOutcome::Floor(f)) => {
+            let _ = writeln!(out, "{:<13}{}", "host floor", f.line());
+        }
+        Some(FloorOutcome::Error { error }) => {
+            let _ = writeln!(out, "{:<13}not measured: {error}", "host floor");
+        }
+        None => {}
+    }
     if r.reports().next().is_none() {
         let _ = writeln!(out, "nothing measured");
     }
-    if let Some(load) = r.extra.get("load") {
-        let reports: Vec<crate::load::LoadReport> =
-            serde_json::from_value(load.clone()).unwrap_or_default();
-        for l in reports {
-            let _ = writeln!(out, "{}", l.line());
-        }
+    for l in r.load.iter().flatten() {
+        let _ = writeln!(out, "{}", l.line());
     }
     if r.interrupted {
         let _ = writeln!(out, "{:<13}interrupted: partial results", "note");
@@ -116,18 +122,6 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
 }
 
 fn csv(r: &RunResults) -> io::Result<Vec<u8>> {
-    let mut out = String::new();
-    for (i, report) in r.reports().enumerate() {
-        let bytes = export::serialize(Format::Csv, report)?;
-        let text = String::from_utf8_lossy(&bytes);
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or_default();
-        if i == 0 {
-            let _ = writeln!(out, "label,{header}");
-        }
-        for row in lines {
-            let _ = writeln!(out, "{},{row}", r.label);
-        }
-    }
-    Ok(out.into_bytes())
+    let rows: Vec<(&str, &RrReport)> = r.reports().map(|rep| (r.label.as_str(), rep)).collect();
+    export::csv::labelled(&rows)
 }
