@@ -121,7 +121,7 @@ mod probe {
         let nic = find_nic(&platform)?;
         let (kind, nic_intid, nic_registers) = (nic.kind, nic.intid, nic.registers);
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
-        let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, config.mode)? };
+        let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, nic.doorbells, config.mode)? };
         if config.mode == Mode::Irq {
             gic::enable(nic_intid.ok_or(Fatal::NoNicInterrupt)?)?;
             gic::enable(platform.virtual_timer_intid)?;

@@ -66,12 +66,7 @@ pub fn run(
             let nic = targets.nic.ok_or(BenchError::Unsupported)?;
             // SAFETY: as above; notifying the transmit queue with nothing new in it only makes
             // the device look at the ring and find nothing. One plain store of its width.
-            time_each(samples, || unsafe {
-                match nic.notify_tx {
-                    Register::U32(at) => (at as *mut u32).write_volatile(u32::from(TX_QUEUE)),
-                    Register::U16(at) => (at as *mut u16).write_volatile(TX_QUEUE),
-                }
-            });
+            time_each(samples, || unsafe { nic.notify_tx.write(TX_QUEUE) });
             Ok(())
         }
         BenchTest::MmioGicd => {

@@ -1,6 +1,7 @@
 //! Finding the virtio-net device: the virtio-mmio slots and the PCIe host bridge the device tree
 //! lists, in that order.
 
+use super::doorbell::{QueueDoorbells, Register, DOORBELL_QUEUES};
 use crate::dtb::{PciHost, VirtioMmioSlot};
 use core::ptr::NonNull;
 use virtio_drivers::transport::mmio::{MmioTransport, MmioVersion, VirtIOHeader};
@@ -44,15 +45,8 @@ pub struct VirtioNic {
     pub intid: Option<u32>,
     /// Registers the micro-benchmarks read and write directly, if found.
     pub registers: Option<BenchRegisters>,
-}
-
-/// A device register: its address and access width.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Register {
-    /// A 32-bit register.
-    U32(usize),
-    /// A 16-bit register.
-    U16(usize),
+    /// The queues' doorbells.
+    pub doorbells: QueueDoorbells,
 }
 
 /// The NIC registers the micro-benchmarks touch directly (each access one exit to the device
@@ -69,6 +63,9 @@ pub struct BenchRegisters {
 
 /// virtio-net's transmit queue.
 const TX_QUEUE: u16 = 1;
+/// virtio-mmio `DeviceID` and `QueueNotify` (the same in both versions).
+const MMIO_DEVICE_ID: usize = 0x008;
+const MMIO_QUEUE_NOTIFY: usize = 0x050;
 
 /// Why no usable NIC was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,14 +103,20 @@ pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
             MmioVersion::Legacy => TransportKind::MmioLegacy,
             MmioVersion::Modern => TransportKind::Mmio,
         };
+        // Both versions: every queue is notified by writing its index to `QueueNotify`.
+        let queue_notify = Register::U32(slot.region.base as usize + MMIO_QUEUE_NOTIFY);
+        // SAFETY: `QueueNotify` of the slot the caller promised mapped; writing a queue index
+        // there only notifies that queue.
+        let doorbells = unsafe { QueueDoorbells::new([Some(queue_notify); DOORBELL_QUEUES]) };
         Some(VirtioNic {
             transport: SomeTransport::Mmio(mmio),
             kind,
             intid: Some(slot.intid),
             registers: Some(BenchRegisters {
-                read: Register::U32(slot.region.base as usize + 0x008),
-                notify_tx: Register::U32(slot.region.base as usize + 0x050),
+                read: Register::U32(slot.region.base as usize + MMIO_DEVICE_ID),
+                notify_tx: queue_notify,
             }),
+            doorbells,
         })
     })
 }
@@ -176,7 +179,13 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
     }
     root.set_command(df, Command::MEMORY_SPACE | Command::BUS_MASTER);
 
-    let registers = pci_bench_registers(&mut root, &reader, df);
+    let layout = VirtioPciLayout::find(&mut root, &reader, df)
+        .ok_or(DiscoverError::Pci("missing capabilities"))?;
+    let doorbells = layout.doorbells();
+    let registers = doorbells.get(TX_QUEUE).map(|notify_tx| BenchRegisters {
+        read: Register::U16(layout.common + COMMON_NUM_QUEUES),
+        notify_tx,
+    });
     let pin = interrupt_pin(&reader, df).unwrap_or(1);
     let intid = host.intid_for(df.bus, df.device, df.function, pin);
     let transport = PciTransport::new::<H, _>(&mut root, df)
@@ -186,6 +195,7 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
         kind: TransportKind::Pci,
         intid,
         registers,
+        doorbells,
     }))
 }
 
@@ -197,45 +207,67 @@ const COMMON_NUM_QUEUES: usize = 0x12;
 const COMMON_QUEUE_SELECT: usize = 0x16;
 const COMMON_QUEUE_NOTIFY_OFF: usize = 0x1e;
 
-/// Finds the common configuration and the transmit queue's notify address through the
-/// vendor capabilities of a device whose BARs are already placed.
-fn pci_bench_registers<C: ConfigurationAccess>(
-    root: &mut PciRoot<C>,
-    reader: &MmioCam<'_>,
-    df: DeviceFunction,
-) -> Option<BenchRegisters> {
-    let (mut common, mut notify) = (None, None);
-    let caps: alloc::vec::Vec<_> = root.capabilities(df).collect();
-    for cap in caps.into_iter().filter(|c| c.id == 0x09) {
-        let kind = (cap.private_header >> 8) as u8;
-        let at = |delta: u8| cap.offset.checked_add(delta);
-        let bar = reader.read_word(df, at(4)?) as u8;
-        let offset = u64::from(reader.read_word(df, at(8)?));
-        let Ok(Some(BarInfo::Memory { address, .. })) = root.bar_info(df, bar) else {
-            continue;
-        };
-        match kind {
-            PCI_CAP_COMMON_CFG if common.is_none() => common = Some(address + offset),
-            PCI_CAP_NOTIFY_CFG if notify.is_none() => {
-                let multiplier = u64::from(reader.read_word(df, at(16)?));
-                notify = Some((address + offset, multiplier));
+/// Where a virtio-pci device's common configuration and notification area are, read from its
+/// vendor capabilities once its BARs are placed.
+struct VirtioPciLayout {
+    common: usize,
+    notify: usize,
+    notify_multiplier: usize,
+}
+
+impl VirtioPciLayout {
+    fn find<C: ConfigurationAccess>(
+        root: &mut PciRoot<C>,
+        reader: &MmioCam<'_>,
+        df: DeviceFunction,
+    ) -> Option<Self> {
+        let (mut common, mut notify) = (None, None);
+        let caps: alloc::vec::Vec<_> = root.capabilities(df).collect();
+        for cap in caps.into_iter().filter(|c| c.id == 0x09) {
+            let kind = (cap.private_header >> 8) as u8;
+            let at = |delta: u8| cap.offset.checked_add(delta);
+            let bar = reader.read_word(df, at(4)?) as u8;
+            let offset = u64::from(reader.read_word(df, at(8)?));
+            let Ok(Some(BarInfo::Memory { address, .. })) = root.bar_info(df, bar) else {
+                continue;
+            };
+            match kind {
+                PCI_CAP_COMMON_CFG if common.is_none() => common = Some(address + offset),
+                PCI_CAP_NOTIFY_CFG if notify.is_none() => {
+                    let multiplier = reader.read_word(df, at(16)?);
+                    notify = Some((address + offset, multiplier));
+                }
+                _ => {}
             }
-            _ => {}
         }
+        let (notify, multiplier) = notify?;
+        Some(VirtioPciLayout {
+            common: usize::try_from(common?).ok()?,
+            notify: usize::try_from(notify).ok()?,
+            notify_multiplier: multiplier as usize,
+        })
     }
-    let common = common? as usize;
-    let (notify, multiplier) = notify?;
-    // SAFETY: the common configuration lies in a BAR just placed in the identity-mapped
-    // device window; selecting a queue and reading its notify offset has no other effect
-    // (the driver selects the queue it wants before every queue access).
-    let notify_off = unsafe {
-        ((common + COMMON_QUEUE_SELECT) as *mut u16).write_volatile(TX_QUEUE);
-        ((common + COMMON_QUEUE_NOTIFY_OFF) as *const u16).read_volatile()
-    };
-    Some(BenchRegisters {
-        read: Register::U16(common + COMMON_NUM_QUEUES),
-        notify_tx: Register::U16((notify + u64::from(notify_off) * multiplier) as usize),
-    })
+
+    /// Each queue's doorbell: the notification area plus its `queue_notify_off` times the
+    /// multiplier, which virtio-drivers would otherwise look up again on every notify.
+    fn doorbells(&self) -> QueueDoorbells {
+        let mut registers = [None; DOORBELL_QUEUES];
+        for (queue, register) in (0u16..).zip(registers.iter_mut()) {
+            // SAFETY: the common configuration lies in a BAR just placed in the identity-mapped
+            // device window; selecting a queue and reading its (read-only) notify offset has no
+            // other effect, and the driver selects the queue it wants before every queue access.
+            let notify_off = unsafe {
+                ((self.common + COMMON_QUEUE_SELECT) as *mut u16).write_volatile(queue);
+                ((self.common + COMMON_QUEUE_NOTIFY_OFF) as *const u16).read_volatile()
+            };
+            *register = Some(Register::U16(
+                self.notify + usize::from(notify_off) * self.notify_multiplier,
+            ));
+        }
+        // SAFETY: each address is in the device's notification area, where writing a queue's
+        // index at its offset notifies that queue (virtio 1.x 4.1.4.4).
+        unsafe { QueueDoorbells::new(registers) }
+    }
 }
 
 /// The INTx pin (1..=4) from the configuration header, if the device uses one.

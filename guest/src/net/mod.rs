@@ -5,11 +5,13 @@
 //! the probe and, against fakes, in host unit tests.
 
 pub mod discover;
+pub mod doorbell;
 pub mod notify;
 pub mod phy;
 pub mod stamps;
 
-pub use discover::{BenchRegisters, Register, TransportKind, VirtioNic};
+pub use discover::{BenchRegisters, TransportKind, VirtioNic};
+pub use doorbell::{Doorbells, QueueDoorbells, Register};
 pub use notify::{NotifyControl, QueueRings};
 pub use phy::VirtioPhy;
 pub use stamps::{Counter, Timestamps};

@@ -6,7 +6,10 @@
 //! negotiation and remembers where each queue's available ring lives; [`QueueRings`] then writes
 //! `VRING_AVAIL_F_NO_INTERRUPT` per queue. Poll mode turns off both queues; IRQ mode keeps only
 //! the receive queue's interrupt (transmit completions are reaped while polling).
+//!
+//! Notifies go straight to the queue's doorbell ([`Doorbells`]), timed on their own.
 
+use super::doorbell::Doorbells;
 use alloc::rc::Rc;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU16, Ordering};
@@ -77,9 +80,9 @@ impl QueueRings {
             .map_or(0, |n| n.count.get())
     }
 
-    /// Duration, in counter ticks, of the last notify of `queue`: the `QueueNotify` write alone
-    /// (under KVM the exit to QEMU or vhost and back). `None` before the first one or without a
-    /// clock.
+    /// Duration, in counter ticks, of the last notify of `queue`: the doorbell store alone
+    /// (under KVM the exit to QEMU or vhost and back). `None` before the first one, or when the
+    /// queue has no doorbell and the transport's own multi-access notify was used.
     pub fn last_notify_ticks(&self, queue: u16) -> Option<u64> {
         self.notify.get(usize::from(queue))?.last_ticks.get()
     }
@@ -94,16 +97,17 @@ impl QueueRings {
 }
 
 /// A transport that never negotiates EVENT_IDX, reports each queue's available ring to a
-/// shared [`QueueRings`] and times every notify there.
+/// shared [`QueueRings`], and notifies through the queue's doorbell, timing that one store there.
 #[derive(Debug)]
-pub struct NotifyControl<T> {
+pub struct NotifyControl<T, D> {
     inner: T,
+    doorbells: D,
     rings: Rc<QueueRings>,
     clock: fn() -> u64,
 }
 
-impl<T: Transport> NotifyControl<T> {
-    /// Wraps `inner`.
+impl<T: Transport, D: Doorbells> NotifyControl<T, D> {
+    /// Wraps `inner`, whose queues' doorbells are `doorbells`.
     ///
     /// # Safety
     ///
@@ -111,16 +115,17 @@ impl<T: Transport> NotifyControl<T> {
     /// address, since [`QueueRings`] writes the rings through their physical addresses.
     ///
     /// `clock` reads the counter notifies are timed with (`isb`-ordered on the probe).
-    pub unsafe fn new(inner: T, rings: Rc<QueueRings>, clock: fn() -> u64) -> Self {
+    pub unsafe fn new(inner: T, doorbells: D, rings: Rc<QueueRings>, clock: fn() -> u64) -> Self {
         NotifyControl {
             inner,
+            doorbells,
             rings,
             clock,
         }
     }
 }
 
-impl<T: Transport> Transport for NotifyControl<T> {
+impl<T: Transport, D: Doorbells> Transport for NotifyControl<T, D> {
     fn device_type(&self) -> DeviceType {
         self.inner.device_type()
     }
@@ -137,11 +142,14 @@ impl<T: Transport> Transport for NotifyControl<T> {
     fn notify(&mut self, queue: u16) {
         // The two readings bracket exactly the doorbell write (one `str` to the device).
         let start = (self.clock)();
-        self.inner.notify(queue);
+        let rang = self.doorbells.ring(queue);
         let ticks = (self.clock)().wrapping_sub(start);
+        if !rang {
+            self.inner.notify(queue);
+        }
         if let Some(timing) = self.rings.notify.get(usize::from(queue)) {
             timing.count.set(timing.count.get().wrapping_add(1));
-            timing.last_ticks.set(Some(ticks));
+            timing.last_ticks.set(rang.then_some(ticks));
         }
     }
     fn get_status(&self) -> DeviceStatus {

@@ -1,7 +1,9 @@
 //! The virtio-net glue against a fake device: interrupt suppression that really reaches the
 //! rings, transmit that never waits, receive buffers that come back, exact bytes both ways.
 
-use super::fake::{FakeNet, FakeTransport, TestCounter, TestHal, MAC};
+use super::fake::{
+    events, Event, FakeDoorbells, FakeNet, FakeTransport, NoDoorbells, TestCounter, TestHal, MAC,
+};
 use super::notify::RING_EVENT_IDX;
 use super::phy::{RX_BUFFERS, TX_BUFFERS};
 use super::VirtioPhy;
@@ -12,16 +14,20 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use virtio_drivers::device::net::VirtIONetRaw;
 
-type Phy = VirtioPhy<TestHal, FakeTransport, TestCounter>;
+type Phy = VirtioPhy<TestHal, FakeTransport, TestCounter, FakeDoorbells>;
 
 fn phy(mode: Mode) -> (Phy, Rc<RefCell<FakeNet>>) {
     let net = Rc::new(RefCell::new(FakeNet::default()));
+    let doorbells = FakeDoorbells(net.clone());
     // SAFETY: TestHal maps DMA memory at identical addresses.
-    let phy = unsafe { Phy::new(FakeTransport(net.clone()), mode) }.unwrap();
+    let phy = unsafe { Phy::new(FakeTransport(net.clone()), doorbells, mode) }.unwrap();
     (phy, net)
 }
 
-fn send(phy: &mut Phy, frame: &[u8]) -> bool {
+fn send<D: super::Doorbells>(
+    phy: &mut VirtioPhy<TestHal, FakeTransport, TestCounter, D>,
+    frame: &[u8],
+) -> bool {
     match phy.transmit(Instant::ZERO) {
         Some(token) => {
             token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
@@ -311,4 +317,45 @@ fn probe_frames_carry_their_arrival_and_departure_readings() {
     assert_eq!(second.prev_notify_ticks, Some(10));
     assert_eq!(phy.stamps().probe_tx_stamped, 2);
     assert_eq!(phy.tx_notifies(), 2);
+}
+
+#[test]
+fn the_notify_window_holds_one_doorbell_store() {
+    let (mut phy, net) = phy(Mode::Irq);
+    events();
+    assert!(send(&mut phy, &[3; 60]));
+    let log = events();
+    // The last two counter readings are the transport's, around the notify.
+    let clocks: Vec<usize> = (0..log.len()).filter(|&i| log[i] == Event::Clock).collect();
+    let [.., start, end] = clocks[..] else {
+        panic!("no notify window in {log:?}")
+    };
+    assert_eq!(log[start + 1..end], [Event::Doorbell(1)], "log: {log:?}");
+    assert!(
+        !log.iter().any(|e| matches!(e, Event::TransportNotify(_))),
+        "the transport's own notify ran: {log:?}"
+    );
+    assert_eq!(net.borrow().queues[1].notifies, 1);
+    assert_eq!(phy.stamps().notify_ticks, 10);
+}
+
+#[test]
+fn without_a_doorbell_the_transport_notifies_and_no_duration_is_claimed() {
+    let net = Rc::new(RefCell::new(FakeNet::default()));
+    // SAFETY: TestHal maps DMA memory at identical addresses.
+    let mut phy = unsafe {
+        VirtioPhy::<TestHal, FakeTransport, TestCounter, NoDoorbells>::new(
+            FakeTransport(net.clone()),
+            NoDoorbells,
+            Mode::Poll,
+        )
+    }
+    .unwrap();
+    events();
+    assert!(send(&mut phy, &[4; 60]));
+    assert!(events().contains(&Event::TransportNotify(1)));
+    assert_eq!(net.borrow().queues[1].notifies, 1);
+    assert_eq!(phy.tx_notifies(), 1);
+    assert_eq!(phy.rings().last_notify_ticks(1), None);
+    assert_eq!(phy.stamps().notify_ticks, 0);
 }
