@@ -50,7 +50,7 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
     );
     assert_eq!(
         ready,
-        "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000"
+        "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000 interrupt=spi"
     );
     assert!(qemu.console().contains("vmprobe: boot: entered at EL1"));
     drop(qemu);

@@ -62,13 +62,31 @@ pub enum PsciConduit {
     Smc,
 }
 
+/// How an interrupt line signals, from the flags cell of its GIC specifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqTrigger {
+    /// Edge-triggered (rising or falling).
+    Edge,
+    /// Level-sensitive (high or low).
+    Level,
+}
+
+/// A wired interrupt: its GIC INTID and trigger type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    /// GIC INTID.
+    pub intid: u32,
+    /// Edge or level, as the device tree says.
+    pub trigger: IrqTrigger,
+}
+
 /// One virtio-mmio slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VirtioMmioSlot {
     /// Its register window.
     pub region: Region,
-    /// Its interrupt as a GIC INTID.
-    pub intid: u32,
+    /// Its interrupt.
+    pub irq: Irq,
 }
 
 /// A window of CPU addresses through which the PCI host bridge forwards memory accesses.
@@ -93,8 +111,8 @@ pub struct PciIrqRoute {
     pub devfn_cell: u32,
     /// INTx pin, 1 = INTA ... 4 = INTD, already masked.
     pub pin: u32,
-    /// The GIC INTID it raises.
-    pub intid: u32,
+    /// The GIC interrupt it raises.
+    pub irq: Irq,
 }
 
 /// A PCIe host bridge with ECAM configuration space (`pci-host-ecam-generic`).
@@ -113,8 +131,8 @@ pub struct PciHost {
 }
 
 impl PciHost {
-    /// The GIC INTID that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
-    pub fn intid_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<u32> {
+    /// The GIC interrupt that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
+    pub fn irq_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<Irq> {
         let devfn_cell =
             (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8)
                 & self.irq_mask.0;
@@ -122,7 +140,7 @@ impl PciHost {
         self.irq_routes
             .iter()
             .find(|r| r.devfn_cell == devfn_cell && r.pin == pin)
-            .map(|r| r.intid)
+            .map(|r| r.irq)
     }
 
     /// The largest non-prefetchable 32-bit memory window, where BARs are placed.
@@ -146,6 +164,8 @@ pub struct Platform {
     pub gic: GicInfo,
     /// INTID of the EL1 virtual timer.
     pub virtual_timer_intid: u32,
+    /// Its trigger type.
+    pub virtual_timer_trigger: IrqTrigger,
     /// PSCI conduit, if the machine has PSCI.
     pub psci: Option<PsciConduit>,
     /// All virtio-mmio slots, in address order.
@@ -289,7 +309,7 @@ impl Platform {
         }
 
         let gic = parse_gic(&nodes)?;
-        let virtual_timer_intid = parse_timer(&nodes)?;
+        let virtual_timer = parse_timer(&nodes)?;
         let psci = nodes
             .psci
             .and_then(|n| n.property("method"))
@@ -304,11 +324,11 @@ impl Platform {
             let Some(region) = first_reg(node) else {
                 continue;
             };
-            let intid = interrupts(node)?
+            let irq = interrupts(node)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| malformed(node, "interrupts"))?;
-            virtio_mmio.push(VirtioMmioSlot { region, intid });
+            virtio_mmio.push(VirtioMmioSlot { region, irq });
         }
         virtio_mmio.sort_by_key(|s| s.region.base);
 
@@ -325,7 +345,8 @@ impl Platform {
             memory,
             uart: parse_uart(&nodes, stdout),
             gic,
-            virtual_timer_intid,
+            virtual_timer_intid: virtual_timer.intid,
+            virtual_timer_trigger: virtual_timer.trigger,
             psci,
             virtio_mmio,
             pci,
@@ -366,8 +387,29 @@ fn gic_intid(kind: u32, number: u32) -> Option<u32> {
     }
 }
 
-/// The node's `interrupts` as INTIDs (three-cell GIC specifiers).
-fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
+/// The trigger type in a GIC specifier's flags cell: bits 0-3 are edge rising (1), edge falling
+/// (2), level high (4), level low (8); the PPI CPU mask above them does not matter here.
+fn gic_trigger(flags: u32) -> IrqTrigger {
+    if flags & 0b0011 != 0 {
+        IrqTrigger::Edge
+    } else {
+        IrqTrigger::Level
+    }
+}
+
+/// A three-cell GIC specifier as an interrupt.
+fn gic_irq(spec: &[u32]) -> Option<Irq> {
+    let [kind, number, flags, ..] = *spec else {
+        return None;
+    };
+    Some(Irq {
+        intid: gic_intid(kind, number)?,
+        trigger: gic_trigger(flags),
+    })
+}
+
+/// The node's `interrupts` (three-cell GIC specifiers).
+fn interrupts(node: &FdtNode) -> Result<Vec<Irq>, DtbError> {
     let Some(prop) = node.property("interrupts") else {
         return Ok(Vec::new());
     };
@@ -376,7 +418,7 @@ fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
         return Err(malformed(node, "interrupts"));
     }
     raw.chunks_exact(3)
-        .map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts")))
+        .map(|s| gic_irq(s).ok_or_else(|| malformed(node, "interrupts")))
         .collect()
 }
 
@@ -399,7 +441,7 @@ fn parse_gic(nodes: &Nodes) -> Result<GicInfo, DtbError> {
     }
 }
 
-fn parse_timer(nodes: &Nodes) -> Result<u32, DtbError> {
+fn parse_timer(nodes: &Nodes) -> Result<Irq, DtbError> {
     let node = nodes.timer.ok_or(DtbError::NoTimer)?;
     // Order per the binding: secure physical, non-secure physical, virtual, hypervisor.
     interrupts(&node)?.get(2).copied().ok_or(DtbError::NoTimer)
@@ -478,14 +520,12 @@ fn parse_interrupt_map(
             .get(i..i + parent.1)
             .ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += parent.1;
-        if spec.len() >= 2 {
-            if let Some(intid) = gic_intid(spec[0], spec[1]) {
-                routes.push(PciIrqRoute {
-                    devfn_cell: devfn_cell & mask.0,
-                    pin: pin & mask.1,
-                    intid,
-                });
-            }
+        if let Some(irq) = gic_irq(spec) {
+            routes.push(PciIrqRoute {
+                devfn_cell: devfn_cell & mask.0,
+                pin: pin & mask.1,
+                irq,
+            });
         }
     }
     Ok((mask, routes))
@@ -542,7 +582,10 @@ mod tests {
                     base: 0x0a00_0000,
                     size: 0x200
                 },
-                intid: 48
+                irq: Irq {
+                    intid: 48,
+                    trigger: IrqTrigger::Edge
+                }
             }
         );
         assert_eq!(
@@ -552,7 +595,10 @@ mod tests {
                     base: 0x0a00_3e00,
                     size: 0x200
                 },
-                intid: 79
+                irq: Irq {
+                    intid: 79,
+                    trigger: IrqTrigger::Edge
+                }
             }
         );
         assert_eq!(
@@ -602,10 +648,17 @@ mod tests {
         assert_eq!(pci.bus_start, 0);
         assert!(pci.windows.iter().any(|w| w.is_64bit && w.size >= 1 << 32));
         // INTx swizzle: slot 1 INTA is SPI 4 (INTID 36), slot 0 INTA SPI 3.
-        assert_eq!(pci.intid_for(0, 0, 0, 1), Some(35));
-        assert_eq!(pci.intid_for(0, 1, 0, 1), Some(36));
-        assert_eq!(pci.intid_for(0, 1, 0, 2), Some(37));
-        assert_eq!(pci.intid_for(0, 4, 0, 1), Some(35));
+        let intid = |device, pin| pci.irq_for(0, device, 0, pin).map(|i| i.intid);
+        assert_eq!(intid(0, 1), Some(35));
+        assert_eq!(intid(1, 1), Some(36));
+        assert_eq!(intid(1, 2), Some(37));
+        assert_eq!(intid(4, 1), Some(35));
+        // INTx is level-sensitive; the timer too.
+        assert!(pci
+            .irq_routes
+            .iter()
+            .all(|r| r.irq.trigger == IrqTrigger::Level));
+        assert_eq!(p.virtual_timer_trigger, IrqTrigger::Level);
         assert_eq!(pci.irq_routes.len(), 16);
     }
 
@@ -647,5 +700,19 @@ mod tests {
         assert_eq!(gic_intid(GIC_PPI, 11), Some(27));
         assert_eq!(gic_intid(GIC_PPI, 16), None);
         assert_eq!(gic_intid(7, 1), None);
+        let irq = |flags| gic_irq(&[GIC_SPI, 3, flags]).unwrap().trigger;
+        assert_eq!(irq(1), IrqTrigger::Edge);
+        assert_eq!(irq(2), IrqTrigger::Edge);
+        assert_eq!(irq(4), IrqTrigger::Level);
+        assert_eq!(irq(8), IrqTrigger::Level);
+        // A PPI's CPU mask sits above the trigger bits.
+        assert_eq!(
+            gic_irq(&[GIC_PPI, 11, 0xf04]),
+            Some(Irq {
+                intid: 27,
+                trigger: IrqTrigger::Level
+            })
+        );
+        assert_eq!(gic_irq(&[GIC_SPI, 3]), None);
     }
 }

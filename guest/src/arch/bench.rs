@@ -6,7 +6,9 @@
 //! the interrupt under test is ever taken. Under TCG every number is the cost of QEMU's
 //! emulation, not of hardware virtualization.
 
+use super::nic_irq::NicInterrupts;
 use super::{counter, gic, power, smp};
+use vmprobe_guest::dtb::Irq;
 use vmprobe_guest::net::{BenchRegisters, Register};
 use vmprobe_guest::probe::BenchError;
 use vmprobe_proto::BenchTest;
@@ -23,10 +25,10 @@ const TX_QUEUE: u16 = 1;
 pub struct BenchTargets {
     /// The NIC registers to read and to notify through (virtio-mmio or virtio-pci).
     pub nic: Option<BenchRegisters>,
-    /// The NIC's interrupt, disabled while a benchmark runs.
-    pub nic_intid: Option<u32>,
+    /// The NIC's interrupts, disabled while a benchmark runs.
+    pub nic_irqs: NicInterrupts,
     /// The EL1 virtual timer's PPI.
-    pub timer_intid: u32,
+    pub timer: Irq,
     /// Whether the NIC and timer interrupts are enabled in normal operation (IRQ mode).
     pub irq_mode: bool,
     /// vCPUs in the device tree.
@@ -83,7 +85,7 @@ pub fn run(
             } else {
                 param
             };
-            with_quiet_devices(targets, || vtimer(targets.timer_intid, delay, samples))
+            with_quiet_devices(targets, || vtimer(targets.timer, delay, samples))
         }
         BenchTest::IpiRoundTrip => {
             // `param`: the target's index (0: the first secondary).
@@ -127,19 +129,13 @@ fn with_quiet_devices(
     targets: &BenchTargets,
     f: impl FnOnce() -> Result<(), BenchError>,
 ) -> Result<(), BenchError> {
-    let lines = [targets.nic_intid, Some(targets.timer_intid)];
-    lines
-        .iter()
-        .flatten()
-        .for_each(|&i| gic::set_enabled(i, false));
+    let lines = || targets.nic_irqs.intids().chain([targets.timer.intid]);
+    lines().for_each(|i| gic::set_enabled(i, false));
     counter::disarm_timer();
     let result = f();
     counter::disarm_timer();
     // As they were: enabled in IRQ mode, never in poll mode.
-    lines
-        .iter()
-        .flatten()
-        .for_each(|&i| gic::set_enabled(i, targets.irq_mode));
+    lines().for_each(|i| gic::set_enabled(i, targets.irq_mode));
     result
 }
 
@@ -168,8 +164,9 @@ fn sgi(eoi: bool, samples: &mut [u64]) -> Result<(), BenchError> {
 }
 
 /// Virtual timer latency: from the programmed expiry (`CNTV_CVAL`) to the handler's entry.
-fn vtimer(intid: u32, delay: u64, samples: &mut [u64]) -> Result<(), BenchError> {
-    gic::enable(intid).map_err(|_| BenchError::Unsupported)?;
+fn vtimer(timer: Irq, delay: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    let intid = timer.intid;
+    gic::enable(intid, timer.trigger).map_err(|_| BenchError::Unsupported)?;
     for s in samples.iter_mut() {
         let deadline = counter::now() + delay;
         counter::arm_timer(deadline);

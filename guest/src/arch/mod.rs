@@ -10,6 +10,7 @@ pub mod gic;
 pub mod hal;
 pub mod heap;
 pub mod mmu;
+pub mod nic_irq;
 pub mod platform;
 pub mod power;
 pub mod smp;

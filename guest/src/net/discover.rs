@@ -2,7 +2,7 @@
 //! lists, in that order.
 
 use super::doorbell::{QueueDoorbells, Register, DOORBELL_QUEUES};
-use crate::dtb::{PciHost, VirtioMmioSlot};
+use crate::dtb::{Irq, PciHost, VirtioMmioSlot};
 use core::ptr::NonNull;
 use virtio_drivers::transport::mmio::{MmioTransport, MmioVersion, VirtIOHeader};
 use virtio_drivers::transport::pci::bus::{
@@ -34,6 +34,34 @@ impl TransportKind {
     }
 }
 
+/// How the NIC's interrupts reach the CPU (as the ready line shows it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptPath {
+    /// A wired SPI (virtio-mmio).
+    Spi,
+    /// PCI legacy INTx, swizzled onto a wired SPI.
+    Intx,
+    /// MSI-X through a GICv2m frame (an SPI per vector).
+    MsixV2m,
+    /// MSI-X through a GICv3 ITS (an LPI per vector).
+    MsixIts,
+    /// None: poll mode.
+    None,
+}
+
+impl InterruptPath {
+    /// `spi`, `intx`, `msix-v2m`, `msix-its` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InterruptPath::Spi => "spi",
+            InterruptPath::Intx => "intx",
+            InterruptPath::MsixV2m => "msix-v2m",
+            InterruptPath::MsixIts => "msix-its",
+            InterruptPath::None => "none",
+        }
+    }
+}
+
 /// A virtio-net device ready for the driver.
 #[derive(Debug)]
 pub struct VirtioNic {
@@ -41,8 +69,9 @@ pub struct VirtioNic {
     pub transport: SomeTransport<'static>,
     /// How it is attached.
     pub kind: TransportKind,
-    /// Its interrupt (GIC INTID), if the device tree routes one.
-    pub intid: Option<u32>,
+    /// Its wired interrupt (virtio-mmio SPI, or the SPI PCI INTx is routed to), if the device
+    /// tree gives one.
+    pub irq: Option<Irq>,
     /// Registers the micro-benchmarks read and write directly, if found.
     pub registers: Option<BenchRegisters>,
     /// The queues' doorbells.
@@ -111,7 +140,7 @@ pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
         Some(VirtioNic {
             transport: SomeTransport::Mmio(mmio),
             kind,
-            intid: Some(slot.intid),
+            irq: Some(slot.irq),
             registers: Some(BenchRegisters {
                 read: Register::U32(slot.region.base as usize + MMIO_DEVICE_ID),
                 notify_tx: queue_notify,
@@ -187,13 +216,13 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
         notify_tx,
     });
     let pin = interrupt_pin(&reader, df).unwrap_or(1);
-    let intid = host.intid_for(df.bus, df.device, df.function, pin);
+    let irq = host.irq_for(df.bus, df.device, df.function, pin);
     let transport = PciTransport::new::<H, _>(&mut root, df)
         .map_err(|_| DiscoverError::Pci("missing capabilities"))?;
     Ok(Some(VirtioNic {
         transport: SomeTransport::Pci(transport),
         kind: TransportKind::Pci,
-        intid,
+        irq,
         registers,
         doorbells,
     }))

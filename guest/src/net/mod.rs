@@ -10,7 +10,7 @@ pub mod notify;
 pub mod phy;
 pub mod stamps;
 
-pub use discover::{BenchRegisters, TransportKind, VirtioNic};
+pub use discover::{BenchRegisters, InterruptPath, TransportKind, VirtioNic};
 pub use doorbell::{Doorbells, QueueDoorbells, Register};
 pub use notify::{NotifyControl, QueueRings};
 pub use phy::VirtioPhy;
