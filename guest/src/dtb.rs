@@ -115,6 +115,50 @@ pub struct PciIrqRoute {
     pub irq: Irq,
 }
 
+/// An MSI controller: where a device writes its message signalled interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsiController {
+    /// A GICv2m frame (`arm,gic-v2m-frame`): each write to `MSI_SETSPI_NS` raises the SPI
+    /// written.
+    V2m(Region),
+    /// A GICv3 ITS (`arm,gic-v3-its`): translates (device ID, event ID) to an LPI.
+    Its(Region),
+}
+
+impl MsiController {
+    /// The controller's register frame.
+    pub fn region(&self) -> Region {
+        match *self {
+            MsiController::V2m(r) | MsiController::Its(r) => r,
+        }
+    }
+}
+
+/// The MSI controller behind a PCI host and how requester IDs map to its device IDs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciMsi {
+    /// The controller.
+    pub controller: MsiController,
+    /// `msi-map` entries: (first requester ID, its device ID, count); empty for `msi-parent`,
+    /// which maps each requester ID to itself.
+    pub map: Vec<(u32, u32, u32)>,
+}
+
+impl PciMsi {
+    /// The device ID the controller sees for requester ID `rid` (bus << 8 | device << 3 |
+    /// function), or None if `msi-map` leaves it out.
+    pub fn device_id(&self, rid: u16) -> Option<u32> {
+        let rid = u32::from(rid);
+        if self.map.is_empty() {
+            return Some(rid);
+        }
+        self.map
+            .iter()
+            .find(|(base, _, len)| rid >= *base && rid - base < *len)
+            .map(|(base, id, _)| id + (rid - base))
+    }
+}
+
 /// A PCIe host bridge with ECAM configuration space (`pci-host-ecam-generic`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PciHost {
@@ -128,6 +172,8 @@ pub struct PciHost {
     pub irq_routes: Vec<PciIrqRoute>,
     /// `interrupt-map-mask` for (devfn cell, pin).
     pub irq_mask: (u32, u32),
+    /// The MSI controller its devices signal, if the device tree names one.
+    pub msi: Option<PciMsi>,
 }
 
 impl PciHost {
@@ -221,6 +267,8 @@ struct Nodes<'b, 'a> {
     pci: Option<FdtNode<'b, 'a>>,
     /// (phandle, `#address-cells`, `#interrupt-cells`) of interrupt controllers.
     interrupt_parents: Vec<(u32, usize, usize)>,
+    /// (phandle, node, is an ITS) of MSI controllers.
+    msi_controllers: Vec<(u32, FdtNode<'b, 'a>, bool)>,
     cpus: usize,
 }
 
@@ -237,6 +285,7 @@ impl<'b, 'a> Nodes<'b, 'a> {
         for node in fdt.all_nodes() {
             let (mut compatible, mut enabled, mut memory, mut cpu) = (&[][..], true, false, false);
             let (mut phandle, mut address_cells, mut interrupt_cells) = (None, 0, None);
+            let mut msi_controller = false;
             for p in node.properties() {
                 match p.name {
                     "compatible" => compatible = p.value,
@@ -250,6 +299,7 @@ impl<'b, 'a> Nodes<'b, 'a> {
                     "#interrupt-cells" => {
                         interrupt_cells = cells(p.value).next().map(|c| c as usize)
                     }
+                    "msi-controller" => msi_controller = true,
                     _ => {}
                 }
             }
@@ -262,6 +312,13 @@ impl<'b, 'a> Nodes<'b, 'a> {
                 continue;
             }
             let is = |c: &[u8]| compatible.split(|b| *b == 0).any(|s| s == c);
+            if let (true, Some(phandle)) = (msi_controller, phandle) {
+                if is(b"arm,gic-v3-its") || is(b"arm,gic-v2m-frame") {
+                    found
+                        .msi_controllers
+                        .push((phandle, node, is(b"arm,gic-v3-its")));
+                }
+            }
             if memory {
                 found.memory.push(node);
             } else if cpu {
@@ -483,7 +540,45 @@ fn parse_pci(nodes: &Nodes, node: &FdtNode) -> Result<PciHost, DtbError> {
         windows,
         irq_routes,
         irq_mask,
+        msi: parse_msi(nodes, node)?,
     })
+}
+
+/// The PCI host's MSI controller: `msi-map` (requester ID base, controller phandle, device ID
+/// base, length; one-cell `#msi-cells` assumed, as both GIC bindings have) or `msi-parent`.
+fn parse_msi(nodes: &Nodes, node: &FdtNode) -> Result<Option<PciMsi>, DtbError> {
+    let (phandle, map) = if let Some(p) = node.property("msi-map") {
+        let raw: Vec<u32> = cells(p.value).collect();
+        if raw.is_empty() || !raw.len().is_multiple_of(4) || !p.value.len().is_multiple_of(4) {
+            return Err(malformed(node, "msi-map"));
+        }
+        // One controller for the whole bus is all the probe handles; the first entry's.
+        let phandle = raw[1];
+        let map = raw
+            .chunks_exact(4)
+            .filter(|e| e[1] == phandle)
+            .map(|e| (e[0], e[2], e[3]))
+            .collect();
+        (phandle, map)
+    } else if let Some(p) = node.property("msi-parent") {
+        let phandle = cells(p.value)
+            .next()
+            .ok_or_else(|| malformed(node, "msi-parent"))?;
+        (phandle, Vec::new())
+    } else {
+        return Ok(None);
+    };
+    let Some((_, controller, its)) = nodes.msi_controllers.iter().find(|c| c.0 == phandle) else {
+        // A controller the probe does not drive (or a disabled one): no MSIs.
+        return Ok(None);
+    };
+    let region = first_reg(controller).ok_or_else(|| malformed(controller, "reg"))?;
+    let controller = if *its {
+        MsiController::Its(region)
+    } else {
+        MsiController::V2m(region)
+    };
+    Ok(Some(PciMsi { controller, map }))
 }
 
 /// `interrupt-map` of a PCI host: entries of (3-cell unit address, 1-cell pin, phandle,
@@ -540,6 +635,59 @@ mod tests {
     const GICV2_MMIO: &[u8] = include_bytes!("testdata/virt-gicv2-mmio.dtb");
     /// `-M virt,gic-version=3,virtualization=on -cpu max -m 256M -device virtio-net-pci`.
     const GICV3_PCI_EL2: &[u8] = include_bytes!("testdata/virt-gicv3-pci-el2.dtb");
+    /// `-M virt,gic-version=2 -cpu max -m 128M -device virtio-net-pci,romfile=`.
+    const GICV2_PCI: &[u8] = include_bytes!("testdata/virt-gicv2-pci.dtb");
+    /// `-M virt,gic-version=3,its=off -cpu max -m 128M`.
+    const GICV3_NO_ITS: &[u8] = include_bytes!("testdata/virt-gicv3-noits.dtb");
+
+    #[test]
+    fn msi_controllers_behind_the_pci_host() {
+        let v2m = Platform::parse(GICV2_PCI)
+            .unwrap()
+            .pci
+            .unwrap()
+            .msi
+            .unwrap();
+        assert_eq!(
+            v2m.controller,
+            MsiController::V2m(Region {
+                base: 0x0802_0000,
+                size: 0x1000
+            })
+        );
+        let its = Platform::parse(GICV3_PCI_EL2)
+            .unwrap()
+            .pci
+            .unwrap()
+            .msi
+            .unwrap();
+        assert_eq!(
+            its.controller,
+            MsiController::Its(Region {
+                base: 0x0808_0000,
+                size: 0x2_0000
+            })
+        );
+        // QEMU maps every requester ID to the same device ID.
+        assert_eq!(its.map, [(0, 0, 0x1_0000)]);
+        assert_eq!(its.device_id(0x0008), Some(0x0008));
+        let none = Platform::parse(GICV3_NO_ITS).unwrap();
+        assert!(matches!(none.gic, GicInfo::V3 { .. }));
+        assert_eq!(none.pci.unwrap().msi, None);
+    }
+
+    #[test]
+    fn msi_map_offsets_and_gaps() {
+        let msi = PciMsi {
+            controller: MsiController::V2m(Region { base: 0, size: 0 }),
+            map: vec![(0x100, 0x2000, 0x100)],
+        };
+        assert_eq!(msi.device_id(0x108), Some(0x2008));
+        assert_eq!(msi.device_id(0x0ff), None);
+        assert_eq!(msi.device_id(0x200), None);
+        let parent = PciMsi { map: vec![], ..msi };
+        assert_eq!(parent.device_id(0x108), Some(0x108));
+    }
 
     #[test]
     fn gicv2_virtio_mmio_machine() {
@@ -681,7 +829,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for blob in [GICV2_MMIO, GICV3_PCI_EL2] {
+        for blob in [GICV2_MMIO, GICV3_PCI_EL2, GICV2_PCI, GICV3_NO_ITS] {
             for _ in 0..3000 {
                 let mut bad = blob.to_vec();
                 for _ in 0..1 + next() % 4 {

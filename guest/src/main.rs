@@ -120,10 +120,18 @@ mod probe {
             });
         }
         let nic = find_nic(&platform)?;
-        let (kind, nic_irq, nic_registers) = (nic.kind, nic.irq, nic.registers);
+        let (kind, nic_registers) = (nic.kind, nic.registers);
+        let sources = nic_irq::NicIrqSources {
+            kind,
+            wired: nic.irq,
+            msix: nic.msix,
+            msi: platform.pci.as_ref().and_then(|p| p.msi.as_ref()),
+            gic: platform.gic,
+        };
+        let (nic_irqs, vectors) = nic_irq::setup(&sources, config.mode)?;
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
-        let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, nic.doorbells, config.mode)? };
-        let nic_irqs = nic_irq::setup(kind, nic_irq, config.mode)?;
+        let mut phy: Phy =
+            unsafe { VirtioPhy::new(nic.transport, nic.doorbells, vectors, config.mode)? };
         let timer = Irq {
             intid: platform.virtual_timer_intid,
             trigger: platform.virtual_timer_trigger,
@@ -292,10 +300,15 @@ mod probe {
             phy.woke();
             match gic::take_pending() {
                 Some((intid, entered)) => {
-                    if nic.is_nic(gic::number(intid)) {
+                    let number = gic::number(intid);
+                    if nic.is_nic(number) {
                         machine.counters.irqs += 1;
-                        phy.interrupted_at(entered);
-                        phy.ack_interrupt();
+                        if nic.is_receive(number) {
+                            phy.interrupted_at(entered);
+                        }
+                        if nic.wired() {
+                            phy.ack_interrupt();
+                        }
                     } else if intid == timer {
                         counter::disarm_timer();
                     }

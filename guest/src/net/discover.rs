@@ -2,6 +2,7 @@
 //! lists, in that order.
 
 use super::doorbell::{QueueDoorbells, Register, DOORBELL_QUEUES};
+use super::msix::{MsixTable, VirtioVectors};
 use crate::dtb::{Irq, PciHost, VirtioMmioSlot};
 use core::ptr::NonNull;
 use virtio_drivers::transport::mmio::{MmioTransport, MmioVersion, VirtIOHeader};
@@ -76,6 +77,29 @@ pub struct VirtioNic {
     pub registers: Option<BenchRegisters>,
     /// The queues' doorbells.
     pub doorbells: QueueDoorbells,
+    /// virtio-pci: the function's MSI-X table, if it has one.
+    pub msix: Option<PciMsix>,
+}
+
+/// What MSI-X setup needs to know about a virtio-pci function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciMsix {
+    /// Its MSI-X table.
+    pub table: MsixTable,
+    /// Its requester ID (bus << 8 | device << 3 | function), which an ITS sees as the device.
+    pub requester_id: u16,
+    /// Its virtio common configuration.
+    common: usize,
+}
+
+impl PciMsix {
+    /// The device's configuration-change and queue (receive, transmit) vectors, to be assigned
+    /// during its initialisation.
+    pub fn vectors(&self, config: u16, queues: [u16; 2]) -> VirtioVectors {
+        // SAFETY: `common` is the function's common configuration, found in a BAR that stays
+        // mapped as device memory.
+        unsafe { VirtioVectors::new(self.common, config, queues) }
+    }
 }
 
 /// The NIC registers the micro-benchmarks touch directly (each access one exit to the device
@@ -146,6 +170,7 @@ pub unsafe fn find_mmio(slots: &[VirtioMmioSlot]) -> Option<VirtioNic> {
                 notify_tx: queue_notify,
             }),
             doorbells,
+            msix: None,
         })
     })
 }
@@ -217,6 +242,11 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
     });
     let pin = interrupt_pin(&reader, df).unwrap_or(1);
     let irq = host.irq_for(df.bus, df.device, df.function, pin);
+    let msix = msix_table(&mut root, &reader, host, df).map(|table| PciMsix {
+        table,
+        requester_id: u16::from(df.bus) << 8 | u16::from(df.device) << 3 | u16::from(df.function),
+        common: layout.common,
+    });
     let transport = PciTransport::new::<H, _>(&mut root, df)
         .map_err(|_| DiscoverError::Pci("missing capabilities"))?;
     Ok(Some(VirtioNic {
@@ -225,7 +255,34 @@ pub unsafe fn find_pci<H: Hal>(host: &PciHost) -> Result<Option<VirtioNic>, Disc
         irq,
         registers,
         doorbells,
+        msix,
     }))
+}
+
+/// PCI capability ID of MSI-X.
+const PCI_CAP_MSIX: u8 = 0x11;
+
+/// The function's MSI-X capability and table (in a BAR already placed), if it has one.
+fn msix_table<C: ConfigurationAccess>(
+    root: &mut PciRoot<C>,
+    reader: &MmioCam<'_>,
+    host: &PciHost,
+    df: DeviceFunction,
+) -> Option<MsixTable> {
+    let cap = root.capabilities(df).find(|c| c.id == PCI_CAP_MSIX)?;
+    let entries = (cap.private_header & 0x7ff) + 1;
+    let table = reader.read_word(df, cap.offset.checked_add(4)?);
+    let Ok(Some(BarInfo::Memory { address, .. })) = root.bar_info(df, (table & 0b111) as u8) else {
+        return None;
+    };
+    let function = host.ecam.base
+        + (u64::from(df.bus) << 20 | u64::from(df.device) << 15 | u64::from(df.function) << 12);
+    let control = usize::try_from(function + u64::from(cap.offset) + 2).ok()?;
+    let table = usize::try_from(address + u64::from(table & !0b111)).ok()?;
+    // SAFETY: the Message Control register is in the function's configuration space in the
+    // ECAM region, and the table in its BAR just placed in the device window; both stay mapped
+    // as device memory.
+    Some(unsafe { MsixTable::new(control, table, entries) })
 }
 
 /// virtio-pci capability types (virtio 1.x 4.1.4).

@@ -6,11 +6,12 @@
 
 pub mod discover;
 pub mod doorbell;
+pub mod msix;
 pub mod notify;
 pub mod phy;
 pub mod stamps;
 
-pub use discover::{BenchRegisters, InterruptPath, TransportKind, VirtioNic};
+pub use discover::{BenchRegisters, InterruptPath, PciMsix, TransportKind, VirtioNic};
 pub use doorbell::{Doorbells, QueueDoorbells, Register};
 pub use notify::{NotifyControl, QueueRings};
 pub use phy::VirtioPhy;

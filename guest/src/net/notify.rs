@@ -10,6 +10,7 @@
 //! Notifies go straight to the queue's doorbell ([`Doorbells`]), timed on their own.
 
 use super::doorbell::Doorbells;
+use super::msix::VirtioVectors;
 use alloc::rc::Rc;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU16, Ordering};
@@ -32,6 +33,7 @@ pub struct QueueRings {
     avail: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
     used: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
     notify: [NotifyTiming; TRACKED_QUEUES],
+    vectors_refused: Cell<bool>,
 }
 
 /// Timing of one queue's `QueueNotify` writes, as the transport wrapper measured them.
@@ -87,6 +89,11 @@ impl QueueRings {
         self.notify.get(usize::from(queue))?.last_ticks.get()
     }
 
+    /// Whether the device refused an MSI-X vector it was given.
+    pub fn vectors_refused(&self) -> bool {
+        self.vectors_refused.get()
+    }
+
     /// Whether the device has been asked not to interrupt for `queue`.
     pub fn interrupts_suppressed(&self, queue: u16) -> Option<bool> {
         let avail = self.avail.get(usize::from(queue))?.get()?;
@@ -102,12 +109,14 @@ impl QueueRings {
 pub struct NotifyControl<T, D> {
     inner: T,
     doorbells: D,
+    vectors: Option<VirtioVectors>,
     rings: Rc<QueueRings>,
     clock: fn() -> u64,
 }
 
 impl<T: Transport, D: Doorbells> NotifyControl<T, D> {
-    /// Wraps `inner`, whose queues' doorbells are `doorbells`.
+    /// Wraps `inner`, whose queues' doorbells are `doorbells`, and which, with `vectors`, is
+    /// given its MSI-X vectors just before the driver sets DRIVER_OK.
     ///
     /// # Safety
     ///
@@ -115,10 +124,17 @@ impl<T: Transport, D: Doorbells> NotifyControl<T, D> {
     /// address, since [`QueueRings`] writes the rings through their physical addresses.
     ///
     /// `clock` reads the counter notifies are timed with (`isb`-ordered on the probe).
-    pub unsafe fn new(inner: T, doorbells: D, rings: Rc<QueueRings>, clock: fn() -> u64) -> Self {
+    pub unsafe fn new(
+        inner: T,
+        doorbells: D,
+        vectors: Option<VirtioVectors>,
+        rings: Rc<QueueRings>,
+        clock: fn() -> u64,
+    ) -> Self {
         NotifyControl {
             inner,
             doorbells,
+            vectors,
             rings,
             clock,
         }
@@ -156,6 +172,11 @@ impl<T: Transport, D: Doorbells> Transport for NotifyControl<T, D> {
         self.inner.get_status()
     }
     fn set_status(&mut self, status: DeviceStatus) {
+        if status.contains(DeviceStatus::DRIVER_OK) {
+            if let Some(vectors) = &self.vectors {
+                self.rings.vectors_refused.set(!vectors.assign());
+            }
+        }
         self.inner.set_status(status)
     }
     fn set_guest_page_size(&mut self, guest_page_size: u32) {

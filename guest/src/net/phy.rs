@@ -2,6 +2,7 @@
 //! transmit buffers in flight, so that neither direction ever waits for the device.
 
 use super::doorbell::{Doorbells, QueueDoorbells};
+use super::msix::VirtioVectors;
 use super::notify::{NotifyControl, QueueRings};
 use super::stamps::{Counter, Timestamps};
 use crate::config::Mode;
@@ -79,21 +80,34 @@ pub enum PhyError {
     /// The queue rings were not set up as expected.
     #[error("virtio-net queues missing after initialisation")]
     Queues,
+    /// The device did not take the MSI-X vectors it was given.
+    #[error("virtio-net refused its MSI-X vectors")]
+    Vectors,
 }
 
 impl<H: Hal, T: Transport, C: Counter, D: Doorbells> VirtioPhy<H, T, C, D> {
     /// Initialises the device behind `transport`, whose queues are notified through
-    /// `doorbells`, posts all receive buffers and sets up device interrupts for `mode`: none at
-    /// all in poll mode, receive only in IRQ mode.
+    /// `doorbells` and (virtio-pci with MSI-X) interrupt through `vectors`, posts all receive
+    /// buffers and sets up device interrupts for `mode`: none at all in poll mode, receive only
+    /// in IRQ mode.
     ///
     /// # Safety
     ///
     /// `H` must map DMA memory at the same virtual as physical address (see [`NotifyControl`]).
-    pub unsafe fn new(transport: T, doorbells: D, mode: Mode) -> Result<Self, PhyError> {
+    pub unsafe fn new(
+        transport: T,
+        doorbells: D,
+        vectors: Option<VirtioVectors>,
+        mode: Mode,
+    ) -> Result<Self, PhyError> {
         let rings = Rc::new(QueueRings::default());
         // SAFETY: the caller promises an identity-mapping `H`.
-        let transport = unsafe { NotifyControl::new(transport, doorbells, rings.clone(), C::now) };
+        let transport =
+            unsafe { NotifyControl::new(transport, doorbells, vectors, rings.clone(), C::now) };
         let raw = VirtIONetRaw::new(transport)?;
+        if rings.vectors_refused() {
+            return Err(PhyError::Vectors);
+        }
         let mut phy = VirtioPhy {
             raw,
             rings,

@@ -20,7 +20,7 @@ fn phy(mode: Mode) -> (Phy, Rc<RefCell<FakeNet>>) {
     let net = Rc::new(RefCell::new(FakeNet::default()));
     let doorbells = FakeDoorbells(net.clone());
     // SAFETY: TestHal maps DMA memory at identical addresses.
-    let phy = unsafe { Phy::new(FakeTransport(net.clone()), doorbells, mode) }.unwrap();
+    let phy = unsafe { Phy::new(FakeTransport(net.clone()), doorbells, None, mode) }.unwrap();
     (phy, net)
 }
 
@@ -347,6 +347,7 @@ fn without_a_doorbell_the_transport_notifies_and_no_duration_is_claimed() {
         VirtioPhy::<TestHal, FakeTransport, TestCounter, NoDoorbells>::new(
             FakeTransport(net.clone()),
             NoDoorbells,
+            None,
             Mode::Poll,
         )
     }
