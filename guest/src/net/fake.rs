@@ -165,6 +165,10 @@ pub struct FakeNet {
     /// Receive (0) and transmit (1) queues.
     pub queues: [FakeQueue; 2],
     status: u32,
+    /// A virtio-pci common configuration in plain memory, for the MSI-X vectors.
+    pub common: [u16; 0x20],
+    /// `msix_config` and the last `queue_msix_vector` when the driver set DRIVER_OK.
+    pub vectors_at_driver_ok: Option<(u16, u16)>,
 }
 
 /// VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_F_RING_EVENT_IDX, as QEMU offers them.
@@ -236,7 +240,11 @@ impl Transport for FakeTransport {
         DeviceStatus::from_bits_truncate(self.0.borrow().status)
     }
     fn set_status(&mut self, status: DeviceStatus) {
-        self.0.borrow_mut().status = status.bits();
+        let mut net = self.0.borrow_mut();
+        if status.contains(DeviceStatus::DRIVER_OK) {
+            net.vectors_at_driver_ok = Some((net.common[0x10 / 2], net.common[0x1a / 2]));
+        }
+        net.status = status.bits();
     }
     fn set_guest_page_size(&mut self, _guest_page_size: u32) {}
     fn requires_legacy_layout(&self) -> bool {

@@ -360,3 +360,24 @@ fn without_a_doorbell_the_transport_notifies_and_no_duration_is_claimed() {
     assert_eq!(phy.rings().last_notify_ticks(1), None);
     assert_eq!(phy.stamps().notify_ticks, 0);
 }
+
+#[test]
+fn msix_vectors_are_assigned_before_driver_ok() {
+    let net = Rc::new(RefCell::new(FakeNet::default()));
+    net.borrow_mut().common = [super::msix::NO_VECTOR; 0x20];
+    let common = net.borrow().common.as_ptr() as usize;
+    // SAFETY: the fake device's common configuration lives as long as `net`.
+    let vectors = unsafe { super::msix::VirtioVectors::new(common, 2, [0, 1]) };
+    // SAFETY: TestHal maps DMA memory at identical addresses.
+    let phy = unsafe {
+        Phy::new(
+            FakeTransport(net.clone()),
+            FakeDoorbells(net.clone()),
+            Some(vectors),
+            Mode::Irq,
+        )
+    };
+    assert!(phy.is_ok());
+    // The configuration vector and the last queue's (transmit) were in place at DRIVER_OK.
+    assert_eq!(net.borrow().vectors_at_driver_ok, Some((2, 1)));
+}
