@@ -7,7 +7,7 @@
 //! emulation, not of hardware virtualization.
 
 use super::nic_irq::NicInterrupts;
-use super::{counter, gic, power, smp};
+use super::{counter, gic, its, power, smp};
 use vmprobe_guest::dtb::Irq;
 use vmprobe_guest::net::{BenchRegisters, Register};
 use vmprobe_guest::probe::BenchError;
@@ -86,6 +86,10 @@ pub fn run(
                 param
             };
             with_quiet_devices(targets, || vtimer(targets.timer, delay, samples))
+        }
+        BenchTest::Lpi => {
+            let lpi = its::bench_lpi().ok_or(BenchError::Unsupported)?;
+            with_quiet_devices(targets, || lpi_delivery(lpi, samples))
         }
         BenchTest::IpiRoundTrip => {
             // `param`: the target's index (0: the first secondary).
@@ -180,6 +184,29 @@ fn vtimer(timer: Irq, delay: u64, samples: &mut [u64]) -> Result<(), BenchError>
         *s = entry.wrapping_sub(deadline);
     }
     Ok(())
+}
+
+/// LPI delivery: from handing the ITS an `INT` command for the benchmark's event until the LPI's
+/// handler runs (the ITS's translation, the redistributor and the CPU interface on the way).
+fn lpi_delivery(lpi: u32, samples: &mut [u64]) -> Result<(), BenchError> {
+    its::set_enabled(lpi, true);
+    let result = (|| {
+        for s in samples.iter_mut() {
+            let start = counter::now();
+            if !its::trigger(lpi) {
+                return Err(BenchError::Failed);
+            }
+            let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
+            gic::end(intid);
+            if gic::number(intid) != lpi {
+                return Err(BenchError::Failed);
+            }
+            *s = entry.wrapping_sub(start);
+        }
+        Ok(())
+    })();
+    its::set_enabled(lpi, false);
+    result
 }
 
 /// IPI round trip: SGI to vCPU `cpu`, which wakes from WFI, acknowledges it and sends it back;

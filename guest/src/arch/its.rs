@@ -74,6 +74,8 @@ pub struct Its {
     lpi_config: usize,
     device: u32,
     next_event: u32,
+    /// The LPI the `lpi` micro-benchmark triggers, once mapped.
+    bench_lpi: Option<u32>,
 }
 
 static ITS: SpinMutex<Option<Its>> = SpinMutex::new(None);
@@ -214,6 +216,7 @@ impl Its {
             lpi_config,
             device,
             next_event: 0,
+            bench_lpi: None,
         };
         let itt = table((1usize << EVENT_ID_BITS) * itt_entry, 256)?;
         // MAPD: the device's interrupt translation table; MAPC: the collection to this CPU.
@@ -263,34 +266,65 @@ impl Its {
         self.command([0x0c | u64::from(self.device) << 32, u64::from(event), 0, 0])?;
         self.sync()
     }
+
+    /// Maps the device's next event to a new LPI, enabled; returns the LPI and the message
+    /// that raises it.
+    fn allocate(&mut self) -> Result<Option<(u32, MsiMessage)>, ItsError> {
+        let its = self;
+        if its.next_event >= 1 << EVENT_ID_BITS {
+            return Ok(None);
+        }
+        let event = its.next_event;
+        its.next_event += 1;
+        let lpi = LPI_START + event;
+        // MAPTI: (device, event) to this LPI in the boot CPU's collection.
+        its.command([
+            0x0a | u64::from(its.device) << 32,
+            u64::from(event) | u64::from(lpi) << 32,
+            ICID,
+            0,
+        ])?;
+        its.set_lpi(lpi, true, event)?;
+        let message = MsiMessage {
+            address: (its.base + GITS_TRANSLATER) as u64,
+            data: event,
+        };
+        Ok(Some((lpi, message)))
+    }
 }
 
 /// Maps the device's next event to a new LPI, enabled; returns the LPI and the message that
-/// raises it.
+/// raises it. None without an ITS or with every event used.
 pub fn allocate() -> Result<Option<(u32, MsiMessage)>, ItsError> {
+    match ITS.lock().as_mut() {
+        Some(its) => its.allocate(),
+        None => Ok(None),
+    }
+}
+
+/// The LPI the `lpi` micro-benchmark raises: a spare event of the device, mapped on first use
+/// (no device ever writes it). None without an ITS.
+pub fn bench_lpi() -> Option<u32> {
+    let mut guard = ITS.lock();
+    let its = guard.as_mut()?;
+    if its.bench_lpi.is_none() {
+        its.bench_lpi = its.allocate().ok().flatten().map(|(lpi, _)| lpi);
+    }
+    its.bench_lpi
+}
+
+/// Makes the ITS raise `lpi` as its device's write would (the `INT` command), returning once the
+/// ITS has read the command. False if `lpi` is not one of this ITS's or the ITS is stuck.
+pub fn trigger(lpi: u32) -> bool {
     let mut guard = ITS.lock();
     let Some(its) = guard.as_mut() else {
-        return Ok(None);
+        return false;
     };
-    if its.next_event >= 1 << EVENT_ID_BITS {
-        return Ok(None);
-    }
-    let event = its.next_event;
-    its.next_event += 1;
-    let lpi = LPI_START + event;
-    // MAPTI: (device, event) to this LPI in the boot CPU's collection.
-    its.command([
-        0x0a | u64::from(its.device) << 32,
-        u64::from(event) | u64::from(lpi) << 32,
-        ICID,
-        0,
-    ])?;
-    its.set_lpi(lpi, true, event)?;
-    let message = MsiMessage {
-        address: (its.base + GITS_TRANSLATER) as u64,
-        data: event,
-    };
-    Ok(Some((lpi, message)))
+    let event = lpi.wrapping_sub(LPI_START);
+    event < its.next_event
+        && its
+            .command([0x03 | u64::from(its.device) << 32, u64::from(event), 0, 0])
+            .is_ok()
 }
 
 /// Enables or disables LPI `lpi` (one this module allocated).
