@@ -66,7 +66,7 @@ pub enum ItsError {
 
 /// One ITS with its command queue, mapping one device's events to LPIs on the boot CPU.
 pub struct Its {
-    base: usize,
+    frame: Frame,
     commands: usize,
     write: usize,
     /// RDbase as MAPC and SYNC take it (processor number, or the frame's address >> 16).
@@ -80,24 +80,38 @@ pub struct Its {
 
 static ITS: SpinMutex<Option<Its>> = SpinMutex::new(None);
 
-fn read64(at: usize) -> u64 {
-    // SAFETY: callers pass registers of the mapped ITS or redistributor frames.
-    unsafe { (at as *const u64).read_volatile() }
-}
+/// A GIC register frame, accessed one plain load or store per register.
+#[derive(Clone, Copy)]
+struct Frame(usize);
 
-fn write64(at: usize, value: u64) {
-    // SAFETY: callers pass registers of the mapped ITS or redistributor frames.
-    unsafe { (at as *mut u64).write_volatile(value) }
-}
+impl Frame {
+    /// # Safety
+    ///
+    /// `base` must be a GIC frame (ITS, distributor or redistributor) mapped as device memory,
+    /// whose registers at the offsets this module uses take the accesses made here.
+    unsafe fn new(base: u64) -> Self {
+        Frame(base as usize)
+    }
 
-fn read32(at: usize) -> u32 {
-    // SAFETY: callers pass registers of the mapped GIC frames.
-    unsafe { (at as *const u32).read_volatile() }
-}
+    fn read64(self, offset: usize) -> u64 {
+        // SAFETY: a register of the frame `new`'s caller vouched for.
+        unsafe { ((self.0 + offset) as *const u64).read_volatile() }
+    }
 
-fn write32(at: usize, value: u32) {
-    // SAFETY: callers pass registers of the mapped GIC frames.
-    unsafe { (at as *mut u32).write_volatile(value) }
+    fn write64(self, offset: usize, value: u64) {
+        // SAFETY: as in `read64`.
+        unsafe { ((self.0 + offset) as *mut u64).write_volatile(value) }
+    }
+
+    fn read32(self, offset: usize) -> u32 {
+        // SAFETY: as in `read64`.
+        unsafe { ((self.0 + offset) as *const u32).read_volatile() }
+    }
+
+    fn write32(self, offset: usize, value: u32) {
+        // SAFETY: as in `read64`.
+        unsafe { ((self.0 + offset) as *mut u32).write_volatile(value) }
+    }
 }
 
 /// Zeroed memory for the GIC to read, aligned as it requires; lives for the rest of the run.
@@ -142,14 +156,21 @@ impl Its {
         redist: Region,
         device: u32,
     ) -> Result<(), ItsError> {
-        let (base, rd) = (its.base as usize, redist.base as usize);
-        let gicd_typer = read32(dist.base as usize + GICD_TYPER);
+        // SAFETY: the caller promises the three frames mapped and the ITS and LPI registers ours.
+        let (frame, rd, gicd) = unsafe {
+            (
+                Frame::new(its.base),
+                Frame::new(redist.base),
+                Frame::new(dist.base),
+            )
+        };
+        let gicd_typer = gicd.read32(GICD_TYPER);
         let id_bits = ((gicd_typer >> 19) & 0x1f) + 1;
-        let gicr_typer = read64(rd + GICR_TYPER);
+        let gicr_typer = rd.read64(GICR_TYPER);
         if gicd_typer & (1 << 17) == 0 || gicr_typer & 1 == 0 || id_bits < LPI_ID_BITS {
             return Err(ItsError::NoLpis);
         }
-        let typer = read64(base + GITS_TYPER);
+        let typer = frame.read64(GITS_TYPER);
         let itt_entry = (((typer >> 4) & 0xf) + 1) as usize;
         let dev_bits = ((typer >> 13) & 0x1f) + 1;
         if u64::from(device) >> dev_bits != 0 {
@@ -165,21 +186,21 @@ impl Its {
         let config_bytes = (1usize << LPI_ID_BITS) - LPI_START as usize;
         let lpi_config = table(config_bytes, PAGE)?;
         let pending = table((1usize << LPI_ID_BITS) / 8, 0x1_0000)?;
-        write64(
-            rd + GICR_PROPBASER,
+        rd.write64(
+            GICR_PROPBASER,
             lpi_config as u64 | SHAREABLE_INNER | REDIST_INNER_WB | u64::from(LPI_ID_BITS - 1),
         );
-        write64(
-            rd + GICR_PENDBASER,
+        rd.write64(
+            GICR_PENDBASER,
             pending as u64 | SHAREABLE_INNER | REDIST_INNER_WB | 1 << 62,
         );
-        write32(rd + GICR_CTLR, read32(rd + GICR_CTLR) | 1);
+        rd.write32(GICR_CTLR, rd.read32(GICR_CTLR) | 1);
 
         // ITS: disabled while its tables are given, then the device and collection tables.
-        write32(base + GITS_CTLR, read32(base + GITS_CTLR) & !1);
+        frame.write32(GITS_CTLR, frame.read32(GITS_CTLR) & !1);
         for n in 0..8 {
-            let at = base + GITS_BASER + 8 * n;
-            let baser = read64(at);
+            let at = GITS_BASER + 8 * n;
+            let baser = frame.read64(at);
             let entry = (((baser >> 48) & 0x1f) + 1) as usize;
             let entries = match (baser >> 56) & 0b111 {
                 1 => device as usize + 1,
@@ -190,7 +211,7 @@ impl Its {
             let memory = table(pages * PAGE, PAGE)?;
             // Keep the read-only type and entry size; 4 KiB pages, flat.
             let keep = baser & (0b111 << 56 | 0x1f << 48);
-            write64(
+            frame.write64(
                 at,
                 VALID
                     | BASER_INNER_WB
@@ -201,15 +222,15 @@ impl Its {
             );
         }
         let commands = table(PAGE, 0x1_0000)?;
-        write64(
-            base + GITS_CBASER,
+        frame.write64(
+            GITS_CBASER,
             VALID | BASER_INNER_WB | commands as u64 | SHAREABLE_INNER,
         );
-        write64(base + GITS_CWRITER, 0);
-        write32(base + GITS_CTLR, read32(base + GITS_CTLR) | 1);
+        frame.write64(GITS_CWRITER, 0);
+        frame.write32(GITS_CTLR, frame.read32(GITS_CTLR) | 1);
 
         let mut its = Its {
-            base,
+            frame,
             commands,
             write: 0,
             rdbase,
@@ -241,9 +262,9 @@ impl Its {
         }
         clean(at, COMMAND_BYTES);
         self.write = (self.write + COMMAND_BYTES) % PAGE;
-        write64(self.base + GITS_CWRITER, self.write as u64);
+        self.frame.write64(GITS_CWRITER, self.write as u64);
         for _ in 0..COMMAND_SPINS {
-            if read64(self.base + GITS_CREADR) as usize & !0x1f == self.write {
+            if self.frame.read64(GITS_CREADR) as usize & !0x1f == self.write {
                 return Ok(());
             }
             core::hint::spin_loop();
@@ -270,23 +291,22 @@ impl Its {
     /// Maps the device's next event to a new LPI, enabled; returns the LPI and the message
     /// that raises it.
     fn allocate(&mut self) -> Result<Option<(u32, MsiMessage)>, ItsError> {
-        let its = self;
-        if its.next_event >= 1 << EVENT_ID_BITS {
+        if self.next_event >= 1 << EVENT_ID_BITS {
             return Ok(None);
         }
-        let event = its.next_event;
-        its.next_event += 1;
+        let event = self.next_event;
+        self.next_event += 1;
         let lpi = LPI_START + event;
         // MAPTI: (device, event) to this LPI in the boot CPU's collection.
-        its.command([
-            0x0a | u64::from(its.device) << 32,
+        self.command([
+            0x0a | u64::from(self.device) << 32,
             u64::from(event) | u64::from(lpi) << 32,
             ICID,
             0,
         ])?;
-        its.set_lpi(lpi, true, event)?;
+        self.set_lpi(lpi, true, event)?;
         let message = MsiMessage {
-            address: (its.base + GITS_TRANSLATER) as u64,
+            address: (self.frame.0 + GITS_TRANSLATER) as u64,
             data: event,
         };
         Ok(Some((lpi, message)))
