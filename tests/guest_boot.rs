@@ -50,7 +50,7 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
     );
     assert_eq!(
         ready,
-        "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000"
+        "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000 interrupt=spi"
     );
     assert!(qemu.console().contains("vmprobe: boot: entered at EL1"));
     drop(qemu);
@@ -63,18 +63,82 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
     );
 }
 
+/// GICv3 + virtio-pci takes MSI-X through the ITS, and QEMU's ITS translates every interrupt.
 #[test]
-fn gicv3_virtio_pci_irq_mode() {
-    let (ready, _qemu) = boot_and_echo(
+fn gicv3_virtio_pci_irq_mode_takes_msix_through_the_its() {
+    let trace = trace_file("its");
+    let extra = args(&format!(
+        "-trace gicv3_its_translation_write,file={}",
+        trace.display()
+    ));
+    let (ready, qemu) = boot_and_echo(
         "-M virt,gic-version=3 -cpu max",
         "virtio-net-pci,romfile=",
         "",
-        &[],
+        &extra,
     );
     assert!(
         ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=pci cntfrq="),
         "{ready}"
     );
+    assert!(ready.ends_with(" interrupt=msix-its"), "{ready}");
+    drop(qemu);
+    // Each MSI is a device write to GITS_TRANSLATER.
+    let msis = trace_events(&trace, "gicv3_its_translation_write");
+    let _ = std::fs::remove_file(&trace);
+    assert!(
+        msis >= UDP_SIZES.len(),
+        "only {msis} MSIs reached the ITS in IRQ mode"
+    );
+}
+
+/// GICv2 + virtio-pci takes MSI-X through the v2m frame: every interrupt is an edge on one of
+/// the frame's SPIs (QEMU virt: INTIDs 80..144), none on the INTx lines.
+#[test]
+fn gicv2_virtio_pci_irq_mode_takes_msix_through_v2m() {
+    let trace = trace_file("v2m");
+    let extra = args(&format!("-trace gic_set_irq,file={}", trace.display()));
+    let (ready, qemu) = boot_and_echo(
+        "-M virt,gic-version=2 -cpu cortex-a57",
+        "virtio-net-pci,romfile=",
+        "",
+        &extra,
+    );
+    assert!(
+        ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=pci "),
+        "{ready}"
+    );
+    assert!(ready.ends_with(" interrupt=msix-v2m"), "{ready}");
+    drop(qemu);
+    let log = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_file(&trace);
+    let raised: Vec<u32> = log
+        .lines()
+        .filter(|l| l.contains("gic_set_irq") && l.contains(" level 1 "))
+        .filter_map(|l| l.split(" irq ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    let msis = raised.iter().filter(|i| (80..144).contains(*i)).count();
+    assert!(
+        msis >= UDP_SIZES.len(),
+        "only {msis} v2m interrupts: {raised:?}"
+    );
+    assert!(
+        !raised.iter().any(|i| (35..=38).contains(i)),
+        "INTx raised: {raised:?}"
+    );
+}
+
+/// Without an ITS (and no v2m on GICv3) virtio-pci falls back to INTx and says so.
+#[test]
+fn gicv3_without_its_falls_back_to_intx() {
+    let (ready, _qemu) = boot_and_echo(
+        "-M virt,gic-version=3,its=off -cpu max",
+        "virtio-net-pci,romfile=",
+        "",
+        &[],
+    );
+    assert!(ready.contains(" mode=irq gic=v3 transport=pci "), "{ready}");
+    assert!(ready.ends_with(" interrupt=intx"), "{ready}");
 }
 
 #[test]
@@ -111,6 +175,7 @@ fn poll_mode_answers_with_device_interrupts_suppressed() {
         ready.contains(" mode=poll gic=v2 transport=mmio-legacy "),
         "{ready}"
     );
+    assert!(ready.ends_with(" interrupt=none"), "{ready}");
     drop(qemu);
     // Not one interrupt raised by the device over the whole run (virtio_notify is traced only
     // when QEMU actually signals the guest, after VRING_AVAIL_F_NO_INTERRUPT / EVENT_IDX checks).
@@ -120,18 +185,33 @@ fn poll_mode_answers_with_device_interrupts_suppressed() {
     assert_eq!(notifies, 0, "device interrupts in poll mode:\n{log}");
 }
 
+/// Poll mode on virtio-pci with an ITS present: no device interrupt, no MSI at all.
 #[test]
 fn poll_mode_on_virtio_pci() {
-    let (ready, _qemu) = boot_and_echo(
+    let trace = trace_file("poll-pci");
+    let extra = args(&format!(
+        "-trace virtio_notify -trace gicv3_its_translation_write -D {}",
+        trace.display()
+    ));
+    let (ready, qemu) = boot_and_echo(
         "-M virt,gic-version=3 -cpu max",
         "virtio-net-pci,romfile=",
         "mode=poll",
-        &[],
+        &extra,
     );
     assert!(
         ready.contains(" mode=poll gic=v3 transport=pci "),
         "{ready}"
     );
+    assert!(ready.ends_with(" interrupt=none"), "{ready}");
+    drop(qemu);
+    let log = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_file(&trace);
+    let interrupts = log
+        .lines()
+        .filter(|l| l.contains("virtio_notify ") || l.contains("gicv3_its_translation_write"))
+        .count();
+    assert_eq!(interrupts, 0, "interrupts in poll mode:\n{log}");
 }
 
 /// A bad boot argument is reported and the guest powers the machine off through PSCI.

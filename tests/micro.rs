@@ -65,7 +65,8 @@ fn bad_test_names_and_ipi_without_a_second_vcpu_are_refused() {
     }
 }
 
-/// The real guest under TCG: every test returns samples; with two vCPUs, the IPI too.
+/// The real guest under TCG: every test returns samples; with two vCPUs, the IPI too; with
+/// virtio-pci on GICv3, the LPI.
 #[test]
 fn micro_under_tcg_returns_samples_for_every_test() {
     let image = common::guest_image();
@@ -76,6 +77,11 @@ fn micro_under_tcg_returns_samples_for_every_test() {
             "tcg",
             "--smp",
             "2",
+            // virtio-pci on GICv3: MSI-X through the ITS, which the lpi test needs.
+            "--gic",
+            "3",
+            "--transport",
+            "pci",
             "--iterations",
             "200",
             "--format",

@@ -164,11 +164,14 @@ fn user_gicv3_pci() {
         .as_str()
         .unwrap()
         .contains("transport=pci"));
+    // MSI-X through the ITS, as the guest reported it.
+    assert_eq!(v["config"]["interrupt"], "msix-its");
 }
 
 #[test]
 fn user_poll_mode() {
     let v = run("run-poll", &["--mode", "poll", "--proto", "udp"], &["udp"]);
     assert_eq!(v["config"]["mode"], "poll");
+    assert_eq!(v["config"]["interrupt"], "none");
     assert!(v.get("tcp").is_none(), "tcp measured though --proto udp");
 }

@@ -62,13 +62,31 @@ pub enum PsciConduit {
     Smc,
 }
 
+/// How an interrupt line signals, from the flags cell of its GIC specifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IrqTrigger {
+    /// Edge-triggered (rising or falling).
+    Edge,
+    /// Level-sensitive (high or low).
+    Level,
+}
+
+/// A wired interrupt: its GIC INTID and trigger type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irq {
+    /// GIC INTID.
+    pub intid: u32,
+    /// Edge or level, as the device tree says.
+    pub trigger: IrqTrigger,
+}
+
 /// One virtio-mmio slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VirtioMmioSlot {
     /// Its register window.
     pub region: Region,
-    /// Its interrupt as a GIC INTID.
-    pub intid: u32,
+    /// Its interrupt.
+    pub irq: Irq,
 }
 
 /// A window of CPU addresses through which the PCI host bridge forwards memory accesses.
@@ -93,8 +111,52 @@ pub struct PciIrqRoute {
     pub devfn_cell: u32,
     /// INTx pin, 1 = INTA ... 4 = INTD, already masked.
     pub pin: u32,
-    /// The GIC INTID it raises.
-    pub intid: u32,
+    /// The GIC interrupt it raises.
+    pub irq: Irq,
+}
+
+/// An MSI controller: where a device writes its message signalled interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsiController {
+    /// A GICv2m frame (`arm,gic-v2m-frame`): each write to `MSI_SETSPI_NS` raises the SPI
+    /// written.
+    V2m(Region),
+    /// A GICv3 ITS (`arm,gic-v3-its`): translates (device ID, event ID) to an LPI.
+    Its(Region),
+}
+
+impl MsiController {
+    /// The controller's register frame.
+    pub fn region(&self) -> Region {
+        match *self {
+            MsiController::V2m(r) | MsiController::Its(r) => r,
+        }
+    }
+}
+
+/// The MSI controller behind a PCI host and how requester IDs map to its device IDs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PciMsi {
+    /// The controller.
+    pub controller: MsiController,
+    /// `msi-map` entries: (first requester ID, its device ID, count); empty for `msi-parent`,
+    /// which maps each requester ID to itself.
+    pub map: Vec<(u32, u32, u32)>,
+}
+
+impl PciMsi {
+    /// The device ID the controller sees for requester ID `rid` (bus << 8 | device << 3 |
+    /// function), or None if `msi-map` leaves it out.
+    pub fn device_id(&self, rid: u16) -> Option<u32> {
+        let rid = u32::from(rid);
+        if self.map.is_empty() {
+            return Some(rid);
+        }
+        self.map
+            .iter()
+            .find(|(base, _, len)| rid >= *base && rid - base < *len)
+            .map(|(base, id, _)| id + (rid - base))
+    }
 }
 
 /// A PCIe host bridge with ECAM configuration space (`pci-host-ecam-generic`).
@@ -110,11 +172,13 @@ pub struct PciHost {
     pub irq_routes: Vec<PciIrqRoute>,
     /// `interrupt-map-mask` for (devfn cell, pin).
     pub irq_mask: (u32, u32),
+    /// The MSI controller its devices signal, if the device tree names one.
+    pub msi: Option<PciMsi>,
 }
 
 impl PciHost {
-    /// The GIC INTID that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
-    pub fn intid_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<u32> {
+    /// The GIC interrupt that INTx `pin` (1..=4) of device `device` on bus `bus` raises.
+    pub fn irq_for(&self, bus: u8, device: u8, function: u8, pin: u8) -> Option<Irq> {
         let devfn_cell =
             (u32::from(bus) << 16 | u32::from(device) << 11 | u32::from(function) << 8)
                 & self.irq_mask.0;
@@ -122,7 +186,7 @@ impl PciHost {
         self.irq_routes
             .iter()
             .find(|r| r.devfn_cell == devfn_cell && r.pin == pin)
-            .map(|r| r.intid)
+            .map(|r| r.irq)
     }
 
     /// The largest non-prefetchable 32-bit memory window, where BARs are placed.
@@ -146,6 +210,8 @@ pub struct Platform {
     pub gic: GicInfo,
     /// INTID of the EL1 virtual timer.
     pub virtual_timer_intid: u32,
+    /// Its trigger type.
+    pub virtual_timer_trigger: IrqTrigger,
     /// PSCI conduit, if the machine has PSCI.
     pub psci: Option<PsciConduit>,
     /// All virtio-mmio slots, in address order.
@@ -201,6 +267,8 @@ struct Nodes<'b, 'a> {
     pci: Option<FdtNode<'b, 'a>>,
     /// (phandle, `#address-cells`, `#interrupt-cells`) of interrupt controllers.
     interrupt_parents: Vec<(u32, usize, usize)>,
+    /// (phandle, node, is an ITS) of MSI controllers.
+    msi_controllers: Vec<(u32, FdtNode<'b, 'a>, bool)>,
     cpus: usize,
 }
 
@@ -217,6 +285,7 @@ impl<'b, 'a> Nodes<'b, 'a> {
         for node in fdt.all_nodes() {
             let (mut compatible, mut enabled, mut memory, mut cpu) = (&[][..], true, false, false);
             let (mut phandle, mut address_cells, mut interrupt_cells) = (None, 0, None);
+            let mut msi_controller = false;
             for p in node.properties() {
                 match p.name {
                     "compatible" => compatible = p.value,
@@ -230,6 +299,7 @@ impl<'b, 'a> Nodes<'b, 'a> {
                     "#interrupt-cells" => {
                         interrupt_cells = cells(p.value).next().map(|c| c as usize)
                     }
+                    "msi-controller" => msi_controller = true,
                     _ => {}
                 }
             }
@@ -242,6 +312,13 @@ impl<'b, 'a> Nodes<'b, 'a> {
                 continue;
             }
             let is = |c: &[u8]| compatible.split(|b| *b == 0).any(|s| s == c);
+            if let (true, Some(phandle)) = (msi_controller, phandle) {
+                if is(b"arm,gic-v3-its") || is(b"arm,gic-v2m-frame") {
+                    found
+                        .msi_controllers
+                        .push((phandle, node, is(b"arm,gic-v3-its")));
+                }
+            }
             if memory {
                 found.memory.push(node);
             } else if cpu {
@@ -289,7 +366,7 @@ impl Platform {
         }
 
         let gic = parse_gic(&nodes)?;
-        let virtual_timer_intid = parse_timer(&nodes)?;
+        let virtual_timer = parse_timer(&nodes)?;
         let psci = nodes
             .psci
             .and_then(|n| n.property("method"))
@@ -304,11 +381,11 @@ impl Platform {
             let Some(region) = first_reg(node) else {
                 continue;
             };
-            let intid = interrupts(node)?
+            let irq = interrupts(node)?
                 .into_iter()
                 .next()
                 .ok_or_else(|| malformed(node, "interrupts"))?;
-            virtio_mmio.push(VirtioMmioSlot { region, intid });
+            virtio_mmio.push(VirtioMmioSlot { region, irq });
         }
         virtio_mmio.sort_by_key(|s| s.region.base);
 
@@ -325,7 +402,8 @@ impl Platform {
             memory,
             uart: parse_uart(&nodes, stdout),
             gic,
-            virtual_timer_intid,
+            virtual_timer_intid: virtual_timer.intid,
+            virtual_timer_trigger: virtual_timer.trigger,
             psci,
             virtio_mmio,
             pci,
@@ -366,8 +444,29 @@ fn gic_intid(kind: u32, number: u32) -> Option<u32> {
     }
 }
 
-/// The node's `interrupts` as INTIDs (three-cell GIC specifiers).
-fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
+/// The trigger type in a GIC specifier's flags cell: bits 0-3 are edge rising (1), edge falling
+/// (2), level high (4), level low (8); the PPI CPU mask above them does not matter here.
+fn gic_trigger(flags: u32) -> IrqTrigger {
+    if flags & 0b0011 != 0 {
+        IrqTrigger::Edge
+    } else {
+        IrqTrigger::Level
+    }
+}
+
+/// A three-cell GIC specifier as an interrupt.
+fn gic_irq(spec: &[u32]) -> Option<Irq> {
+    let [kind, number, flags, ..] = *spec else {
+        return None;
+    };
+    Some(Irq {
+        intid: gic_intid(kind, number)?,
+        trigger: gic_trigger(flags),
+    })
+}
+
+/// The node's `interrupts` (three-cell GIC specifiers).
+fn interrupts(node: &FdtNode) -> Result<Vec<Irq>, DtbError> {
     let Some(prop) = node.property("interrupts") else {
         return Ok(Vec::new());
     };
@@ -376,7 +475,7 @@ fn interrupts(node: &FdtNode) -> Result<Vec<u32>, DtbError> {
         return Err(malformed(node, "interrupts"));
     }
     raw.chunks_exact(3)
-        .map(|s| gic_intid(s[0], s[1]).ok_or_else(|| malformed(node, "interrupts")))
+        .map(|s| gic_irq(s).ok_or_else(|| malformed(node, "interrupts")))
         .collect()
 }
 
@@ -399,7 +498,7 @@ fn parse_gic(nodes: &Nodes) -> Result<GicInfo, DtbError> {
     }
 }
 
-fn parse_timer(nodes: &Nodes) -> Result<u32, DtbError> {
+fn parse_timer(nodes: &Nodes) -> Result<Irq, DtbError> {
     let node = nodes.timer.ok_or(DtbError::NoTimer)?;
     // Order per the binding: secure physical, non-secure physical, virtual, hypervisor.
     interrupts(&node)?.get(2).copied().ok_or(DtbError::NoTimer)
@@ -441,7 +540,45 @@ fn parse_pci(nodes: &Nodes, node: &FdtNode) -> Result<PciHost, DtbError> {
         windows,
         irq_routes,
         irq_mask,
+        msi: parse_msi(nodes, node)?,
     })
+}
+
+/// The PCI host's MSI controller: `msi-map` (requester ID base, controller phandle, device ID
+/// base, length; one-cell `#msi-cells` assumed, as both GIC bindings have) or `msi-parent`.
+fn parse_msi(nodes: &Nodes, node: &FdtNode) -> Result<Option<PciMsi>, DtbError> {
+    let (phandle, map) = if let Some(p) = node.property("msi-map") {
+        let raw: Vec<u32> = cells(p.value).collect();
+        if raw.is_empty() || !raw.len().is_multiple_of(4) || !p.value.len().is_multiple_of(4) {
+            return Err(malformed(node, "msi-map"));
+        }
+        // One controller for the whole bus is all the probe handles; the first entry's.
+        let phandle = raw[1];
+        let map = raw
+            .chunks_exact(4)
+            .filter(|e| e[1] == phandle)
+            .map(|e| (e[0], e[2], e[3]))
+            .collect();
+        (phandle, map)
+    } else if let Some(p) = node.property("msi-parent") {
+        let phandle = cells(p.value)
+            .next()
+            .ok_or_else(|| malformed(node, "msi-parent"))?;
+        (phandle, Vec::new())
+    } else {
+        return Ok(None);
+    };
+    let Some((_, controller, its)) = nodes.msi_controllers.iter().find(|c| c.0 == phandle) else {
+        // A controller the probe does not drive (or a disabled one): no MSIs.
+        return Ok(None);
+    };
+    let region = first_reg(controller).ok_or_else(|| malformed(controller, "reg"))?;
+    let controller = if *its {
+        MsiController::Its(region)
+    } else {
+        MsiController::V2m(region)
+    };
+    Ok(Some(PciMsi { controller, map }))
 }
 
 /// `interrupt-map` of a PCI host: entries of (3-cell unit address, 1-cell pin, phandle,
@@ -478,14 +615,12 @@ fn parse_interrupt_map(
             .get(i..i + parent.1)
             .ok_or_else(|| malformed(node, "interrupt-map"))?;
         i += parent.1;
-        if spec.len() >= 2 {
-            if let Some(intid) = gic_intid(spec[0], spec[1]) {
-                routes.push(PciIrqRoute {
-                    devfn_cell: devfn_cell & mask.0,
-                    pin: pin & mask.1,
-                    intid,
-                });
-            }
+        if let Some(irq) = gic_irq(spec) {
+            routes.push(PciIrqRoute {
+                devfn_cell: devfn_cell & mask.0,
+                pin: pin & mask.1,
+                irq,
+            });
         }
     }
     Ok((mask, routes))
@@ -500,6 +635,59 @@ mod tests {
     const GICV2_MMIO: &[u8] = include_bytes!("testdata/virt-gicv2-mmio.dtb");
     /// `-M virt,gic-version=3,virtualization=on -cpu max -m 256M -device virtio-net-pci`.
     const GICV3_PCI_EL2: &[u8] = include_bytes!("testdata/virt-gicv3-pci-el2.dtb");
+    /// `-M virt,gic-version=2 -cpu max -m 128M -device virtio-net-pci,romfile=`.
+    const GICV2_PCI: &[u8] = include_bytes!("testdata/virt-gicv2-pci.dtb");
+    /// `-M virt,gic-version=3,its=off -cpu max -m 128M`.
+    const GICV3_NO_ITS: &[u8] = include_bytes!("testdata/virt-gicv3-noits.dtb");
+
+    #[test]
+    fn msi_controllers_behind_the_pci_host() {
+        let v2m = Platform::parse(GICV2_PCI)
+            .unwrap()
+            .pci
+            .unwrap()
+            .msi
+            .unwrap();
+        assert_eq!(
+            v2m.controller,
+            MsiController::V2m(Region {
+                base: 0x0802_0000,
+                size: 0x1000
+            })
+        );
+        let its = Platform::parse(GICV3_PCI_EL2)
+            .unwrap()
+            .pci
+            .unwrap()
+            .msi
+            .unwrap();
+        assert_eq!(
+            its.controller,
+            MsiController::Its(Region {
+                base: 0x0808_0000,
+                size: 0x2_0000
+            })
+        );
+        // QEMU maps every requester ID to the same device ID.
+        assert_eq!(its.map, [(0, 0, 0x1_0000)]);
+        assert_eq!(its.device_id(0x0008), Some(0x0008));
+        let none = Platform::parse(GICV3_NO_ITS).unwrap();
+        assert!(matches!(none.gic, GicInfo::V3 { .. }));
+        assert_eq!(none.pci.unwrap().msi, None);
+    }
+
+    #[test]
+    fn msi_map_offsets_and_gaps() {
+        let msi = PciMsi {
+            controller: MsiController::V2m(Region { base: 0, size: 0 }),
+            map: vec![(0x100, 0x2000, 0x100)],
+        };
+        assert_eq!(msi.device_id(0x108), Some(0x2008));
+        assert_eq!(msi.device_id(0x0ff), None);
+        assert_eq!(msi.device_id(0x200), None);
+        let parent = PciMsi { map: vec![], ..msi };
+        assert_eq!(parent.device_id(0x108), Some(0x108));
+    }
 
     #[test]
     fn gicv2_virtio_mmio_machine() {
@@ -542,7 +730,10 @@ mod tests {
                     base: 0x0a00_0000,
                     size: 0x200
                 },
-                intid: 48
+                irq: Irq {
+                    intid: 48,
+                    trigger: IrqTrigger::Edge
+                }
             }
         );
         assert_eq!(
@@ -552,7 +743,10 @@ mod tests {
                     base: 0x0a00_3e00,
                     size: 0x200
                 },
-                intid: 79
+                irq: Irq {
+                    intid: 79,
+                    trigger: IrqTrigger::Edge
+                }
             }
         );
         assert_eq!(
@@ -602,10 +796,17 @@ mod tests {
         assert_eq!(pci.bus_start, 0);
         assert!(pci.windows.iter().any(|w| w.is_64bit && w.size >= 1 << 32));
         // INTx swizzle: slot 1 INTA is SPI 4 (INTID 36), slot 0 INTA SPI 3.
-        assert_eq!(pci.intid_for(0, 0, 0, 1), Some(35));
-        assert_eq!(pci.intid_for(0, 1, 0, 1), Some(36));
-        assert_eq!(pci.intid_for(0, 1, 0, 2), Some(37));
-        assert_eq!(pci.intid_for(0, 4, 0, 1), Some(35));
+        let intid = |device, pin| pci.irq_for(0, device, 0, pin).map(|i| i.intid);
+        assert_eq!(intid(0, 1), Some(35));
+        assert_eq!(intid(1, 1), Some(36));
+        assert_eq!(intid(1, 2), Some(37));
+        assert_eq!(intid(4, 1), Some(35));
+        // INTx is level-sensitive; the timer too.
+        assert!(pci
+            .irq_routes
+            .iter()
+            .all(|r| r.irq.trigger == IrqTrigger::Level));
+        assert_eq!(p.virtual_timer_trigger, IrqTrigger::Level);
         assert_eq!(pci.irq_routes.len(), 16);
     }
 
@@ -628,7 +829,7 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        for blob in [GICV2_MMIO, GICV3_PCI_EL2] {
+        for blob in [GICV2_MMIO, GICV3_PCI_EL2, GICV2_PCI, GICV3_NO_ITS] {
             for _ in 0..3000 {
                 let mut bad = blob.to_vec();
                 for _ in 0..1 + next() % 4 {
@@ -647,5 +848,19 @@ mod tests {
         assert_eq!(gic_intid(GIC_PPI, 11), Some(27));
         assert_eq!(gic_intid(GIC_PPI, 16), None);
         assert_eq!(gic_intid(7, 1), None);
+        let irq = |flags| gic_irq(&[GIC_SPI, 3, flags]).unwrap().trigger;
+        assert_eq!(irq(1), IrqTrigger::Edge);
+        assert_eq!(irq(2), IrqTrigger::Edge);
+        assert_eq!(irq(4), IrqTrigger::Level);
+        assert_eq!(irq(8), IrqTrigger::Level);
+        // A PPI's CPU mask sits above the trigger bits.
+        assert_eq!(
+            gic_irq(&[GIC_PPI, 11, 0xf04]),
+            Some(Irq {
+                intid: 27,
+                trigger: IrqTrigger::Level
+            })
+        );
+        assert_eq!(gic_irq(&[GIC_SPI, 3]), None);
     }
 }

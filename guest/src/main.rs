@@ -20,15 +20,16 @@ mod probe {
     use crate::arch::bench::BenchTargets;
     use crate::arch::console::println;
     use crate::arch::counter::{self, GenericCounter};
+    use crate::arch::nic_irq::{self, NicInterrupts};
     use crate::arch::platform::Machine;
     use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
     use vmprobe_guest::config::{Config, ConfigError, Mode};
-    use vmprobe_guest::dtb::{DtbError, Platform};
+    use vmprobe_guest::dtb::{DtbError, Irq, Platform};
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
-    use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::net::{InterruptPath, TransportKind, VirtioNic, VirtioPhy};
     use vmprobe_guest::services::Services;
     use vmprobe_proto::GuestMode;
 
@@ -47,8 +48,8 @@ mod probe {
         Discover(#[from] DiscoverError),
         #[error("{0}")]
         Phy(#[from] PhyError),
-        #[error("the device tree routes no interrupt for the NIC; use mode=poll")]
-        NoNicInterrupt,
+        #[error("{0}")]
+        NicIrq(#[from] nic_irq::NicIrqError),
         #[error("heap of {have} bytes is smaller than the {need} bytes the probe needs")]
         HeapTooSmall { have: usize, need: usize },
     }
@@ -119,20 +120,32 @@ mod probe {
             });
         }
         let nic = find_nic(&platform)?;
-        let (kind, nic_intid, nic_registers) = (nic.kind, nic.intid, nic.registers);
+        let (kind, nic_registers) = (nic.kind, nic.registers);
+        let sources = nic_irq::NicIrqSources {
+            kind,
+            wired: nic.irq,
+            msix: nic.msix,
+            msi: platform.pci.as_ref().and_then(|p| p.msi.as_ref()),
+            gic: platform.gic,
+        };
+        let (nic_irqs, vectors) = nic_irq::setup(&sources, config.mode)?;
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
-        let mut phy: Phy = unsafe { VirtioPhy::new(nic.transport, config.mode)? };
+        let mut phy: Phy =
+            unsafe { VirtioPhy::new(nic.transport, nic.doorbells, vectors, config.mode)? };
+        let timer = Irq {
+            intid: platform.virtual_timer_intid,
+            trigger: platform.virtual_timer_trigger,
+        };
         if config.mode == Mode::Irq {
-            gic::enable(nic_intid.ok_or(Fatal::NoNicInterrupt)?)?;
-            gic::enable(platform.virtual_timer_intid)?;
+            gic::enable(timer.intid, timer.trigger)?;
         }
 
         let mac = phy.mac();
         let mut services = Services::new(&config.net, mac, &mut phy, now());
         let targets = BenchTargets {
             nic: nic_registers,
-            nic_intid,
-            timer_intid: platform.virtual_timer_intid,
+            nic_irqs,
+            timer,
             irq_mode: config.mode == Mode::Irq,
             cpu_count: platform.cpu_count,
         };
@@ -145,6 +158,7 @@ mod probe {
             config,
             gic: platform.gic.version(),
             kind,
+            interrupt: nic_irqs.path,
         };
         match config.mode {
             Mode::Irq => serve_irq(
@@ -152,7 +166,7 @@ mod probe {
                 &mut phy,
                 &mut machine,
                 ready,
-                nic_intid,
+                &nic_irqs,
                 platform.virtual_timer_intid,
             ),
             Mode::Poll => serve_poll(&mut services, &mut phy, &mut machine, ready),
@@ -178,6 +192,7 @@ mod probe {
         config: Config,
         gic: &'static str,
         kind: TransportKind,
+        interrupt: InterruptPath,
     }
 
     impl ReadyLine {
@@ -188,11 +203,12 @@ mod probe {
             }
             if let Some(ip) = services.ipv4() {
                 println!(
-                    "vmprobe: ready ip={ip} mode={} gic={} transport={} cntfrq={}",
+                    "vmprobe: ready ip={ip} mode={} gic={} transport={} cntfrq={} interrupt={}",
                     self.config.mode.as_str(),
                     self.gic,
                     self.kind.as_str(),
-                    counter::frequency()
+                    counter::frequency(),
+                    self.interrupt.as_str()
                 );
                 println!(
                     "vmprobe: boot: ready {} us after the counter's start",
@@ -256,7 +272,7 @@ mod probe {
         phy: &mut Phy,
         machine: &mut Machine,
         ready: ReadyLine,
-        nic: Option<u32>,
+        nic: &NicInterrupts,
         timer: u32,
     ) -> ! {
         let mut printed = false;
@@ -284,10 +300,15 @@ mod probe {
             phy.woke();
             match gic::take_pending() {
                 Some((intid, entered)) => {
-                    if Some(intid) == nic {
+                    let number = gic::number(intid);
+                    if nic.is_nic(number) {
                         machine.counters.irqs += 1;
-                        phy.interrupted_at(entered);
-                        phy.ack_interrupt();
+                        if nic.is_receive(number) {
+                            phy.interrupted_at(entered);
+                        }
+                        if nic.wired() {
+                            phy.ack_interrupt();
+                        }
                     } else if intid == timer {
                         counter::disarm_timer();
                     }

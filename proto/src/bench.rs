@@ -28,11 +28,15 @@ pub enum BenchTest {
     /// Baseline: two back-to-back `isb`-ordered counter reads, the timing overhead every other
     /// sample contains.
     CounterRead = 9,
+    /// LPI delivery through the GICv3 ITS: from queueing an ITS `INT` command for one of the
+    /// guest's events until the LPI's handler runs. Needs an ITS in use (virtio-pci, GICv3,
+    /// IRQ mode).
+    Lpi = 10,
 }
 
 impl BenchTest {
     /// Every test, in id order.
-    pub const ALL: [BenchTest; 9] = [
+    pub const ALL: [BenchTest; 10] = [
         BenchTest::PsciVersion,
         BenchTest::MmioVirtio,
         BenchTest::MmioGicd,
@@ -42,6 +46,7 @@ impl BenchTest {
         BenchTest::VirtqueueNotify,
         BenchTest::IpiRoundTrip,
         BenchTest::CounterRead,
+        BenchTest::Lpi,
     ];
 
     /// The test with wire id `id`, if there is one.
@@ -66,6 +71,7 @@ impl BenchTest {
             BenchTest::VirtqueueNotify => "vq-notify",
             BenchTest::IpiRoundTrip => "ipi",
             BenchTest::CounterRead => "counter-read",
+            BenchTest::Lpi => "lpi",
         }
     }
 

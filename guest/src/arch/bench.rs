@@ -6,7 +6,9 @@
 //! the interrupt under test is ever taken. Under TCG every number is the cost of QEMU's
 //! emulation, not of hardware virtualization.
 
-use super::{counter, gic, power, smp};
+use super::nic_irq::NicInterrupts;
+use super::{counter, gic, its, power, smp};
+use vmprobe_guest::dtb::Irq;
 use vmprobe_guest::net::{BenchRegisters, Register};
 use vmprobe_guest::probe::BenchError;
 use vmprobe_proto::BenchTest;
@@ -23,10 +25,10 @@ const TX_QUEUE: u16 = 1;
 pub struct BenchTargets {
     /// The NIC registers to read and to notify through (virtio-mmio or virtio-pci).
     pub nic: Option<BenchRegisters>,
-    /// The NIC's interrupt, disabled while a benchmark runs.
-    pub nic_intid: Option<u32>,
+    /// The NIC's interrupts, disabled while a benchmark runs.
+    pub nic_irqs: NicInterrupts,
     /// The EL1 virtual timer's PPI.
-    pub timer_intid: u32,
+    pub timer: Irq,
     /// Whether the NIC and timer interrupts are enabled in normal operation (IRQ mode).
     pub irq_mode: bool,
     /// vCPUs in the device tree.
@@ -66,12 +68,7 @@ pub fn run(
             let nic = targets.nic.ok_or(BenchError::Unsupported)?;
             // SAFETY: as above; notifying the transmit queue with nothing new in it only makes
             // the device look at the ring and find nothing. One plain store of its width.
-            time_each(samples, || unsafe {
-                match nic.notify_tx {
-                    Register::U32(at) => (at as *mut u32).write_volatile(u32::from(TX_QUEUE)),
-                    Register::U16(at) => (at as *mut u16).write_volatile(TX_QUEUE),
-                }
-            });
+            time_each(samples, || unsafe { nic.notify_tx.write(TX_QUEUE) });
             Ok(())
         }
         BenchTest::MmioGicd => {
@@ -88,7 +85,11 @@ pub fn run(
             } else {
                 param
             };
-            with_quiet_devices(targets, || vtimer(targets.timer_intid, delay, samples))
+            with_quiet_devices(targets, || vtimer(targets.timer, delay, samples))
+        }
+        BenchTest::Lpi => {
+            let lpi = its::bench_lpi().ok_or(BenchError::Unsupported)?;
+            with_quiet_devices(targets, || lpi_delivery(lpi, samples))
         }
         BenchTest::IpiRoundTrip => {
             // `param`: the target's index (0: the first secondary).
@@ -132,19 +133,13 @@ fn with_quiet_devices(
     targets: &BenchTargets,
     f: impl FnOnce() -> Result<(), BenchError>,
 ) -> Result<(), BenchError> {
-    let lines = [targets.nic_intid, Some(targets.timer_intid)];
-    lines
-        .iter()
-        .flatten()
-        .for_each(|&i| gic::set_enabled(i, false));
+    let lines = || targets.nic_irqs.intids().chain([targets.timer.intid]);
+    lines().for_each(|i| gic::set_enabled(i, false));
     counter::disarm_timer();
     let result = f();
     counter::disarm_timer();
     // As they were: enabled in IRQ mode, never in poll mode.
-    lines
-        .iter()
-        .flatten()
-        .for_each(|&i| gic::set_enabled(i, targets.irq_mode));
+    lines().for_each(|i| gic::set_enabled(i, targets.irq_mode));
     result
 }
 
@@ -173,8 +168,9 @@ fn sgi(eoi: bool, samples: &mut [u64]) -> Result<(), BenchError> {
 }
 
 /// Virtual timer latency: from the programmed expiry (`CNTV_CVAL`) to the handler's entry.
-fn vtimer(intid: u32, delay: u64, samples: &mut [u64]) -> Result<(), BenchError> {
-    gic::enable(intid).map_err(|_| BenchError::Unsupported)?;
+fn vtimer(timer: Irq, delay: u64, samples: &mut [u64]) -> Result<(), BenchError> {
+    let intid = timer.intid;
+    gic::enable(intid, timer.trigger).map_err(|_| BenchError::Unsupported)?;
     for s in samples.iter_mut() {
         let deadline = counter::now() + delay;
         counter::arm_timer(deadline);
@@ -188,6 +184,29 @@ fn vtimer(intid: u32, delay: u64, samples: &mut [u64]) -> Result<(), BenchError>
         *s = entry.wrapping_sub(deadline);
     }
     Ok(())
+}
+
+/// LPI delivery: from handing the ITS an `INT` command for the benchmark's event until the LPI's
+/// handler runs (the ITS's translation, the redistributor and the CPU interface on the way).
+fn lpi_delivery(lpi: u32, samples: &mut [u64]) -> Result<(), BenchError> {
+    its::set_enabled(lpi, true);
+    let result = (|| {
+        for s in samples.iter_mut() {
+            let start = counter::now();
+            if !its::trigger(lpi) {
+                return Err(BenchError::Failed);
+            }
+            let (intid, entry) = gic::spin_for_interrupt(SPIN_LIMIT).ok_or(BenchError::Failed)?;
+            gic::end(intid);
+            if gic::number(intid) != lpi {
+                return Err(BenchError::Failed);
+            }
+            *s = entry.wrapping_sub(start);
+        }
+        Ok(())
+    })();
+    its::set_enabled(lpi, false);
+    result
 }
 
 /// IPI round trip: SGI to vCPU `cpu`, which wakes from WFI, acknowledges it and sends it back;

@@ -5,18 +5,29 @@
 //! interrupt active, which keeps the GIC from signalling it again. The main loop then quiets the
 //! source (acknowledges the virtio ISR or stops the timer) and ends the interrupt.
 
+use aarch64_cpu::asm::barrier;
+use aarch64_cpu::registers::{Readable, MPIDR_EL1};
 use arm_gic::gicv2::GicV2;
 use arm_gic::gicv3::{GicCpuInterface, GicV3};
 use arm_gic::{IntId, InterruptGroup, Trigger, UniqueMmioPointer};
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use spin::mutex::SpinMutex;
-use vmprobe_guest::dtb::GicInfo;
+use vmprobe_guest::dtb::{GicInfo, IrqTrigger};
 
+/// GICv2 keeps the distributor's address too: arm-gic writes `GICD_IPRIORITYR` a word at a time
+/// (zeroing the three neighbours' priorities) and has no `GICD_ITARGETSR` access, so those are
+/// written here a byte at a time, as the architecture allows for both.
 enum Gic {
-    V2(GicV2<'static>),
+    V2 { gic: GicV2<'static>, dist: usize },
     V3(GicV3<'static>),
 }
+
+/// GICv2 byte-wide distributor registers used here.
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_ITARGETSR: usize = 0x800;
+/// The priority every interrupt the probe takes gets: the middle of the range.
+const PRIORITY: u8 = 0x80;
 
 static GIC: SpinMutex<Option<Gic>> = SpinMutex::new(None);
 const NONE: u32 = u32::MAX;
@@ -28,9 +39,17 @@ static V2_EOIR: AtomicUsize = AtomicUsize::new(0);
 /// Offset of `GICC_EOIR` in the GICv2 CPU interface.
 const GICC_EOIR: usize = 0x10;
 
-/// The interrupt number of a raw acknowledged value (without GICv2's SGI source CPU bits).
+/// First LPI INTID (GICv3).
+const LPI_START: u32 = 8192;
+
+/// The interrupt number of a raw acknowledged value (without GICv2's SGI source CPU bits; LPIs,
+/// GICv3 only, are their whole value).
 pub fn number(raw: u32) -> u32 {
-    raw & 0x3ff
+    if raw >= LPI_START {
+        raw
+    } else {
+        raw & 0x3ff
+    }
 }
 
 /// Why the GIC could not be set up.
@@ -52,8 +71,10 @@ fn int_id(intid: u32) -> IntId {
         IntId::sgi(intid)
     } else if intid < 32 {
         IntId::ppi(intid - 16)
-    } else {
+    } else if intid < LPI_START {
         IntId::spi(intid - 32)
+    } else {
+        IntId::lpi(intid - LPI_START)
     }
 }
 
@@ -70,7 +91,10 @@ pub unsafe fn init(info: &GicInfo, cpu_count: usize) -> Result<(), GicError> {
                 unsafe { GicV2::new(dist.base as usize as *mut _, cpu.base as usize as *mut _) };
             gic.setup();
             V2_EOIR.store(cpu.base as usize + GICC_EOIR, Ordering::Relaxed);
-            Gic::V2(gic)
+            Gic::V2 {
+                gic,
+                dist: dist.base as usize,
+            }
         }
         GicInfo::V3 { dist, redist } => {
             let gicd = NonNull::new(dist.base as usize as *mut _).ok_or(GicError::BadAddress)?;
@@ -88,19 +112,52 @@ pub unsafe fn init(info: &GicInfo, cpu_count: usize) -> Result<(), GicError> {
     Ok(())
 }
 
-/// Enables level-triggered interrupt `intid` at a middle priority, routed to CPU 0.
-pub fn enable(intid: u32) -> Result<(), GicError> {
+/// GICv2: sets `intid`'s priority byte, leaving its neighbours' alone.
+fn v2_set_priority(dist: usize, intid: u32, priority: u8) {
+    // SAFETY: `GICD_IPRIORITYR` of the distributor `init` mapped, byte-accessible by the
+    // architecture; one `strb` to this interrupt's own byte.
+    unsafe { ((dist + GICD_IPRIORITYR + intid as usize) as *mut u8).write_volatile(priority) };
+}
+
+/// GICv2: routes SPI `intid` to the calling CPU. `GICD_ITARGETSR0..7` are banked and read as the
+/// reading CPU's own target mask.
+fn v2_target_self(dist: usize, intid: u32) {
+    let byte = |n: usize| (dist + GICD_ITARGETSR + n) as *mut u8;
+    // SAFETY: byte-accessible `GICD_ITARGETSR` of the distributor `init` mapped: a read of this
+    // CPU's banked mask, and one `strb` to the SPI's own target byte.
+    unsafe {
+        let mask = byte(0).read_volatile();
+        byte(intid as usize).write_volatile(mask);
+    }
+}
+
+/// Enables interrupt `intid` with the given trigger type at a middle priority, an SPI routed to
+/// the calling (boot) CPU.
+pub fn enable(intid: u32, trigger: IrqTrigger) -> Result<(), GicError> {
     let id = int_id(intid);
+    let trigger = match trigger {
+        IrqTrigger::Edge => Trigger::Edge,
+        IrqTrigger::Level => Trigger::Level,
+    };
     let mut guard = GIC.lock();
     let ok = match guard.as_mut() {
-        Some(Gic::V2(gic)) => {
-            gic.set_interrupt_priority(id, 0x80);
-            gic.set_trigger(id, Trigger::Level);
+        Some(Gic::V2 { gic, dist }) => {
+            v2_set_priority(*dist, intid, PRIORITY);
+            if id.is_spi() {
+                v2_target_self(*dist, intid);
+            }
+            gic.set_trigger(id, trigger);
             gic.enable_interrupt(id, true).is_ok()
         }
         Some(Gic::V3(gic)) => {
-            gic.set_interrupt_priority(id, Some(0), 0x80).is_ok()
-                && gic.set_trigger(id, Some(0), Trigger::Level).is_ok()
+            let routed = !id.is_spi()
+                || gic
+                    .distributor()
+                    .set_routing(id, Some(MPIDR_EL1.get()))
+                    .is_ok();
+            routed
+                && gic.set_interrupt_priority(id, Some(0), PRIORITY).is_ok()
+                && gic.set_trigger(id, Some(0), trigger).is_ok()
                 && gic.enable_interrupt(id, Some(0), true).is_ok()
         }
         None => false,
@@ -112,14 +169,22 @@ pub fn enable(intid: u32) -> Result<(), GicError> {
     }
 }
 
-/// Called by the IRQ vector: acknowledge and remember the interrupt.
-pub fn on_irq(now: u64) {
+/// Acknowledges the highest-priority pending interrupt, then waits for the acknowledge to
+/// complete (`dsb sy`) so that nothing the caller does next (reading the device's state) can
+/// be ordered before it.
+fn acknowledge_raw() -> Option<IntId> {
     let intid = match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => gic.get_and_acknowledge_interrupt(InterruptGroup::Group0),
+        Some(Gic::V2 { gic, .. }) => gic.get_and_acknowledge_interrupt(InterruptGroup::Group0),
         Some(Gic::V3(_)) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
         None => None,
     };
-    if let Some(intid) = intid {
+    barrier::dsb(barrier::SY);
+    intid
+}
+
+/// Called by the IRQ vector: acknowledge and remember the interrupt.
+pub fn on_irq(now: u64) {
+    if let Some(intid) = acknowledge_raw() {
         ENTRY.store(now, Ordering::Relaxed);
         PENDING.store(intid.raw_value(), Ordering::Release);
     }
@@ -168,9 +233,12 @@ pub fn wait_for_interrupt() {
 /// Enables or disables interrupt `intid` at the GIC without touching its configuration
 /// (benchmarks keep the NIC and the timer quiet while they run).
 pub fn set_enabled(intid: u32, enable: bool) {
+    if intid >= LPI_START {
+        return super::its::set_enabled(intid, enable);
+    }
     let id = int_id(intid);
     match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => {
+        Some(Gic::V2 { gic, .. }) => {
             let _ = gic.enable_interrupt(id, enable);
         }
         Some(Gic::V3(gic)) => {
@@ -185,12 +253,12 @@ pub fn set_enabled(intid: u32, enable: bool) {
 pub fn enable_sgi(sgi: u32) -> Result<(), GicError> {
     let id = IntId::sgi(sgi);
     let ok = match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => {
-            gic.set_interrupt_priority(id, 0x80);
+        Some(Gic::V2 { gic, dist }) => {
+            v2_set_priority(*dist, sgi, PRIORITY);
             gic.enable_interrupt(id, true).is_ok()
         }
         Some(Gic::V3(gic)) => {
-            gic.set_interrupt_priority(id, Some(0), 0x80).is_ok()
+            gic.set_interrupt_priority(id, Some(0), PRIORITY).is_ok()
                 && gic.enable_interrupt(id, Some(0), true).is_ok()
         }
         None => false,
@@ -204,8 +272,7 @@ pub fn enable_sgi(sgi: u32) -> Result<(), GicError> {
 
 /// Sends software-generated interrupt `sgi` to the calling CPU.
 pub fn send_self_sgi(sgi: u32) {
-    use aarch64_cpu::registers::Readable;
-    send_sgi(sgi, aarch64_cpu::registers::MPIDR_EL1.get() & 0xff);
+    send_sgi(sgi, MPIDR_EL1.get() & 0xff);
 }
 
 /// Sends software-generated interrupt `sgi` to the CPU whose MPIDR affinity 0 is `aff0` (the
@@ -213,7 +280,7 @@ pub fn send_self_sgi(sgi: u32) {
 pub fn send_sgi(sgi: u32, aff0: u64) {
     let id = IntId::sgi(sgi);
     match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => gic.send_sgi(
+        Some(Gic::V2 { gic, .. }) => gic.send_sgi(
             id,
             arm_gic::gicv2::SgiTarget::List {
                 target_list_filter: arm_gic::gicv2::SgiTargetListFilter::CPUTargetList,
@@ -241,17 +308,17 @@ pub fn send_sgi(sgi: u32, aff0: u64) {
 pub fn init_secondary(cpu: usize, sgi: u32) -> Result<(), GicError> {
     let id = IntId::sgi(sgi);
     let ok = match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => {
+        Some(Gic::V2 { gic, dist }) => {
             // The CPU interface and the SGI/PPI registers are banked: this sets up ours.
             gic.setup();
-            gic.set_interrupt_priority(id, 0x80);
+            v2_set_priority(*dist, sgi, PRIORITY);
             gic.enable_interrupt(id, true).is_ok()
         }
         Some(Gic::V3(gic)) => {
             gic.init_cpu(cpu);
             GicCpuInterface::enable_group1(true);
             GicCpuInterface::set_priority_mask(0xff);
-            gic.set_interrupt_priority(id, Some(cpu), 0x80).is_ok()
+            gic.set_interrupt_priority(id, Some(cpu), PRIORITY).is_ok()
                 && gic.enable_interrupt(id, Some(cpu), true).is_ok()
         }
         None => false,
@@ -266,12 +333,7 @@ pub fn init_secondary(cpu: usize, sgi: u32) -> Result<(), GicError> {
 /// Acknowledges the highest-priority pending interrupt of the calling CPU, even with IRQs
 /// masked (the secondary polls this way).
 pub fn acknowledge() -> Option<u32> {
-    let intid = match GIC.lock().as_mut() {
-        Some(Gic::V2(gic)) => gic.get_and_acknowledge_interrupt(InterruptGroup::Group0),
-        Some(Gic::V3(_)) => GicCpuInterface::get_and_acknowledge_interrupt(InterruptGroup::Group1),
-        None => None,
-    };
-    intid.map(|i| i.raw_value())
+    acknowledge_raw().map(|i| i.raw_value())
 }
 
 /// Times `samples.len()` reads of the distributor's type register (`GICD_TYPER`, a pure read
@@ -281,7 +343,7 @@ pub fn time_distributor_reads(samples: &mut [u64], now: fn() -> u64) {
     for s in samples.iter_mut() {
         let start = now();
         match guard.as_mut() {
-            Some(Gic::V2(gic)) => {
+            Some(Gic::V2 { gic, .. }) => {
                 core::hint::black_box(gic.typer());
             }
             Some(Gic::V3(gic)) => {

@@ -61,6 +61,7 @@ pub fn init(platform: &Platform) -> Result<(), MapError> {
     devices.extend(platform.virtio_mmio.iter().map(|s| s.region));
     if let Some(pci) = &platform.pci {
         devices.push(pci.ecam);
+        devices.extend(pci.msi.as_ref().map(|m| m.controller.region()));
         devices.extend(pci.mmio32().map(|w| Region {
             base: w.cpu_base,
             size: w.size,

@@ -1,7 +1,7 @@
 //! A fake virtio-net device for host tests: a `Transport` plus just enough of the device side
 //! of split virtqueues to take transmitted frames and deliver received ones.
 
-use crate::net::Counter;
+use crate::net::{Counter, Doorbells};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 use std::ptr::NonNull;
@@ -37,17 +37,61 @@ unsafe impl Hal for TestHal {
     unsafe fn unshare(_paddr: PhysAddr, _buffer: NonNull<[u8]>, _direction: BufferDirection) {}
 }
 
-/// A counter that counts its reads.
+/// A counter that counts its reads, and logs them with the device accesses (see [`events`]).
 pub struct TestCounter;
 
-thread_local!(static TICKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+thread_local! {
+    static TICKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static EVENTS: RefCell<Vec<Event>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What happened, in order: counter reads and notifications of the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A counter reading.
+    Clock,
+    /// One store to a queue's doorbell.
+    Doorbell(u16),
+    /// The transport's own `notify` (several device accesses on virtio-pci).
+    TransportNotify(u16),
+}
+
+fn log(event: Event) {
+    EVENTS.with(|e| e.borrow_mut().push(event));
+}
+
+/// Takes this thread's event log.
+pub fn events() -> Vec<Event> {
+    EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()))
+}
 
 impl Counter for TestCounter {
     fn now() -> u64 {
+        log(Event::Clock);
         TICKS.with(|t| {
             t.set(t.get() + 10);
             t.get()
         })
+    }
+}
+
+/// The fake device's doorbells: each ring is logged as one store and counted as a notify.
+pub struct FakeDoorbells(pub Rc<RefCell<FakeNet>>);
+
+impl Doorbells for FakeDoorbells {
+    fn ring(&self, queue: u16) -> bool {
+        log(Event::Doorbell(queue));
+        self.0.borrow_mut().queues[usize::from(queue)].notifies += 1;
+        true
+    }
+}
+
+/// A device whose queues have no doorbell: notifies fall back to the transport.
+pub struct NoDoorbells;
+
+impl Doorbells for NoDoorbells {
+    fn ring(&self, _queue: u16) -> bool {
+        false
     }
 }
 
@@ -121,6 +165,10 @@ pub struct FakeNet {
     /// Receive (0) and transmit (1) queues.
     pub queues: [FakeQueue; 2],
     status: u32,
+    /// A virtio-pci common configuration in plain memory, for the MSI-X vectors.
+    pub common: [u16; 0x20],
+    /// `msix_config` and the last `queue_msix_vector` when the driver set DRIVER_OK.
+    pub vectors_at_driver_ok: Option<(u16, u16)>,
 }
 
 /// VIRTIO_F_VERSION_1 | VIRTIO_NET_F_MAC | VIRTIO_F_RING_EVENT_IDX, as QEMU offers them.
@@ -185,13 +233,18 @@ impl Transport for FakeTransport {
         32
     }
     fn notify(&mut self, queue: u16) {
+        log(Event::TransportNotify(queue));
         self.0.borrow_mut().queues[usize::from(queue)].notifies += 1;
     }
     fn get_status(&self) -> DeviceStatus {
         DeviceStatus::from_bits_truncate(self.0.borrow().status)
     }
     fn set_status(&mut self, status: DeviceStatus) {
-        self.0.borrow_mut().status = status.bits();
+        let mut net = self.0.borrow_mut();
+        if status.contains(DeviceStatus::DRIVER_OK) {
+            net.vectors_at_driver_ok = Some((net.common[0x10 / 2], net.common[0x1a / 2]));
+        }
+        net.status = status.bits();
     }
     fn set_guest_page_size(&mut self, _guest_page_size: u32) {}
     fn requires_legacy_layout(&self) -> bool {

@@ -5,11 +5,14 @@
 //! the probe and, against fakes, in host unit tests.
 
 pub mod discover;
+pub mod doorbell;
+pub mod msix;
 pub mod notify;
 pub mod phy;
 pub mod stamps;
 
-pub use discover::{BenchRegisters, Register, TransportKind, VirtioNic};
+pub use discover::{BenchRegisters, InterruptPath, PciMsix, TransportKind, VirtioNic};
+pub use doorbell::{Doorbells, QueueDoorbells, Register};
 pub use notify::{NotifyControl, QueueRings};
 pub use phy::VirtioPhy;
 pub use stamps::{Counter, Timestamps};

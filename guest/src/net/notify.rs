@@ -6,7 +6,11 @@
 //! negotiation and remembers where each queue's available ring lives; [`QueueRings`] then writes
 //! `VRING_AVAIL_F_NO_INTERRUPT` per queue. Poll mode turns off both queues; IRQ mode keeps only
 //! the receive queue's interrupt (transmit completions are reaped while polling).
+//!
+//! Notifies go straight to the queue's doorbell ([`Doorbells`]), timed on their own.
 
+use super::doorbell::Doorbells;
+use super::msix::VirtioVectors;
 use alloc::rc::Rc;
 use core::cell::Cell;
 use core::sync::atomic::{AtomicU16, Ordering};
@@ -29,6 +33,7 @@ pub struct QueueRings {
     avail: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
     used: [Cell<Option<PhysAddr>>; TRACKED_QUEUES],
     notify: [NotifyTiming; TRACKED_QUEUES],
+    vectors_refused: Cell<bool>,
 }
 
 /// Timing of one queue's `QueueNotify` writes, as the transport wrapper measured them.
@@ -77,11 +82,16 @@ impl QueueRings {
             .map_or(0, |n| n.count.get())
     }
 
-    /// Duration, in counter ticks, of the last notify of `queue`: the `QueueNotify` write alone
-    /// (under KVM the exit to QEMU or vhost and back). `None` before the first one or without a
-    /// clock.
+    /// Duration, in counter ticks, of the last notify of `queue`: the doorbell store alone
+    /// (under KVM the exit to QEMU or vhost and back). `None` before the first one, or when the
+    /// queue has no doorbell and the transport's own multi-access notify was used.
     pub fn last_notify_ticks(&self, queue: u16) -> Option<u64> {
         self.notify.get(usize::from(queue))?.last_ticks.get()
+    }
+
+    /// Whether the device refused an MSI-X vector it was given.
+    pub fn vectors_refused(&self) -> bool {
+        self.vectors_refused.get()
     }
 
     /// Whether the device has been asked not to interrupt for `queue`.
@@ -94,16 +104,19 @@ impl QueueRings {
 }
 
 /// A transport that never negotiates EVENT_IDX, reports each queue's available ring to a
-/// shared [`QueueRings`] and times every notify there.
+/// shared [`QueueRings`], and notifies through the queue's doorbell, timing that one store there.
 #[derive(Debug)]
-pub struct NotifyControl<T> {
+pub struct NotifyControl<T, D> {
     inner: T,
+    doorbells: D,
+    vectors: Option<VirtioVectors>,
     rings: Rc<QueueRings>,
     clock: fn() -> u64,
 }
 
-impl<T: Transport> NotifyControl<T> {
-    /// Wraps `inner`.
+impl<T: Transport, D: Doorbells> NotifyControl<T, D> {
+    /// Wraps `inner`, whose queues' doorbells are `doorbells`, and which, with `vectors`, is
+    /// given its MSI-X vectors just before the driver sets DRIVER_OK.
     ///
     /// # Safety
     ///
@@ -111,16 +124,24 @@ impl<T: Transport> NotifyControl<T> {
     /// address, since [`QueueRings`] writes the rings through their physical addresses.
     ///
     /// `clock` reads the counter notifies are timed with (`isb`-ordered on the probe).
-    pub unsafe fn new(inner: T, rings: Rc<QueueRings>, clock: fn() -> u64) -> Self {
+    pub unsafe fn new(
+        inner: T,
+        doorbells: D,
+        vectors: Option<VirtioVectors>,
+        rings: Rc<QueueRings>,
+        clock: fn() -> u64,
+    ) -> Self {
         NotifyControl {
             inner,
+            doorbells,
+            vectors,
             rings,
             clock,
         }
     }
 }
 
-impl<T: Transport> Transport for NotifyControl<T> {
+impl<T: Transport, D: Doorbells> Transport for NotifyControl<T, D> {
     fn device_type(&self) -> DeviceType {
         self.inner.device_type()
     }
@@ -137,17 +158,25 @@ impl<T: Transport> Transport for NotifyControl<T> {
     fn notify(&mut self, queue: u16) {
         // The two readings bracket exactly the doorbell write (one `str` to the device).
         let start = (self.clock)();
-        self.inner.notify(queue);
+        let rang = self.doorbells.ring(queue);
         let ticks = (self.clock)().wrapping_sub(start);
+        if !rang {
+            self.inner.notify(queue);
+        }
         if let Some(timing) = self.rings.notify.get(usize::from(queue)) {
             timing.count.set(timing.count.get().wrapping_add(1));
-            timing.last_ticks.set(Some(ticks));
+            timing.last_ticks.set(rang.then_some(ticks));
         }
     }
     fn get_status(&self) -> DeviceStatus {
         self.inner.get_status()
     }
     fn set_status(&mut self, status: DeviceStatus) {
+        if status.contains(DeviceStatus::DRIVER_OK) {
+            if let Some(vectors) = &self.vectors {
+                self.rings.vectors_refused.set(!vectors.assign());
+            }
+        }
         self.inner.set_status(status)
     }
     fn set_guest_page_size(&mut self, guest_page_size: u32) {

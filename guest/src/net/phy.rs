@@ -1,6 +1,8 @@
 //! smoltcp `phy::Device` over `VirtIONetRaw`, with several receive buffers posted and several
 //! transmit buffers in flight, so that neither direction ever waits for the device.
 
+use super::doorbell::{Doorbells, QueueDoorbells};
+use super::msix::VirtioVectors;
 use super::notify::{NotifyControl, QueueRings};
 use super::stamps::{Counter, Timestamps};
 use crate::config::Mode;
@@ -55,8 +57,8 @@ impl Slot {
 }
 
 /// A virtio-net device as a smoltcp `Device`.
-pub struct VirtioPhy<H: Hal, T: Transport, C: Counter> {
-    raw: VirtIONetRaw<H, NotifyControl<T>, QUEUE_SIZE>,
+pub struct VirtioPhy<H: Hal, T: Transport, C: Counter, D: Doorbells = QueueDoorbells> {
+    raw: VirtIONetRaw<H, NotifyControl<T, D>, QUEUE_SIZE>,
     rings: Rc<QueueRings>,
     rx: Vec<Slot>,
     tx: Vec<Slot>,
@@ -78,20 +80,34 @@ pub enum PhyError {
     /// The queue rings were not set up as expected.
     #[error("virtio-net queues missing after initialisation")]
     Queues,
+    /// The device did not take the MSI-X vectors it was given.
+    #[error("virtio-net refused its MSI-X vectors")]
+    Vectors,
 }
 
-impl<H: Hal, T: Transport, C: Counter> VirtioPhy<H, T, C> {
-    /// Initialises the device behind `transport`, posts all receive buffers and sets up device
-    /// interrupts for `mode`: none at all in poll mode, receive only in IRQ mode.
+impl<H: Hal, T: Transport, C: Counter, D: Doorbells> VirtioPhy<H, T, C, D> {
+    /// Initialises the device behind `transport`, whose queues are notified through
+    /// `doorbells` and (virtio-pci with MSI-X) interrupt through `vectors`, posts all receive
+    /// buffers and sets up device interrupts for `mode`: none at all in poll mode, receive only
+    /// in IRQ mode.
     ///
     /// # Safety
     ///
     /// `H` must map DMA memory at the same virtual as physical address (see [`NotifyControl`]).
-    pub unsafe fn new(transport: T, mode: Mode) -> Result<Self, PhyError> {
+    pub unsafe fn new(
+        transport: T,
+        doorbells: D,
+        vectors: Option<VirtioVectors>,
+        mode: Mode,
+    ) -> Result<Self, PhyError> {
         let rings = Rc::new(QueueRings::default());
         // SAFETY: the caller promises an identity-mapping `H`.
-        let transport = unsafe { NotifyControl::new(transport, rings.clone(), C::now) };
+        let transport =
+            unsafe { NotifyControl::new(transport, doorbells, vectors, rings.clone(), C::now) };
         let raw = VirtIONetRaw::new(transport)?;
+        if rings.vectors_refused() {
+            return Err(PhyError::Vectors);
+        }
         let mut phy = VirtioPhy {
             raw,
             rings,
@@ -233,22 +249,22 @@ impl phy::RxToken for RxToken<'_> {
 }
 
 /// A free transmit buffer; consuming it hands the frame to the device without waiting.
-pub struct TxToken<'a, H: Hal, T: Transport, C: Counter> {
-    raw: &'a mut VirtIONetRaw<H, NotifyControl<T>, QUEUE_SIZE>,
+pub struct TxToken<'a, H: Hal, T: Transport, C: Counter, D: Doorbells> {
+    raw: &'a mut VirtIONetRaw<H, NotifyControl<T, D>, QUEUE_SIZE>,
     slot: &'a mut Slot,
     stamps: &'a mut Timestamps,
     rings: &'a QueueRings,
     _counter: PhantomData<C>,
 }
 
-impl<H: Hal, T: Transport, C: Counter> phy::TxToken for TxToken<'_, H, T, C> {
+impl<H: Hal, T: Transport, C: Counter, D: Doorbells> phy::TxToken for TxToken<'_, H, T, C, D> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let header = self.raw.fill_buffer_header(&mut self.slot.buf).unwrap_or(0);
         let len = len.min(self.slot.buf.len() - header);
         let result = f(&mut self.slot.buf[header..header + len]);
         let total = header + len;
         // `tx notify`: the frame is final; what follows is stamping it (probe replies only),
-        // publishing its descriptor and the `QueueNotify` write, which the transport times.
+        // publishing its descriptor and the doorbell store, which the transport times.
         let tx_notify = C::now();
         let stamps = TxStamps {
             tx_notify: Some(tx_notify),
@@ -271,13 +287,13 @@ impl<H: Hal, T: Transport, C: Counter> phy::TxToken for TxToken<'_, H, T, C> {
     }
 }
 
-impl<H: Hal, T: Transport, C: Counter> phy::Device for VirtioPhy<H, T, C> {
+impl<H: Hal, T: Transport, C: Counter, D: Doorbells> phy::Device for VirtioPhy<H, T, C, D> {
     type RxToken<'a>
         = RxToken<'a>
     where
         Self: 'a;
     type TxToken<'a>
-        = TxToken<'a, H, T, C>
+        = TxToken<'a, H, T, C, D>
     where
         Self: 'a;
 

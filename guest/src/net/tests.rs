@@ -1,7 +1,9 @@
 //! The virtio-net glue against a fake device: interrupt suppression that really reaches the
 //! rings, transmit that never waits, receive buffers that come back, exact bytes both ways.
 
-use super::fake::{FakeNet, FakeTransport, TestCounter, TestHal, MAC};
+use super::fake::{
+    events, Event, FakeDoorbells, FakeNet, FakeTransport, NoDoorbells, TestCounter, TestHal, MAC,
+};
 use super::notify::RING_EVENT_IDX;
 use super::phy::{RX_BUFFERS, TX_BUFFERS};
 use super::VirtioPhy;
@@ -12,16 +14,20 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use virtio_drivers::device::net::VirtIONetRaw;
 
-type Phy = VirtioPhy<TestHal, FakeTransport, TestCounter>;
+type Phy = VirtioPhy<TestHal, FakeTransport, TestCounter, FakeDoorbells>;
 
 fn phy(mode: Mode) -> (Phy, Rc<RefCell<FakeNet>>) {
     let net = Rc::new(RefCell::new(FakeNet::default()));
+    let doorbells = FakeDoorbells(net.clone());
     // SAFETY: TestHal maps DMA memory at identical addresses.
-    let phy = unsafe { Phy::new(FakeTransport(net.clone()), mode) }.unwrap();
+    let phy = unsafe { Phy::new(FakeTransport(net.clone()), doorbells, None, mode) }.unwrap();
     (phy, net)
 }
 
-fn send(phy: &mut Phy, frame: &[u8]) -> bool {
+fn send<D: super::Doorbells>(
+    phy: &mut VirtioPhy<TestHal, FakeTransport, TestCounter, D>,
+    frame: &[u8],
+) -> bool {
     match phy.transmit(Instant::ZERO) {
         Some(token) => {
             token.consume(frame.len(), |buf| buf.copy_from_slice(frame));
@@ -311,4 +317,67 @@ fn probe_frames_carry_their_arrival_and_departure_readings() {
     assert_eq!(second.prev_notify_ticks, Some(10));
     assert_eq!(phy.stamps().probe_tx_stamped, 2);
     assert_eq!(phy.tx_notifies(), 2);
+}
+
+#[test]
+fn the_notify_window_holds_one_doorbell_store() {
+    let (mut phy, net) = phy(Mode::Irq);
+    events();
+    assert!(send(&mut phy, &[3; 60]));
+    let log = events();
+    // The last two counter readings are the transport's, around the notify.
+    let clocks: Vec<usize> = (0..log.len()).filter(|&i| log[i] == Event::Clock).collect();
+    let [.., start, end] = clocks[..] else {
+        panic!("no notify window in {log:?}")
+    };
+    assert_eq!(log[start + 1..end], [Event::Doorbell(1)], "log: {log:?}");
+    assert!(
+        !log.iter().any(|e| matches!(e, Event::TransportNotify(_))),
+        "the transport's own notify ran: {log:?}"
+    );
+    assert_eq!(net.borrow().queues[1].notifies, 1);
+    assert_eq!(phy.stamps().notify_ticks, 10);
+}
+
+#[test]
+fn without_a_doorbell_the_transport_notifies_and_no_duration_is_claimed() {
+    let net = Rc::new(RefCell::new(FakeNet::default()));
+    // SAFETY: TestHal maps DMA memory at identical addresses.
+    let mut phy = unsafe {
+        VirtioPhy::<TestHal, FakeTransport, TestCounter, NoDoorbells>::new(
+            FakeTransport(net.clone()),
+            NoDoorbells,
+            None,
+            Mode::Poll,
+        )
+    }
+    .unwrap();
+    events();
+    assert!(send(&mut phy, &[4; 60]));
+    assert!(events().contains(&Event::TransportNotify(1)));
+    assert_eq!(net.borrow().queues[1].notifies, 1);
+    assert_eq!(phy.tx_notifies(), 1);
+    assert_eq!(phy.rings().last_notify_ticks(1), None);
+    assert_eq!(phy.stamps().notify_ticks, 0);
+}
+
+#[test]
+fn msix_vectors_are_assigned_before_driver_ok() {
+    let net = Rc::new(RefCell::new(FakeNet::default()));
+    net.borrow_mut().common = [super::msix::NO_VECTOR; 0x20];
+    let common = net.borrow().common.as_ptr() as usize;
+    // SAFETY: the fake device's common configuration lives as long as `net`.
+    let vectors = unsafe { super::msix::VirtioVectors::new(common, 2, [0, 1]) };
+    // SAFETY: TestHal maps DMA memory at identical addresses.
+    let phy = unsafe {
+        Phy::new(
+            FakeTransport(net.clone()),
+            FakeDoorbells(net.clone()),
+            Some(vectors),
+            Mode::Irq,
+        )
+    };
+    assert!(phy.is_ok());
+    // The configuration vector and the last queue's (transmit) were in place at DRIVER_OK.
+    assert_eq!(net.borrow().vectors_at_driver_ok, Some((2, 1)));
 }

@@ -28,7 +28,8 @@ pub enum MicroFormat {
 #[derive(Args, Debug, Clone)]
 #[command(
     after_help = "Tests: hypercall, mmio-virtio, mmio-gicd, eoi, self-sgi, vtimer, \
-vq-notify, ipi (needs --smp 2), counter-read.\nUnder TCG the numbers are emulation costs."
+vq-notify, ipi (needs --smp 2), counter-read, lpi (needs an ITS: --gic 3 --transport pci, irq \
+mode).\nUnder TCG the numbers are emulation costs."
 )]
 pub struct MicroArgs {
     /// The VM options.

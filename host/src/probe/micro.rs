@@ -96,6 +96,7 @@ pub fn describe(t: BenchTest) -> &'static str {
         BenchTest::VirtqueueNotify => "virtqueue notify (QueueNotify write, exit to QEMU/vhost)",
         BenchTest::IpiRoundTrip => "IPI round trip between two vCPUs",
         BenchTest::CounterRead => "two isb-ordered counter reads (timing overhead)",
+        BenchTest::Lpi => "LPI: ITS INT command to handler (GICv3 ITS, virtio-pci, irq mode)",
     }
 }
 

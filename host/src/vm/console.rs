@@ -28,6 +28,8 @@ pub struct ReadyInfo {
     pub transport: Option<String>,
     /// Generic counter frequency in Hz.
     pub cntfrq: Option<u64>,
+    /// The NIC's interrupt path: `spi`, `intx`, `msix-v2m`, `msix-its` or `none` (poll mode).
+    pub interrupt: Option<String>,
     /// Every `key=value` on the line.
     pub fields: BTreeMap<String, String>,
 }
@@ -62,6 +64,7 @@ pub fn parse_ready(line: &str) -> Option<ReadyInfo> {
         gic: get(&["gic"]).map(|g| g.trim_start_matches(['v', 'V']).to_string()),
         transport: get(&["transport", "virtio"]),
         cntfrq,
+        interrupt: get(&["interrupt"]),
         line: line.trim().to_string(),
         fields,
     })
@@ -314,9 +317,10 @@ mod tests {
     #[test]
     fn ready_line_key_values() {
         let r = parse_ready(
-            "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=mmio cntfrq=62500000",
+            "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=mmio cntfrq=62500000 interrupt=spi",
         )
         .unwrap();
+        assert_eq!(r.interrupt.as_deref(), Some("spi"));
         assert_eq!(r.addr.as_deref(), Some("10.0.2.15/24"));
         assert_eq!(r.mode.as_deref(), Some("irq"));
         assert_eq!(r.gic.as_deref(), Some("3"));
@@ -335,6 +339,7 @@ mod tests {
         assert_eq!(r.gic.as_deref(), Some("2"));
         assert_eq!(r.transport.as_deref(), Some("pci"));
         assert_eq!(r.cntfrq, Some(1_000_000));
+        assert_eq!(r.interrupt, None);
         assert!(parse_ready("vmprobe: booting").is_none());
         assert!(parse_ready("something vmprobe: ready").is_none());
     }

@@ -38,8 +38,13 @@ pub fn describe(r: &RunResults) -> String {
         Boot::Direct => "direct boot",
         Boot::Uboot => "U-Boot",
     };
+    // The NIC's interrupt path, as the guest reported it.
+    let interrupt = c
+        .interrupt
+        .as_deref()
+        .map_or(String::new(), |i| format!(" (interrupt {i})"));
     format!(
-        "net {}{}, {boot}, GICv{}, {transport}, mode {}, {} vCPU, {accel}, QEMU {}, host kernel {}",
+        "net {}{}, {boot}, GICv{}, {transport}{interrupt}, mode {}, {} vCPU, {accel}, QEMU {}, host kernel {}",
         c.net.as_str(),
         if c.vhost { " + vhost-net" } else { "" },
         c.gic.map_or("?".into(), |g| g.to_string()),

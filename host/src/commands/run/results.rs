@@ -25,6 +25,9 @@ pub struct RunConfig {
     pub gic: Option<u8>,
     /// virtio-net transport.
     pub transport: Transport,
+    /// The NIC's interrupt path as the guest reported it (`spi`, `intx`, `msix-v2m`, `msix-its`,
+    /// `none` in poll mode); null for a guest that does not say.
+    pub interrupt: Option<String>,
     /// Accelerator (`tcg` numbers are emulation, not KVM numbers).
     pub accel: Accel,
     /// Guest idle mode.
@@ -59,6 +62,7 @@ impl RunConfig {
                 .and_then(|g| g.parse().ok())
                 .or(c.gic),
             transport: c.transport,
+            interrupt: info.ready.interrupt.clone(),
             accel: c.accel,
             mode: c.mode,
             vhost: c.vhost,
