@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
 /// Boots `machine` with a virtio-net `device` and `append`, waits for the ready line, checks
 /// UDP echo of every size and TCP echo, and returns the ready line and the QEMU handle.
@@ -257,4 +257,56 @@ fn all_services_answer_on_the_real_image() {
     let _ = sink.read_to_end(&mut rest);
     assert!(rest.is_empty(), "discard sent {} bytes back", rest.len());
     assert!(!qemu.console().contains("vmprobe: error"));
+}
+
+/// Boots with user networking `netdev` (guest UDP 7 forwarded from 127.0.0.1:`port`) while a
+/// client sends a UDP echo every 5 ms from QEMU's start, and checks that the client is answered
+/// right after the ready line: the guest announced itself before it said ready, so QEMU's user
+/// network is not sitting out its ARP retry with the client's first datagrams.
+fn early_client_answered_right_after_ready(netdev: &str, port: u16, append: &str) {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let pinger = EarlyPinger::start(socket, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args(&format!(
+        "-netdev {netdev} -device virtio-net-pci,romfile=,netdev=n0"
+    )));
+    if !append.is_empty() {
+        qemu_args.extend(["-append".to_string(), append.to_string()]);
+    }
+    let qemu = Qemu::spawn(&qemu_args);
+    qemu.wait_ready();
+    let ready = Instant::now();
+    let gap = pinger
+        .first_answer_after(ready, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no answer after the ready line:\n{}", qemu.console()));
+    eprintln!(
+        "ready line to first answer: {gap:?} ({} answers so far)",
+        pinger.answers()
+    );
+    assert!(
+        gap < READY_TO_ANSWER,
+        "first answer {gap:?} after the ready line:\n{}",
+        qemu.console()
+    );
+}
+
+#[test]
+fn early_client_answered_right_after_ready_static_address() {
+    let port = free_port();
+    early_client_answered_right_after_ready(
+        &format!("user,id=n0,hostfwd=udp:127.0.0.1:{port}-:7"),
+        port,
+        "",
+    );
+}
+
+#[test]
+fn early_client_answered_right_after_ready_dhcp() {
+    let port = free_port();
+    early_client_answered_right_after_ready(
+        &format!("user,id=n0,net=10.9.8.0/24,hostfwd=udp:127.0.0.1:{port}-10.9.8.15:7"),
+        port,
+        "dhcp",
+    );
 }

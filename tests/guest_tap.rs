@@ -38,7 +38,10 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!("vmprobe-test-{}", std::process::id());
+        // One namespace per test: tests of this binary run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("vmprobe-test-{}-{n}", std::process::id());
         run(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
@@ -433,4 +436,35 @@ fn tap_in_a_namespace_arp_ping_echo_and_malformed_flood() {
     let sent = ns.enter(|| flood(4000));
     assert!(sent > 3500, "only {sent} malformed frames reached the tap");
     check_answers(&ns, &qemu);
+}
+
+/// A host in the namespace sends a UDP echo every 5 ms from QEMU's start: its kernel's first ARP
+/// request for the guest goes unanswered, and without the guest's announcement it would wait
+/// out its one-second neighbour retransmit. The answers must come right after the ready line.
+#[test]
+fn tap_early_client_answered_right_after_ready() {
+    let ns = Netns::new();
+    let socket = ns.enter(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap());
+    let pinger = EarlyPinger::start(socket, SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7)));
+    let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args(&format!(
+        "-netdev tap,id=n0,ifname={TAP},script=no,downscript=no -device virtio-net-pci,romfile=,netdev=n0"
+    )));
+    qemu_args.extend(["-append".into(), format!("ip={GUEST_IP}/24 gw={HOST_IP}")]);
+    let qemu = Qemu::spawn_with_prefix(&["ip", "netns", "exec", &ns.name], &qemu_args);
+    qemu.wait_ready();
+    let ready = std::time::Instant::now();
+    let gap = pinger
+        .first_answer_after(ready, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no answer after the ready line:\n{}", qemu.console()));
+    eprintln!(
+        "ready line to first answer: {gap:?} ({} answers so far)",
+        pinger.answers()
+    );
+    assert!(
+        gap < READY_TO_ANSWER,
+        "first answer {gap:?} after the ready line:\n{}",
+        qemu.console()
+    );
 }

@@ -29,6 +29,7 @@ mod probe {
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::services::announce::Gateway;
     use vmprobe_guest::services::Services;
     use vmprobe_proto::GuestMode;
 
@@ -173,7 +174,7 @@ mod probe {
         Err(DiscoverError::NotFound.into())
     }
 
-    /// The one `vmprobe: ready` line, printed once the services have an address.
+    /// The one `vmprobe: ready` line, printed once the services have announced their address.
     struct ReadyLine {
         config: Config,
         gic: &'static str,
@@ -181,12 +182,17 @@ mod probe {
     }
 
     impl ReadyLine {
-        /// Prints the line the first time the services have an address; true once printed.
+        /// Prints the line the first time the services have announced their address (a peer
+        /// that has been waiting is answered from then on); true once printed.
         fn announce(&self, services: &Services, printed: &mut bool) {
             if *printed {
                 return;
             }
-            if let Some(ip) = services.ipv4() {
+            if let Some(announced) = services.announced(now()) {
+                if let Gateway::Silent(gw) = announced.gateway {
+                    println!("vmprobe: note: gateway {gw} did not answer ARP");
+                }
+                let ip = announced.address;
                 println!(
                     "vmprobe: ready ip={ip} mode={} gic={} transport={} cntfrq={}",
                     self.config.mode.as_str(),

@@ -2,6 +2,7 @@
 //! in-memory Ethernet wire that the test can watch, drop, rewrite and inject frames on.
 
 mod alloc_free;
+mod announce;
 mod dhcp;
 mod icmp;
 mod probe;
