@@ -52,7 +52,13 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
         ready,
         "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000"
     );
-    assert!(qemu.console().contains("vmprobe: boot: entered at EL1"));
+    // QEMU's -kernel puts the image at the start of RAM plus text_offset.
+    assert!(
+        qemu.console()
+            .contains("vmprobe: boot: entered at EL1, image at 0x40080000, dtb at 0x"),
+        "{}",
+        qemu.console()
+    );
     drop(qemu);
     // IRQ mode is woken by the device's interrupt: QEMU traces each one it raises.
     let notifies = trace_events(&trace, "virtio_notify ");

@@ -12,4 +12,5 @@ pub mod config;
 pub mod dtb;
 pub mod net;
 pub mod probe;
+pub mod reloc;
 pub mod services;

@@ -57,12 +57,12 @@ mod probe {
     type Phy =
         VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
 
-    /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address and the
-    /// exception level the image was entered at.
+    /// Entered from the boot code with the MMU on and the image relocated, on the boot stack,
+    /// with the DTB address, the exception level the image was entered at and where it runs.
     #[unsafe(no_mangle)]
-    extern "C" fn rust_start(dtb: usize, entry_el: u64) -> ! {
+    extern "C" fn rust_start(dtb: usize, entry_el: u64, image: usize) -> ! {
         heap::init();
-        let Err(fatal) = run(dtb, entry_el);
+        let Err(fatal) = run(dtb, entry_el, image);
         println!("vmprobe: error: {fatal}");
         power::off()
     }
@@ -83,7 +83,7 @@ mod probe {
         }
     }
 
-    fn run(dtb: usize, entry_el: u64) -> Result<Infallible, Fatal> {
+    fn run(dtb: usize, entry_el: u64, image: usize) -> Result<Infallible, Fatal> {
         // Until the console is mapped nothing can be reported: park if the DTB is unusable.
         let Some(blob) = device_tree(dtb) else { park() };
         let Ok(platform) = Platform::parse(blob) else {
@@ -99,7 +99,7 @@ mod probe {
         }
 
         println!(
-            "vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}, console up {} us after the counter's start",
+            "vmprobe: boot: entered at EL{entry_el}, image at {image:#x}, dtb at {dtb:#x}, console up {} us after the counter's start",
             micros_since_start()
         );
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;

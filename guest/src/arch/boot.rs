@@ -1,5 +1,6 @@
 //! The image's first instructions: the arm64 Image header, the drop from EL2 to EL1, FP/SIMD,
-//! bss, a boot page table and the MMU, all before any Rust code runs.
+//! bss, a boot page table and the MMU, all before any Rust code runs; then the image's own
+//! relocations (it is position independent: linked at 0, it runs wherever the loader put it).
 //!
 //! The boot page table maps, as normal cacheable memory, the 1 GiB blocks that hold the image and
 //! the DTB, which is all that Rust touches until `mmu::init` installs the full map from the DTB.
@@ -18,7 +19,7 @@ _start:
     .long   0                       /* code1 */
     .quad   0x80000                 /* text_offset */
     .quad   __image_size            /* image_size, bss, stack and heap included */
-    .quad   0x2                     /* flags: little endian, 4 KiB pages, base near start of RAM */
+    .quad   0xa                     /* flags: little endian, 4 KiB pages, 2 MiB base anywhere */
     .quad   0, 0, 0                 /* res2, res3, res4 */
     .ascii  "ARM\x64"               /* magic */
     .long   0                       /* res5 */
@@ -27,11 +28,12 @@ _start:
 primary_entry:
     mov     x19, x0                 /* DTB */
 
-    /* The image is linked at a fixed address: anywhere else, park rather than run amok. */
-    adr     x1, _start
-    ldr     x2, =__image_start
-    cmp     x1, x2
-    b.ne    wrong_address
+    /* Everything below addresses the image PC-relatively (adrp): that needs the 4 KiB alignment
+     * the boot protocol promises (2 MiB base + text_offset). Without it, park rather than run
+     * amok. */
+    adr     x21, _start
+    tst     x21, #0xfff
+    b.ne    misaligned
 
     mrs     x20, CurrentEL
     ubfx    x20, x20, #2, #2        /* entry exception level, handed to Rust */
@@ -69,13 +71,20 @@ in_el1:
     b       4b
 5:  dsb     sy
 
-    /* Boot page table: L0[0] -> L1; L1 blocks for the image's and the DTB's 1 GiB. */
+    /* Boot page table: L0[0] -> L1; L1 blocks for the 1 GiB that hold the image's first and last
+     * byte and the DTB. */
     adrp    x1, boot_l0
     adrp    x2, boot_l1
     orr     x3, x2, #3              /* table descriptor */
     str     x3, [x1]
     ldr     x4, =0x705              /* block, AttrIndx 1 (normal WB), inner shareable, AF */
-    adrp    x5, __image_start
+    lsr     x6, x21, #30
+    and     x6, x6, #511
+    lsl     x7, x6, #30
+    orr     x7, x7, x4
+    str     x7, [x2, x6, lsl #3]
+    adrp    x5, __image_end
+    sub     x5, x5, #1
     lsr     x6, x5, #30
     and     x6, x6, #511
     lsl     x7, x6, #30
@@ -118,6 +127,19 @@ in_el1:
     adrp    x1, __stack_top
     add     x1, x1, :lo12:__stack_top
     mov     sp, x1
+
+    /* Relocate (caches on: the words written are ordinary cacheable data). */
+    mov     x0, x21
+    adrp    x1, __rela_start
+    add     x1, x1, :lo12:__rela_start
+    adrp    x2, __rela_end
+    add     x2, x2, :lo12:__rela_end
+    adrp    x3, __bss_start
+    add     x3, x3, :lo12:__bss_start
+    sub     x3, x3, x21             /* bytes loaded from the file */
+    bl      relocate_image
+    cbnz    x0, 7f
+
     adrp    x1, exception_vectors
     add     x1, x1, :lo12:exception_vectors
     msr     vbar_el1, x1
@@ -125,6 +147,7 @@ in_el1:
 
     mov     x0, x19
     mov     x1, x20
+    mov     x2, x21
     bl      rust_start
 7:  wfe
     b       7b
@@ -165,9 +188,9 @@ drop_to_el1:
     eret
 
 
-wrong_address:
+misaligned:
     wfe
-    b       wrong_address
+    b       misaligned
 
     .section .bss.pagetables, "aw", %nobits
     .balign 4096
@@ -177,3 +200,24 @@ boot_l1:
     .space  4096
     "#
 );
+
+/// Applies the image's relocations for the load address `base`: called by the entry code with
+/// the MMU on, before anything uses an absolute address. `rela..rela_end` is `.rela.dyn`;
+/// `loaded` is how many bytes of the image came from the file (relocations never point past
+/// them). Returns 0, or 1 if the table is unusable (nothing was written).
+#[unsafe(no_mangle)]
+extern "C" fn relocate_image(base: usize, rela: usize, rela_end: usize, loaded: usize) -> u64 {
+    // SAFETY: the entry code passes the bounds of `.rela.dyn` inside the loaded image, which
+    // nothing writes while this runs (relocations point into data, never into the table).
+    let table =
+        unsafe { core::slice::from_raw_parts(rela as *const u8, rela_end.saturating_sub(rela)) };
+    let write = |offset: u64, value: u64| {
+        // SAFETY: `apply` checked that the 8-byte aligned word at `offset` lies inside the
+        // loaded image, which is mapped normal memory that only this code touches now.
+        unsafe { ((base + offset as usize) as *mut u64).write(value) }
+    };
+    match vmprobe_guest::reloc::apply(table, loaded as u64, base as u64, write) {
+        Ok(_) => 0,
+        Err(_) => 1,
+    }
+}
