@@ -316,3 +316,38 @@ fn early_client_answered_right_after_ready_dhcp() {
         "dhcp",
     );
 }
+
+/// A device tree the probe cannot run on (here: its GIC's compatible string defaced) is
+/// reported on the console that tree names, instead of a silent park.
+#[test]
+fn unusable_device_tree_is_reported_on_its_console() {
+    let path = std::env::temp_dir().join(format!("vmprobe-nogic-{}.dtb", std::process::id()));
+    let machine = "-M virt,gic-version=2";
+    let dump = std::process::Command::new("qemu-system-aarch64")
+        .args(args(&format!(
+            "{machine},dumpdtb={} -cpu cortex-a57 -m 128M -nographic -nic none",
+            path.display()
+        )))
+        .output()
+        .expect("run qemu-system-aarch64");
+    assert!(dump.status.success(), "{dump:?}");
+    let mut blob = std::fs::read(&path).unwrap();
+    let gic = b"arm,cortex-a15-gic";
+    let at = blob
+        .windows(gic.len())
+        .position(|w| w == gic)
+        .expect("GIC compatible in QEMU's tree");
+    blob[at + gic.len() - 1] = b'x';
+    std::fs::write(&path, &blob).unwrap();
+
+    let mut qemu_args = args(&format!("{machine} -cpu cortex-a57 -m 128M -kernel"));
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(["-dtb".to_string(), path.display().to_string()]);
+    let qemu = Qemu::spawn(&qemu_args);
+    let line = qemu.wait_for("vmprobe: error", READY_TIMEOUT);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        line,
+        "vmprobe: error: device tree has no GICv2 or GICv3 interrupt controller"
+    );
+}

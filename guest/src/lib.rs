@@ -11,6 +11,7 @@ extern crate alloc;
 pub mod config;
 pub mod dtb;
 pub mod net;
+pub mod ns16550;
 pub mod probe;
 pub mod reloc;
 pub mod services;

@@ -40,6 +40,8 @@ mod probe {
         Dtb(#[from] DtbError),
         #[error("{0}")]
         Map(#[from] mmu::MapError),
+        #[error("console: {0}")]
+        Console(#[from] vmprobe_guest::ns16550::Ns16550Error),
         #[error("{0}")]
         Gic(#[from] gic::GicError),
         #[error("boot arguments: {0}")]
@@ -67,35 +69,41 @@ mod probe {
         power::off()
     }
 
-    /// The device tree blob the loader passed, if it looks like one.
+    /// The device tree blob the loader passed, if it looks like one. Its size may exceed the
+    /// boot protocol's 2 MiB (QEMU's `-dtb` pads a dumped tree past it) as long as it lies
+    /// within the 1 GiB block the boot page table maps for it.
     fn device_tree(dtb: usize) -> Option<&'static [u8]> {
-        if dtb == 0 || !dtb.is_multiple_of(8) {
+        if dtb == 0 || !dtb.is_multiple_of(8) || dtb >> 39 != 0 {
             return None;
         }
-        // SAFETY: the boot protocol passes an 8-byte aligned DTB, mapped by the boot page table;
-        // its header gives the magic and total size, and nothing writes to it.
+        // SAFETY: the boot protocol passes an 8-byte aligned DTB, and the boot page table maps
+        // the 1 GiB block it starts in; its header gives the magic and total size, and nothing
+        // writes to it.
         unsafe {
             let header = core::slice::from_raw_parts(dtb as *const u8, 8);
             let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
             let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            (magic == 0xd00d_feed && size <= 2 << 20)
+            let mapped = size >= 8 && dtb >> 30 == (dtb + size - 1) >> 30;
+            (magic == 0xd00d_feed && mapped)
                 .then(|| core::slice::from_raw_parts(dtb as *const u8, size))
         }
     }
 
     fn run(dtb: usize, entry_el: u64, image: usize) -> Result<Infallible, Fatal> {
-        // Until the console is mapped nothing can be reported: park if the DTB is unusable.
+        // Without a device tree there is no console to say so on: park.
         let Some(blob) = device_tree(dtb) else { park() };
-        let Ok(platform) = Platform::parse(blob) else {
-            park()
+        let platform = match Platform::parse(blob) {
+            Ok(platform) => platform,
+            Err(e) => report_without_platform(blob, e.into()),
         };
         power::init(platform.psci);
-        if mmu::init(&platform).is_err() {
-            park();
+        if let Err(e) = mmu::init(&platform) {
+            report_without_platform(blob, e.into());
         }
         if let Some(uart) = platform.uart {
-            // SAFETY: the PL011 from the DTB is now mapped as device memory; only the console uses it.
-            unsafe { console::init(uart) };
+            // SAFETY: the UART from the DTB is now mapped as device memory; only the console
+            // uses it.
+            unsafe { console::init(uart)? };
         }
 
         println!(
@@ -158,6 +166,24 @@ mod probe {
             ),
             Mode::Poll => serve_poll(&mut services, &mut phy, &mut machine, ready),
         }
+    }
+
+    /// The device tree cannot be run on (`fatal`): if it names a console, map just that and say
+    /// what is wrong on it, then power off if PSCI was found (park otherwise).
+    fn report_without_platform(blob: &'static [u8], fatal: Fatal) -> ! {
+        let dtb = vmprobe_guest::dtb::Region {
+            base: blob.as_ptr() as u64,
+            size: blob.len() as u64,
+        };
+        if let Some(uart) = vmprobe_guest::dtb::console(blob) {
+            if mmu::init_for_console(dtb, uart.region).is_ok() {
+                // SAFETY: the UART is now mapped as device memory; only the console uses it.
+                if unsafe { console::init(uart) }.is_ok() {
+                    println!("vmprobe: error: {fatal}");
+                }
+            }
+        }
+        power::off()
     }
 
     fn find_nic(platform: &Platform) -> Result<VirtioNic, Fatal> {

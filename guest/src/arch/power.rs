@@ -23,11 +23,18 @@ pub fn off() -> ! {
     let result = match CONDUIT.get() {
         Some(PsciConduit::Hvc) => smccc::psci::system_off::<smccc::Hvc>(),
         Some(PsciConduit::Smc) => smccc::psci::system_off::<smccc::Smc>(),
-        None => Ok(()),
+        None => {
+            console::emergency_println(format_args!("vmprobe: no PSCI to power off; halting"));
+            park()
+        }
     };
     console::emergency_println(format_args!(
         "vmprobe: power-off failed ({result:?}); halting"
     ));
+    park()
+}
+
+fn park() -> ! {
     loop {
         aarch64_cpu::asm::wfi();
     }
