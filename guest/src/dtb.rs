@@ -191,6 +191,9 @@ pub struct Platform {
     pub bootargs: Option<String>,
     /// Number of CPUs (GICv3 redistributors to expect).
     pub cpu_count: usize,
+    /// Each CPU node's `reg`, its MPIDR affinity (what PSCI `CPU_ON` takes), in tree order;
+    /// empty if the nodes have none.
+    pub cpu_mpidrs: Vec<u64>,
 }
 
 /// Why a device tree could not be used.
@@ -237,6 +240,8 @@ struct Nodes<'b, 'a> {
     /// (phandle, `#address-cells`, `#interrupt-cells`) of interrupt controllers.
     interrupt_parents: Vec<(u32, usize, usize)>,
     cpus: usize,
+    /// `reg` of the CPU nodes that have one.
+    cpu_mpidrs: Vec<u64>,
 }
 
 const GIC_V2_COMPATIBLE: [&[u8]; 4] = [
@@ -281,6 +286,9 @@ impl<'b, 'a> Nodes<'b, 'a> {
                 found.memory.push(node);
             } else if cpu {
                 found.cpus += 1;
+                if let Some(reg) = node.reg().next() {
+                    found.cpu_mpidrs.push(reg.starting_address as u64);
+                }
             } else if is(b"virtio,mmio") {
                 found.virtio_mmio.push(node);
             } else if is(b"arm,gic-v3") {
@@ -375,6 +383,7 @@ impl Platform {
             pci,
             bootargs,
             cpu_count: nodes.cpus.max(1),
+            cpu_mpidrs: nodes.cpu_mpidrs,
         })
     }
 }
@@ -621,6 +630,7 @@ mod tests {
             Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll")
         );
         assert_eq!(p.cpu_count, 1);
+        assert_eq!(p.cpu_mpidrs, [0]);
         // Every virt machine has the PCIe host too, with its 32-bit window identity mapped.
         let pci = p.pci.unwrap();
         assert_eq!(pci.ecam.size, 0x1000_0000);

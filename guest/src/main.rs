@@ -21,7 +21,7 @@ mod probe {
     use crate::arch::console::println;
     use crate::arch::counter::{self, GenericCounter};
     use crate::arch::platform::Machine;
-    use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
+    use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power, smp};
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
     use vmprobe_guest::config::{Config, ConfigError, Mode};
@@ -97,6 +97,7 @@ mod probe {
             Err(e) => report_without_platform(blob, e.into()),
         };
         power::init(platform.psci);
+        smp::init(platform.cpu_mpidrs.clone());
         if let Err(e) = mmu::init(&platform) {
             report_without_platform(blob, e.into());
         }

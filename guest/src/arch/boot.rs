@@ -43,6 +43,12 @@ primary_entry:
     bl      drop_to_el1
 
 in_el1:
+    /* A known SCTLR_EL1, whatever the loader or the hypervisor's reset left: MMU, caches and
+     * alignment checks off, little endian. */
+    ldr     x1, =0x30d00800         /* RES1 bits of ARMv8.0 */
+    msr     sctlr_el1, x1
+    isb
+
     /* FP/SIMD: Rust on aarch64-unknown-none uses it anywhere. */
     mov     x1, #(3 << 20)
     msr     cpacr_el1, x1
@@ -58,18 +64,7 @@ in_el1:
     b.hs    3f
     stp     xzr, xzr, [x3], #16
     b       2b
-3:  mrs     x4, ctr_el0
-    ubfx    x4, x4, #16, #4         /* DminLine: log2 of words */
-    mov     x5, #4
-    lsl     x5, x5, x4              /* line size in bytes */
-    sub     x6, x5, #1
-    bic     x3, x1, x6
-4:  cmp     x3, x2
-    b.hs    5f
-    dc      ivac, x3
-    add     x3, x3, x5
-    b       4b
-5:  dsb     sy
+3:  bl      invalidate_range
 
     /* Boot page table: L0[0] -> L1; L1 blocks for the 1 GiB that hold the image's first and last
      * byte and the DTB. */
@@ -99,6 +94,12 @@ in_el1:
     orr     x7, x7, x4
     str     x7, [x2, x6, lsl #3]
 6:  dsb     sy
+    /* The tables were written with the MMU off, straight to memory: drop any line over them
+     * that a cache still holds (or fetched speculatively since the bss pass), or the walker,
+     * whose walks are cacheable, could see it instead of the entries. */
+    adrp    x1, boot_l0
+    add     x2, x1, #(2 * 4096)     /* boot_l0 and boot_l1 */
+    bl      invalidate_range
 
     /* MAIR: 0 = Device-nGnRE, 1 = Normal WB RA WA. TCR: 48-bit VA, 4 KiB, WB walks, no TTBR1. */
     ldr     x1, =0xff04
@@ -117,10 +118,7 @@ in_el1:
     tlbi    vmalle1
     dsb     nsh
     isb
-    mrs     x1, sctlr_el1
-    ldr     x2, =0x1005             /* M, C, I */
-    orr     x1, x1, x2
-    bic     x1, x1, #2              /* no alignment checks */
+    ldr     x1, =0x30d01805         /* the RES1 bits, M, C, I: nothing else */
     msr     sctlr_el1, x1
     isb
 
@@ -152,13 +150,46 @@ in_el1:
 7:  wfe
     b       7b
 
+/* Invalidate the data cache lines over [x1, x2) to the point of coherency. Clobbers x3-x6. */
+invalidate_range:
+    mrs     x4, ctr_el0
+    ubfx    x4, x4, #16, #4         /* DminLine: log2 of words */
+    mov     x5, #4
+    lsl     x5, x5, x4              /* line size in bytes */
+    sub     x6, x5, #1
+    bic     x3, x1, x6
+1:  cmp     x3, x2
+    b.hs    2f
+    dc      ivac, x3
+    add     x3, x3, x5
+    b       1b
+2:  dsb     sy
+    ret
+
 /* EL2 to EL1 (boot CPU and the secondary alike): run EL1 as AArch64 with nothing trapped, then
  * drop to it, returning to the caller at EL1 with IRQs masked. Clobbers x1 only. */
     .global drop_to_el1
 drop_to_el1:
     mov     x1, #(1 << 31)          /* HCR_EL2.RW */
     msr     hcr_el2, x1
-    mrs     x1, cnthctl_el2
+    isb
+    /* Anything taken to EL2 from now on (an HVC from EL1 with nobody to answer it) parks. */
+    adrp    x1, el2_vectors
+    add     x1, x1, :lo12:el2_vectors
+    msr     vbar_el2, x1
+    /* MDCR_EL2: no debug or PMU traps; EL1 owns every PMU counter there is (HPMN = PMCR_EL0.N;
+     * PMCR_EL0 exists only with a PMU). */
+    mrs     x1, id_aa64dfr0_el1
+    ubfx    x1, x1, #8, #4          /* PMUVer */
+    cbz     x1, 2f
+    cmp     x1, #0xf                /* IMPLEMENTATION DEFINED PMU: leave it alone */
+    b.eq    2f
+    mrs     x1, pmcr_el0
+    ubfx    x1, x1, #11, #5         /* N */
+    msr     mdcr_el2, x1
+    b       3f
+2:  msr     mdcr_el2, xzr
+3:    mrs     x1, cnthctl_el2
     orr     x1, x1, #3              /* EL1PCTEN, EL1PCEN */
     msr     cnthctl_el2, x1
     msr     cntvoff_el2, xzr
@@ -191,6 +222,15 @@ drop_to_el1:
 misaligned:
     wfe
     b       misaligned
+
+/* EL2's vectors while the image drops to EL1: every entry parks. */
+    .balign 0x800
+el2_vectors:
+    .rept   16
+    .balign 0x80
+    wfe
+    b       . - 4
+    .endr
 
     .section .bss.pagetables, "aw", %nobits
     .balign 4096

@@ -72,9 +72,12 @@ pub fn init_for_console(dtb: Region, console: Region) -> Result<(), MapError> {
     install(&[image, dtb], &[console])
 }
 
-/// Builds an identity map of `normal` memory and `devices` and switches to it. The boot map is
-/// identical over the image and the DTB (normal memory, same addresses), so the switch needs no
-/// break.
+/// Builds an identity map of `normal` memory and `devices` and switches to it.
+///
+/// The boot map translates the same addresses with the same attributes, but in 1 GiB blocks
+/// where the new map may use pages: entries of both sizes for one address in the TLB at once
+/// could be a TLB conflict. So the switch is made with the MMU off (identity mapped code runs
+/// on unchanged), the TLB invalidated in between: break before make.
 fn install(normal: &[Region], devices: &[Region]) -> Result<(), MapError> {
     let mut idmap = IdMap::with_asid(0, 0, El1And0);
     let mut map = |region: Region, attributes: El1Attributes| {
@@ -94,17 +97,31 @@ fn install(normal: &[Region], devices: &[Region]) -> Result<(), MapError> {
     }
     // The page tables live for the rest of the program.
     let idmap = Box::leak(Box::new(idmap));
+    let root = idmap.root_address().0 as u64;
     // SAFETY: the new map covers everything the program touches (the image with its stack and
     // heap, and the DTB: all of RAM on the normal path) with the same attributes as the boot
-    // map, plus the devices; the TLB is invalidated before anything relies on it.
+    // map, plus the devices. The sequence touches no memory while the MMU is off, and the TLB
+    // holds nothing of the old map when it is back on. ASID 0, as the boot map.
     unsafe {
-        idmap.activate();
         core::arch::asm!(
+            "dsb ish",
+            "mrs {sctlr}, sctlr_el1",
+            "bic {off}, {sctlr}, #1",
+            "msr sctlr_el1, {off}",
+            "isb",
+            "msr ttbr0_el1, {root}",
+            "isb",
             "tlbi vmalle1",
             "dsb nsh",
             "isb",
+            "msr sctlr_el1, {sctlr}",
+            "isb",
+            sctlr = out(reg) _,
+            off = out(reg) _,
+            root = in(reg) root,
             options(nostack, preserves_flags)
         );
     }
+    idmap.mark_active();
     Ok(())
 }
