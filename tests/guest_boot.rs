@@ -52,6 +52,13 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
         ready,
         "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000"
     );
+    // TCG's PSCI knows no SMCCC_VERSION: no KVM PTP service, and the guest says why.
+    assert!(
+        qemu.console()
+            .contains("vmprobe: kvm-ptp: absent: PSCI has no SMCCC_VERSION (SMCCC 1.0)"),
+        "{}",
+        qemu.console()
+    );
     // QEMU's -kernel puts the image at the start of RAM plus text_offset.
     assert!(
         qemu.console()
@@ -98,6 +105,12 @@ fn gicv3_modern_virtio_mmio_entered_at_el2() {
     );
     assert!(
         qemu.console().contains("vmprobe: boot: entered at EL2"),
+        "{}",
+        qemu.console()
+    );
+    assert!(
+        qemu.console()
+            .contains("vmprobe: kvm-ptp: absent: the probe owns EL2: no hypervisor"),
         "{}",
         qemu.console()
     );

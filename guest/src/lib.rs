@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod config;
 pub mod dtb;
+pub mod kvm_ptp;
 pub mod net;
 pub mod ns16550;
 pub mod probe;

@@ -26,6 +26,7 @@ mod probe {
     use smoltcp::time::{Duration, Instant};
     use vmprobe_guest::config::{Config, ConfigError, Mode};
     use vmprobe_guest::dtb::{DtbError, Platform};
+    use vmprobe_guest::kvm_ptp::{self, KvmPtp};
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{TransportKind, VirtioNic, VirtioPhy};
@@ -111,6 +112,10 @@ mod probe {
             "vmprobe: boot: entered at EL{entry_el}, image at {image:#x}, dtb at {dtb:#x}, console up {} us after the counter's start",
             micros_since_start()
         );
+        match kvm_ptp(entry_el) {
+            Ok(_) => println!("vmprobe: kvm-ptp: available"),
+            Err(reason) => println!("vmprobe: kvm-ptp: absent: {reason}"),
+        }
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
@@ -185,6 +190,15 @@ mod probe {
             }
         }
         power::off()
+    }
+
+    /// KVM's PTP service over the PSCI conduit, unless the probe itself owns EL2.
+    fn kvm_ptp(entry_el: u64) -> Result<KvmPtp<power::SmcccConduit>, kvm_ptp::Absent> {
+        if entry_el == 2 {
+            return Err(kvm_ptp::Absent::OwnsEl2);
+        }
+        let conduit = power::conduit().ok_or(kvm_ptp::Absent::NoConduit)?;
+        KvmPtp::discover(power::SmcccConduit(conduit))
     }
 
     fn find_nic(platform: &Platform) -> Result<VirtioNic, Fatal> {
