@@ -7,6 +7,9 @@
 //! must be at least 1.1, the vendor hypervisor service's UID must be KVM's and its feature
 //! bitmap must have the PTP bit. Generic over the [`Conduit`], so it is tested with a fake.
 
+use vmprobe_proto::clock_reply::{Absence, Reading};
+use vmprobe_proto::CounterKind;
+
 /// A way to make SMC32 calls (HVC or SMC on the probe, a fake in tests): function id and
 /// w1..w3 in, w0..w3 out.
 pub trait Conduit {
@@ -59,22 +62,18 @@ pub enum Absent {
     NoPtp(u32),
 }
 
-/// Which guest counter a [`Sample`] pairs with the host's realtime.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CounterChoice {
-    /// CNTVCT_EL0, the counter the probe stamps packets with.
-    Virtual = 0,
-    /// CNTPCT_EL0.
-    Physical = 1,
-}
-
-/// One reading: the host's CLOCK_REALTIME and the guest counter at the same instant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Sample {
-    /// Host CLOCK_REALTIME, nanoseconds since the epoch.
-    pub realtime_ns: u64,
-    /// The guest counter, in its ticks.
-    pub counter: u64,
+impl Absent {
+    /// The reason's code on the wire (its detail numbers stay on the console).
+    pub fn code(self) -> Absence {
+        match self {
+            Absent::NoConduit => Absence::NoConduit,
+            Absent::OwnsEl2 => Absence::OwnsEl2,
+            Absent::NoSmcccVersion => Absence::NoSmcccVersion,
+            Absent::OldSmccc { .. } => Absence::OldSmccc,
+            Absent::NotKvm(_) => Absence::NotKvm,
+            Absent::NoPtp(_) => Absence::NoPtp,
+        }
+    }
 }
 
 /// The service, found to be there.
@@ -105,18 +104,29 @@ impl<C: Conduit> KvmPtp<C> {
         Ok(KvmPtp { conduit })
     }
 
-    /// One reading against `counter`; `None` if the hypervisor refused it.
-    pub fn read(&mut self, counter: CounterChoice) -> Option<Sample> {
-        let [a0, a1, a2, a3] = self
-            .conduit
-            .call(VENDOR_HYP_KVM_PTP, [counter as u32, 0, 0]);
+    /// One reading against `counter` (w1 = 0: virtual, 1: physical); `None` if the hypervisor
+    /// refused it.
+    pub fn read(&mut self, counter: CounterKind) -> Option<Reading> {
+        let which = match counter {
+            CounterKind::Virtual => 0,
+            CounterKind::Physical => 1,
+        };
+        let [a0, a1, a2, a3] = self.conduit.call(VENDOR_HYP_KVM_PTP, [which, 0, 0]);
         if a0 == NOT_SUPPORTED {
             return None;
         }
-        Some(Sample {
+        Some(Reading {
             realtime_ns: u64::from(a0) << 32 | u64::from(a1),
             counter: u64::from(a2) << 32 | u64::from(a3),
         })
+    }
+
+    /// Fills `readings` one after the other.
+    pub fn fill(&mut self, counter: CounterKind, readings: &mut [Reading]) -> Result<(), Absence> {
+        for r in readings {
+            *r = self.read(counter).ok_or(Absence::Refused)?;
+        }
+        Ok(())
     }
 }
 
@@ -162,10 +172,10 @@ mod tests {
     fn kvm_with_ptp_is_found_and_read() {
         let mut fake = kvm();
         let mut ptp = KvmPtp::discover(&mut fake).unwrap();
-        let sample = ptp.read(CounterChoice::Virtual).unwrap();
+        let sample = ptp.read(CounterKind::Virtual).unwrap();
         assert_eq!(sample.realtime_ns, 1_609_459_200_123_456_789);
         assert_eq!(sample.counter, 0x1_2345_6789);
-        ptp.read(CounterChoice::Physical).unwrap();
+        ptp.read(CounterKind::Physical).unwrap();
         let functions: Vec<_> = fake.calls.iter().map(|c| c.0).collect();
         assert_eq!(
             functions,
@@ -234,6 +244,12 @@ mod tests {
     fn a_refused_reading_is_none() {
         let mut fake = with(VENDOR_HYP_KVM_PTP, None);
         let mut ptp = KvmPtp::discover(&mut fake).unwrap();
-        assert_eq!(ptp.read(CounterChoice::Virtual), None);
+        assert_eq!(ptp.read(CounterKind::Virtual), None);
+        let mut readings = [Reading::default(); 2];
+        assert_eq!(
+            ptp.fill(CounterKind::Virtual, &mut readings),
+            Err(Absence::Refused)
+        );
+        assert_eq!(Absent::NotKvm(1).code(), Absence::NotKvm);
     }
 }

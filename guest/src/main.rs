@@ -112,7 +112,8 @@ mod probe {
             "vmprobe: boot: entered at EL{entry_el}, image at {image:#x}, dtb at {dtb:#x}, console up {} us after the counter's start",
             micros_since_start()
         );
-        match kvm_ptp(entry_el) {
+        let clock = kvm_ptp(entry_el);
+        match &clock {
             Ok(_) => println!("vmprobe: kvm-ptp: available"),
             Err(reason) => println!("vmprobe: kvm-ptp: absent: {reason}"),
         }
@@ -155,7 +156,7 @@ mod probe {
             Mode::Irq => GuestMode::Irq,
             Mode::Poll => GuestMode::Poll,
         };
-        let mut machine = Machine::new(mode, phy.rings(), targets);
+        let mut machine = Machine::new(mode, phy.rings(), targets, clock.map_err(|a| a.code()));
         let ready = ReadyLine {
             config,
             gic: platform.gic.version(),

@@ -40,6 +40,8 @@
 //! #     fn stats(&mut self) -> vmprobe_proto::GuestStats { Default::default() }
 //! #     fn run_bench(&mut self, _: vmprobe_proto::BenchTest, _: u64, _: &mut [u64])
 //! #         -> Result<(), vmprobe_guest::probe::BenchError> { Err(vmprobe_guest::probe::BenchError::Unsupported) }
+//! #     fn clock_readings(&mut self, _: vmprobe_proto::CounterKind, _: &mut [vmprobe_proto::clock_reply::Reading])
+//! #         -> Result<(), vmprobe_proto::clock_reply::Absence> { Err(vmprobe_proto::clock_reply::Absence::NoConduit) }
 //! #     fn request_power_off(&mut self) {}
 //! # }
 //! let mut platform = Platform; // the counter, stats and benchmarks for the probe protocol

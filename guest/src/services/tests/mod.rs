@@ -155,6 +155,13 @@ impl crate::probe::ProbePlatform for TestPlatform {
         }
         Ok(())
     }
+    fn clock_readings(
+        &mut self,
+        _: vmprobe_proto::CounterKind,
+        _: &mut [vmprobe_proto::clock_reply::Reading],
+    ) -> Result<(), vmprobe_proto::clock_reply::Absence> {
+        Err(vmprobe_proto::clock_reply::Absence::NoConduit)
+    }
     fn request_power_off(&mut self) {
         self.power_off = true;
     }
