@@ -7,6 +7,11 @@ fn main() {
             "cargo:rustc-link-arg-bins=-T{}",
             dir.join("guest.ld").display()
         );
+        // Position independent, with no dynamic loader: the entry code applies the
+        // R_AARCH64_RELATIVE relocations itself.
+        for arg in ["--pie", "--no-dynamic-linker", "-z", "text"] {
+            println!("cargo:rustc-link-arg-bins={arg}");
+        }
         println!("cargo:rerun-if-changed={}", dir.join("guest.ld").display());
     }
 }

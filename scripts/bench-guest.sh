@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The guest probe's own figures on this machine, with one client (vmprobe run, user networking):
-#   image size; boot-to-ready time (QEMU start to the ready line) over several boots;
+#   image size; boot-to-ready time (QEMU start to the ready line) over several boots; ready to
+#   the first answer for a client that has been sending since QEMU's start (bench-first-echo.py);
 #   UDP and TCP round trips (min/p50/p99/max) in irq and poll mode, back to back and paced one
 #   every 10 ms; losses over COUNT back-to-back transactions; and the guest-side time from seeing
 #   a request to notifying its reply (UDP probe echo, read from the generic counter).
@@ -65,3 +66,6 @@ for mode in ("irq", "poll"):
     else:
         print(f"  {mode:4}  no breakdown: {p.get('probe_error', 'missing')}")
 EOF
+
+echo
+python3 scripts/bench-first-echo.py "$BOOTS"

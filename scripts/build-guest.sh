@@ -7,8 +7,15 @@ cd "$(dirname "$0")/.."
 cargo build -p vmprobe-guest --bin vmprobe-guest --target aarch64-unknown-none --profile guest "$@"
 mkdir -p target/guest
 cp target/aarch64-unknown-none/guest/vmprobe-guest target/guest/vmprobe-guest.elf
-objcopy="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-objcopy"
-"$objcopy" -O binary target/guest/vmprobe-guest.elf target/guest/vmprobe-guest.bin
+tools="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin"
+"$tools/llvm-objcopy" -O binary target/guest/vmprobe-guest.elf target/guest/vmprobe-guest.bin
+# The entry code applies R_AARCH64_RELATIVE relocations only: anything else would run unrelocated.
+others=$("$tools/llvm-readobj" -r --elf-output-style=GNU target/guest/vmprobe-guest.elf |
+    awk '/^[0-9a-f]+ / && $3 != "R_AARCH64_RELATIVE" { print $3 }' | sort -u)
+if [ -n "$others" ]; then
+    echo "guest: relocations the entry code cannot apply: $others" >&2
+    exit 1
+fi
 # The header must carry the arm64 Image magic where loaders look for it.
 if [ "$(od -An -tx1 -j56 -N4 target/guest/vmprobe-guest.bin | tr -d ' ')" != "41524d64" ]; then
     echo "guest: target/guest/vmprobe-guest.bin has no arm64 Image header" >&2

@@ -5,8 +5,8 @@
 mod common;
 
 use common::*;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
 
 /// Boots `machine` with a virtio-net `device` and `append`, waits for the ready line, checks
 /// UDP echo of every size and TCP echo, and returns the ready line and the QEMU handle.
@@ -52,7 +52,20 @@ fn gicv2_legacy_virtio_mmio_irq_mode() {
         ready,
         "vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 transport=mmio-legacy cntfrq=62500000 interrupt=spi"
     );
-    assert!(qemu.console().contains("vmprobe: boot: entered at EL1"));
+    // TCG's PSCI knows no SMCCC_VERSION: no KVM PTP service, and the guest says why.
+    assert!(
+        qemu.console()
+            .contains("vmprobe: kvm-ptp: absent: PSCI has no SMCCC_VERSION (SMCCC 1.0)"),
+        "{}",
+        qemu.console()
+    );
+    // QEMU's -kernel puts the image at the start of RAM plus text_offset.
+    assert!(
+        qemu.console()
+            .contains("vmprobe: boot: entered at EL1, image at 0x40080000, dtb at 0x"),
+        "{}",
+        qemu.console()
+    );
     drop(qemu);
     // IRQ mode is woken by the device's interrupt: QEMU traces each one it raises.
     let notifies = trace_events(&trace, "virtio_notify ");
@@ -156,6 +169,12 @@ fn gicv3_modern_virtio_mmio_entered_at_el2() {
     );
     assert!(
         qemu.console().contains("vmprobe: boot: entered at EL2"),
+        "{}",
+        qemu.console()
+    );
+    assert!(
+        qemu.console()
+            .contains("vmprobe: kvm-ptp: absent: the probe owns EL2: no hypervisor"),
         "{}",
         qemu.console()
     );
@@ -337,4 +356,91 @@ fn all_services_answer_on_the_real_image() {
     let _ = sink.read_to_end(&mut rest);
     assert!(rest.is_empty(), "discard sent {} bytes back", rest.len());
     assert!(!qemu.console().contains("vmprobe: error"));
+}
+
+/// Boots with user networking `netdev` (guest UDP 7 forwarded from 127.0.0.1:`port`) while a
+/// client sends a UDP echo every 5 ms from QEMU's start, and checks that the client is answered
+/// right after the ready line: the guest announced itself before it said ready, so QEMU's user
+/// network is not sitting out its ARP retry with the client's first datagrams.
+fn early_client_answered_right_after_ready(netdev: &str, port: u16, append: &str) {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let pinger = EarlyPinger::start(socket, SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args(&format!(
+        "-netdev {netdev} -device virtio-net-pci,romfile=,netdev=n0"
+    )));
+    if !append.is_empty() {
+        qemu_args.extend(["-append".to_string(), append.to_string()]);
+    }
+    let qemu = Qemu::spawn(&qemu_args);
+    qemu.wait_ready();
+    let ready = Instant::now();
+    let gap = pinger
+        .first_answer_after(ready, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no answer after the ready line:\n{}", qemu.console()));
+    eprintln!(
+        "ready line to first answer: {gap:?} ({} answers so far)",
+        pinger.answers()
+    );
+    assert!(
+        gap < READY_TO_ANSWER,
+        "first answer {gap:?} after the ready line:\n{}",
+        qemu.console()
+    );
+}
+
+#[test]
+fn early_client_answered_right_after_ready_static_address() {
+    let port = free_port();
+    early_client_answered_right_after_ready(
+        &format!("user,id=n0,hostfwd=udp:127.0.0.1:{port}-:7"),
+        port,
+        "",
+    );
+}
+
+#[test]
+fn early_client_answered_right_after_ready_dhcp() {
+    let port = free_port();
+    early_client_answered_right_after_ready(
+        &format!("user,id=n0,net=10.9.8.0/24,hostfwd=udp:127.0.0.1:{port}-10.9.8.15:7"),
+        port,
+        "dhcp",
+    );
+}
+
+/// A device tree the probe cannot run on (here: its GIC's compatible string defaced) is
+/// reported on the console that tree names, instead of a silent park.
+#[test]
+fn unusable_device_tree_is_reported_on_its_console() {
+    let path = std::env::temp_dir().join(format!("vmprobe-nogic-{}.dtb", std::process::id()));
+    let machine = "-M virt,gic-version=2";
+    let dump = std::process::Command::new("qemu-system-aarch64")
+        .args(args(&format!(
+            "{machine},dumpdtb={} -cpu cortex-a57 -m 128M -nographic -nic none",
+            path.display()
+        )))
+        .output()
+        .expect("run qemu-system-aarch64");
+    assert!(dump.status.success(), "{dump:?}");
+    let mut blob = std::fs::read(&path).unwrap();
+    let gic = b"arm,cortex-a15-gic";
+    let at = blob
+        .windows(gic.len())
+        .position(|w| w == gic)
+        .expect("GIC compatible in QEMU's tree");
+    blob[at + gic.len() - 1] = b'x';
+    std::fs::write(&path, &blob).unwrap();
+
+    let mut qemu_args = args(&format!("{machine} -cpu cortex-a57 -m 128M -kernel"));
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(["-dtb".to_string(), path.display().to_string()]);
+    let qemu = Qemu::spawn(&qemu_args);
+    let line = qemu.wait_for("vmprobe: error", READY_TIMEOUT);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        line,
+        "vmprobe: error: device tree has no GICv2 or GICv3 interrupt controller"
+    );
 }

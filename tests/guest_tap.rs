@@ -38,7 +38,10 @@ struct Netns {
 
 impl Netns {
     fn new() -> Netns {
-        let name = format!("vmprobe-test-{}", std::process::id());
+        // One namespace per test: tests of this binary run in parallel.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("vmprobe-test-{}-{n}", std::process::id());
         run(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         run(&["ip", "-n", &ns.name, "link", "set", "lo", "up"]);
@@ -434,4 +437,131 @@ fn tap_in_a_namespace_arp_ping_echo_and_malformed_flood() {
     let sent = ns.enter(|| flood(4000));
     assert!(sent > 3500, "only {sent} malformed frames reached the tap");
     check_answers(&ns, &qemu);
+}
+
+/// A DHCP server for the namespace's link, just enough for one client: it offers and acknowledges
+/// `GUEST_IP` with `HOST_IP` as server and router. Stops when the returned flag is set.
+fn dhcp_server(ns: &Netns) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let socket = ns.enter(|| {
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 67)).expect("bind DHCP server port");
+        socket.set_broadcast(true).unwrap();
+        let dev = std::ffi::CString::new(TAP).unwrap();
+        // SAFETY: setsockopt with a valid fd and a NUL-terminated device name of the given length.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr().cast(),
+                dev.as_bytes_with_nul().len() as u32,
+            )
+        };
+        assert_eq!(
+            rc,
+            0,
+            "SO_BINDTODEVICE: {}",
+            std::io::Error::last_os_error()
+        );
+        socket
+    });
+    socket
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let done = stop.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        while !done.load(Ordering::Relaxed) {
+            let Ok(n) = socket.recv(&mut buf) else {
+                continue;
+            };
+            let request = &buf[..n];
+            if n < 240 || request[0] != 1 || request[236..240] != [99, 130, 83, 99] {
+                continue;
+            }
+            let mut options = &request[240..];
+            let mut kind = None;
+            while let [code, len, rest @ ..] = options {
+                if *code == 255 || rest.len() < usize::from(*len) {
+                    break;
+                }
+                if *code == 53 && *len == 1 {
+                    kind = Some(rest[0]);
+                }
+                options = &rest[usize::from(*len)..];
+            }
+            let answer = match kind {
+                Some(1) => 2, // DISCOVER -> OFFER
+                Some(3) => 5, // REQUEST -> ACK
+                _ => continue,
+            };
+            let mut reply = vec![0u8; 240];
+            reply[..4].copy_from_slice(&[2, 1, 6, 0]);
+            reply[4..8].copy_from_slice(&request[4..8]); // xid
+            reply[16..20].copy_from_slice(&GUEST_IP.octets()); // yiaddr
+            reply[20..24].copy_from_slice(&HOST_IP.octets()); // siaddr
+            reply[28..44].copy_from_slice(&request[28..44]); // chaddr
+            reply[236..240].copy_from_slice(&[99, 130, 83, 99]);
+            reply.extend([53, 1, answer]);
+            reply.extend([54, 4]);
+            reply.extend(HOST_IP.octets());
+            reply.extend([51, 4, 0, 0, 0x0e, 0x10]); // one hour
+            reply.extend([1, 4, 255, 255, 255, 0]);
+            reply.extend([3, 4]);
+            reply.extend(HOST_IP.octets());
+            reply.push(255);
+            let _ = socket.send_to(&reply, (Ipv4Addr::BROADCAST, 68));
+        }
+    });
+    stop
+}
+
+/// A host in the namespace sends a UDP echo every 5 ms from QEMU's start: its kernel's first ARP
+/// request for the guest goes unanswered, and without the guest's announcement it would wait
+/// out its one-second neighbour retransmit. The answers must come right after the ready line,
+/// with a static address (`append`) or a DHCP lease.
+fn tap_early_client(append: &str) {
+    let ns = Netns::new();
+    let dhcp = (append == "dhcp").then(|| dhcp_server(&ns));
+    let socket = ns.enter(|| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap());
+    let pinger = EarlyPinger::start(socket, SocketAddr::V4(SocketAddrV4::new(GUEST_IP, 7)));
+    let mut qemu_args = args("-M virt,gic-version=3 -cpu max -m 128M -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args(&format!(
+        "-netdev tap,id=n0,ifname={TAP},script=no,downscript=no -device virtio-net-pci,romfile=,netdev=n0"
+    )));
+    qemu_args.extend(["-append".into(), append.to_string()]);
+    let qemu = Qemu::spawn_with_prefix(&["ip", "netns", "exec", &ns.name], &qemu_args);
+    let line = qemu.wait_ready();
+    let ready = std::time::Instant::now();
+    assert!(
+        line.starts_with(&format!("vmprobe: ready ip={GUEST_IP}/24 ")),
+        "{line}"
+    );
+    let gap = pinger
+        .first_answer_after(ready, Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no answer after the ready line:\n{}", qemu.console()));
+    eprintln!(
+        "ready line to first answer: {gap:?} ({} answers so far)",
+        pinger.answers()
+    );
+    if let Some(stop) = dhcp {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    assert!(
+        gap < READY_TO_ANSWER,
+        "first answer {gap:?} after the ready line:\n{}",
+        qemu.console()
+    );
+}
+
+#[test]
+fn tap_early_client_answered_right_after_ready_static_address() {
+    tap_early_client(&format!("ip={GUEST_IP}/24 gw={HOST_IP}"));
+}
+
+#[test]
+fn tap_early_client_answered_right_after_ready_dhcp() {
+    tap_early_client("dhcp");
 }

@@ -32,18 +32,12 @@ fn unattended_qfw_boot() {
     udp_echo(port, UDP_SIZES);
 }
 
-#[test]
-fn booti_typed_at_the_prompt_with_bootargs() {
-    let port = free_port();
-    let mut qemu = Qemu::spawn(&uboot_args(port));
+/// Stops U-Boot's autoboot and types `commands` at its prompt.
+fn at_the_prompt(qemu: &mut Qemu, commands: &[&str]) {
     qemu.wait_for_text("Hit any key to stop autoboot", READY_TIMEOUT);
     qemu.type_text("\r");
     qemu.wait_for_text("=> ", Duration::from_secs(20));
-    for command in [
-        "qfw load ${kernel_addr_r} ${ramdisk_addr_r}",
-        "setenv bootargs mode=poll",
-        "booti ${kernel_addr_r} - ${fdtcontroladdr}",
-    ] {
+    for command in commands {
         // Slowly enough for U-Boot's line editor over an emulated UART.
         for chunk in command.as_bytes().chunks(8) {
             qemu.type_text(std::str::from_utf8(chunk).unwrap());
@@ -52,6 +46,20 @@ fn booti_typed_at_the_prompt_with_bootargs() {
         qemu.type_text("\r");
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn booti_typed_at_the_prompt_with_bootargs() {
+    let port = free_port();
+    let mut qemu = Qemu::spawn(&uboot_args(port));
+    at_the_prompt(
+        &mut qemu,
+        &[
+            "qfw load ${kernel_addr_r} ${ramdisk_addr_r}",
+            "setenv bootargs mode=poll",
+            "booti ${kernel_addr_r} - ${fdtcontroladdr}",
+        ],
+    );
     let ready = qemu.wait_ready();
     // The bootargs U-Boot put into /chosen reached the probe.
     assert!(
@@ -83,4 +91,31 @@ fn unattended_boot_at_el2_with_gicv3_and_virtio_pci() {
         qemu.console()
     );
     udp_echo(port, UDP_SIZES);
+}
+
+/// The image is position independent and its header lets the loader put it at any 2 MiB-aligned
+/// base: loaded at 0x48000000, `booti` runs it at 0x48000000 + text_offset (not at the start of
+/// RAM, where an image without header flag bit 3 would be moved), and it answers there.
+#[test]
+fn booti_runs_the_image_where_it_was_loaded() {
+    let port = free_port();
+    let mut qemu = Qemu::spawn(&uboot_args(port));
+    at_the_prompt(
+        &mut qemu,
+        &[
+            "qfw load 0x48000000 ${ramdisk_addr_r}",
+            "booti 0x48000000 - ${fdtcontroladdr}",
+        ],
+    );
+    let boot = qemu.wait_for("vmprobe: boot: entered", READY_TIMEOUT);
+    assert!(
+        boot.starts_with("vmprobe: boot: entered at EL1, image at 0x48080000, dtb at 0x"),
+        "{boot}"
+    );
+    qemu.wait_ready();
+    udp_echo(port, UDP_SIZES);
+    tcp_echo(
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+        20_000,
+    );
 }

@@ -8,8 +8,8 @@ use common::*;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
 use vmprobe_proto::{
-    bench_request, echo_request, error_reply, samples_request, BenchTest, Datagram, GuestMode,
-    Message, PROBE_PORT,
+    bench_request, clock_reply, clock_request, echo_request, error_reply, samples_request,
+    BenchTest, CounterKind, Datagram, GuestMode, Kind, Message, PROBE_PORT,
 };
 
 /// A booted guest and a socket aimed at its probe port.
@@ -96,6 +96,25 @@ impl Guest {
             Message::StatsReply(s) => s,
             other => panic!("stats request answered with {other:?}"),
         }
+    }
+}
+
+/// Under TCG there is no KVM PTP service: a clock request is refused with `why`.
+fn clock_absent(g: &mut Guest, why: clock_reply::Absence) {
+    let reply = g.call(Message::ClockRequest(clock_request::Repr {
+        counter: CounterKind::Virtual,
+        count: 4,
+    }));
+    match Datagram::parse(&reply).unwrap().message {
+        Message::Error(e) => assert_eq!(
+            (e.code, e.request_kind, e.detail),
+            (
+                error_reply::Code::ClockAbsent,
+                Kind::ClockRequest,
+                why as u32
+            )
+        ),
+        other => panic!("clock request answered with {other:?}"),
     }
 }
 
@@ -332,6 +351,7 @@ fn gicv2_legacy_mmio_poll_mode() {
         p50_us(&mut residence, cntfrq)
     );
     garbage_is_counted(&mut g);
+    clock_absent(&mut g, clock_reply::Absence::NoSmcccVersion);
     let stats = g.stats();
     assert_eq!(stats.irqs, 0);
     // Busy polling: the loop turns more often than frames arrive (how much more depends on how
@@ -364,6 +384,7 @@ fn gicv3_pci_el2_two_vcpus() {
     ];
     let results = benchmarks(&mut g, &tests, 500, 2);
     assert_eq!(results.len(), 5);
+    clock_absent(&mut g, clock_reply::Absence::OwnsEl2);
     print_benchmarks("gicv3 pci el2 smp2", &results, 62_500_000);
     // The secondary keeps serving: a second run, and the network loop still answers.
     benchmarks(&mut g, &[BenchTest::IpiRoundTrip], 100, 2);

@@ -53,6 +53,41 @@ impl GicInfo {
     }
 }
 
+/// A serial port the console can drive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uart {
+    /// Register frame.
+    pub region: Region,
+    /// Register layout.
+    pub kind: UartKind,
+}
+
+/// The register layout of a [`Uart`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PL011 (QEMU virt).
+    Pl011,
+    /// 8250/16550-compatible (kvmtool, crosvm, Firecracker, many boards): register `n` is at
+    /// `n << reg_shift`, accessed `reg_io_width` bytes wide (1 or 4).
+    Ns16550 {
+        /// `reg-shift`, default 0.
+        reg_shift: u32,
+        /// `reg-io-width`, default 1.
+        reg_io_width: u32,
+    },
+}
+
+/// Compatibles of 8250/16550-style UARTs, as Linux's 8250 driver takes them.
+const NS16550_COMPATIBLE: [&[u8]; 7] = [
+    b"ns16550a",
+    b"ns16550",
+    b"ns16450",
+    b"ns8250",
+    b"ns16750",
+    b"ns16850",
+    b"snps,dw-apb-uart",
+];
+
 /// How PSCI calls reach the firmware or hypervisor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PsciConduit {
@@ -204,8 +239,8 @@ impl PciHost {
 pub struct Platform {
     /// RAM banks.
     pub memory: Vec<Region>,
-    /// The PL011 console (the one `/chosen/stdout-path` names, else the first).
-    pub uart: Option<Region>,
+    /// The console: the UART `/chosen/stdout-path` names, else the first PL011 or 16550.
+    pub uart: Option<Uart>,
     /// Interrupt controller.
     pub gic: GicInfo,
     /// INTID of the EL1 virtual timer.
@@ -222,6 +257,9 @@ pub struct Platform {
     pub bootargs: Option<String>,
     /// Number of CPUs (GICv3 redistributors to expect).
     pub cpu_count: usize,
+    /// Each CPU node's `reg`, its MPIDR affinity (what PSCI `CPU_ON` takes), in tree order;
+    /// empty if the nodes have none.
+    pub cpu_mpidrs: Vec<u64>,
 }
 
 /// Why a device tree could not be used.
@@ -262,7 +300,7 @@ struct Nodes<'b, 'a> {
     gic_v2: Option<FdtNode<'b, 'a>>,
     timer: Option<FdtNode<'b, 'a>>,
     psci: Option<FdtNode<'b, 'a>>,
-    pl011: Vec<FdtNode<'b, 'a>>,
+    uarts: Vec<(FdtNode<'b, 'a>, UartKind)>,
     virtio_mmio: Vec<FdtNode<'b, 'a>>,
     pci: Option<FdtNode<'b, 'a>>,
     /// (phandle, `#address-cells`, `#interrupt-cells`) of interrupt controllers.
@@ -270,6 +308,8 @@ struct Nodes<'b, 'a> {
     /// (phandle, node, is an ITS) of MSI controllers.
     msi_controllers: Vec<(u32, FdtNode<'b, 'a>, bool)>,
     cpus: usize,
+    /// `reg` of the CPU nodes that have one.
+    cpu_mpidrs: Vec<u64>,
 }
 
 const GIC_V2_COMPATIBLE: [&[u8]; 4] = [
@@ -323,6 +363,9 @@ impl<'b, 'a> Nodes<'b, 'a> {
                 found.memory.push(node);
             } else if cpu {
                 found.cpus += 1;
+                if let Some(reg) = node.reg().next() {
+                    found.cpu_mpidrs.push(reg.starting_address as u64);
+                }
             } else if is(b"virtio,mmio") {
                 found.virtio_mmio.push(node);
             } else if is(b"arm,gic-v3") {
@@ -334,7 +377,14 @@ impl<'b, 'a> Nodes<'b, 'a> {
             } else if is(b"arm,psci-1.0") || is(b"arm,psci-0.2") || is(b"arm,psci") {
                 found.psci.get_or_insert(node);
             } else if is(b"arm,pl011") {
-                found.pl011.push(node);
+                found.uarts.push((node, UartKind::Pl011));
+            } else if NS16550_COMPATIBLE.iter().any(|c| is(c)) {
+                let cell = |name| node.property(name).and_then(|p| cells(p.value).next());
+                let kind = UartKind::Ns16550 {
+                    reg_shift: cell("reg-shift").unwrap_or(0),
+                    reg_io_width: cell("reg-io-width").unwrap_or(1),
+                };
+                found.uarts.push((node, kind));
             } else if is(b"pci-host-ecam-generic") {
                 found.pci.get_or_insert(node);
             }
@@ -394,13 +444,15 @@ impl Platform {
             .as_ref()
             .map(|n| parse_pci(&nodes, n))
             .transpose()?;
-        let chosen = fdt.chosen().ok();
-        let bootargs = chosen.as_ref().and_then(|c| c.bootargs()).map(String::from);
-        let stdout = chosen.and_then(|c| c.stdout()).map(|s| s.node().name);
+        let bootargs = fdt
+            .chosen()
+            .ok()
+            .and_then(|c| c.bootargs())
+            .map(String::from);
 
         Ok(Platform {
             memory,
-            uart: parse_uart(&nodes, stdout),
+            uart: parse_uart(&fdt, &nodes),
             gic,
             virtual_timer_intid: virtual_timer.intid,
             virtual_timer_trigger: virtual_timer.trigger,
@@ -409,6 +461,7 @@ impl Platform {
             pci,
             bootargs,
             cpu_count: nodes.cpus.max(1),
+            cpu_mpidrs: nodes.cpu_mpidrs,
         })
     }
 }
@@ -504,10 +557,23 @@ fn parse_timer(nodes: &Nodes) -> Result<Irq, DtbError> {
     interrupts(&node)?.get(2).copied().ok_or(DtbError::NoTimer)
 }
 
-/// The PL011 `/chosen/stdout-path` names, else the first one.
-fn parse_uart(nodes: &Nodes, stdout: Option<&str>) -> Option<Region> {
-    let named = stdout.and_then(|name| nodes.pl011.iter().find(|n| n.name == name));
-    named.or(nodes.pl011.first()).and_then(first_reg)
+/// The UART `/chosen/stdout-path` names, else the first one.
+fn parse_uart(fdt: &Fdt, nodes: &Nodes) -> Option<Uart> {
+    let stdout = fdt.chosen().ok().and_then(|c| c.stdout());
+    let stdout = stdout.as_ref().map(|s| s.node().name);
+    let named = stdout.and_then(|name| nodes.uarts.iter().find(|(n, _)| n.name == name));
+    let (node, kind) = named.or(nodes.uarts.first())?;
+    Some(Uart {
+        region: first_reg(node)?,
+        kind: *kind,
+    })
+}
+
+/// The console UART of a blob whose platform may not parse (no GIC, no memory, ...), so that
+/// the probe can still say what is wrong with it.
+pub fn console(blob: &[u8]) -> Option<Uart> {
+    let fdt = Fdt::new(blob).ok()?;
+    parse_uart(&fdt, &Nodes::walk(&fdt))
 }
 
 fn parse_pci(nodes: &Nodes, node: &FdtNode) -> Result<PciHost, DtbError> {
@@ -701,11 +767,15 @@ mod tests {
         );
         assert_eq!(
             p.uart,
-            Some(Region {
-                base: 0x0900_0000,
-                size: 0x1000
+            Some(Uart {
+                region: Region {
+                    base: 0x0900_0000,
+                    size: 0x1000
+                },
+                kind: UartKind::Pl011
             })
         );
+        assert_eq!(console(GICV2_MMIO), p.uart);
         assert_eq!(
             p.gic,
             GicInfo::V2 {
@@ -754,6 +824,7 @@ mod tests {
             Some("ip=192.168.7.2/24 gw=192.168.7.1 mode=poll")
         );
         assert_eq!(p.cpu_count, 1);
+        assert_eq!(p.cpu_mpidrs, [0]);
         // Every virt machine has the PCIe host too, with its 32-bit window identity mapped.
         let pci = p.pci.unwrap();
         assert_eq!(pci.ecam.size, 0x1000_0000);

@@ -10,6 +10,9 @@ extern crate alloc;
 
 pub mod config;
 pub mod dtb;
+pub mod kvm_ptp;
 pub mod net;
+pub mod ns16550;
 pub mod probe;
+pub mod reloc;
 pub mod services;

@@ -22,14 +22,16 @@ mod probe {
     use crate::arch::counter::{self, GenericCounter};
     use crate::arch::nic_irq::{self, NicInterrupts};
     use crate::arch::platform::Machine;
-    use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power};
+    use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power, smp};
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
     use vmprobe_guest::config::{Config, ConfigError, Mode};
     use vmprobe_guest::dtb::{DtbError, Irq, Platform};
+    use vmprobe_guest::kvm_ptp::{self, KvmPtp};
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{InterruptPath, TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::services::announce::Gateway;
     use vmprobe_guest::services::Services;
     use vmprobe_proto::GuestMode;
 
@@ -40,6 +42,8 @@ mod probe {
         Dtb(#[from] DtbError),
         #[error("{0}")]
         Map(#[from] mmu::MapError),
+        #[error("console: {0}")]
+        Console(#[from] vmprobe_guest::ns16550::Ns16550Error),
         #[error("{0}")]
         Gic(#[from] gic::GicError),
         #[error("boot arguments: {0}")]
@@ -57,51 +61,63 @@ mod probe {
     type Phy =
         VirtioPhy<ProbeHal, virtio_drivers::transport::SomeTransport<'static>, GenericCounter>;
 
-    /// Entered from the boot code with the MMU on, on the boot stack, with the DTB address and the
-    /// exception level the image was entered at.
+    /// Entered from the boot code with the MMU on and the image relocated, on the boot stack,
+    /// with the DTB address, the exception level the image was entered at and where it runs.
     #[unsafe(no_mangle)]
-    extern "C" fn rust_start(dtb: usize, entry_el: u64) -> ! {
+    extern "C" fn rust_start(dtb: usize, entry_el: u64, image: usize) -> ! {
         heap::init();
-        let Err(fatal) = run(dtb, entry_el);
+        let Err(fatal) = run(dtb, entry_el, image);
         println!("vmprobe: error: {fatal}");
         power::off()
     }
 
-    /// The device tree blob the loader passed, if it looks like one.
+    /// The device tree blob the loader passed, if it looks like one. Its size may exceed the
+    /// boot protocol's 2 MiB (QEMU's `-dtb` pads a dumped tree past it) as long as it lies
+    /// within the 1 GiB block the boot page table maps for it.
     fn device_tree(dtb: usize) -> Option<&'static [u8]> {
-        if dtb == 0 || !dtb.is_multiple_of(8) {
+        if dtb == 0 || !dtb.is_multiple_of(8) || dtb >> 39 != 0 {
             return None;
         }
-        // SAFETY: the boot protocol passes an 8-byte aligned DTB, mapped by the boot page table;
-        // its header gives the magic and total size, and nothing writes to it.
+        // SAFETY: the boot protocol passes an 8-byte aligned DTB, and the boot page table maps
+        // the 1 GiB block it starts in; its header gives the magic and total size, and nothing
+        // writes to it.
         unsafe {
             let header = core::slice::from_raw_parts(dtb as *const u8, 8);
             let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
             let size = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            (magic == 0xd00d_feed && size <= 2 << 20)
+            let mapped = size >= 8 && dtb >> 30 == (dtb + size - 1) >> 30;
+            (magic == 0xd00d_feed && mapped)
                 .then(|| core::slice::from_raw_parts(dtb as *const u8, size))
         }
     }
 
-    fn run(dtb: usize, entry_el: u64) -> Result<Infallible, Fatal> {
-        // Until the console is mapped nothing can be reported: park if the DTB is unusable.
+    fn run(dtb: usize, entry_el: u64, image: usize) -> Result<Infallible, Fatal> {
+        // Without a device tree there is no console to say so on: park.
         let Some(blob) = device_tree(dtb) else { park() };
-        let Ok(platform) = Platform::parse(blob) else {
-            park()
+        let platform = match Platform::parse(blob) {
+            Ok(platform) => platform,
+            Err(e) => report_without_platform(blob, e.into()),
         };
         power::init(platform.psci);
-        if mmu::init(&platform).is_err() {
-            park();
+        smp::init(platform.cpu_mpidrs.clone());
+        if let Err(e) = mmu::init(&platform) {
+            report_without_platform(blob, e.into());
         }
         if let Some(uart) = platform.uart {
-            // SAFETY: the PL011 from the DTB is now mapped as device memory; only the console uses it.
-            unsafe { console::init(uart) };
+            // SAFETY: the UART from the DTB is now mapped as device memory; only the console
+            // uses it.
+            unsafe { console::init(uart)? };
         }
 
         println!(
-            "vmprobe: boot: entered at EL{entry_el}, dtb at {dtb:#x}, console up {} us after the counter's start",
+            "vmprobe: boot: entered at EL{entry_el}, image at {image:#x}, dtb at {dtb:#x}, console up {} us after the counter's start",
             micros_since_start()
         );
+        let clock = kvm_ptp(entry_el);
+        match &clock {
+            Ok(_) => println!("vmprobe: kvm-ptp: available"),
+            Err(reason) => println!("vmprobe: kvm-ptp: absent: {reason}"),
+        }
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
@@ -153,7 +169,7 @@ mod probe {
             Mode::Irq => GuestMode::Irq,
             Mode::Poll => GuestMode::Poll,
         };
-        let mut machine = Machine::new(mode, phy.rings(), targets);
+        let mut machine = Machine::new(mode, phy.rings(), targets, clock.map_err(|a| a.code()));
         let ready = ReadyLine {
             config,
             gic: platform.gic.version(),
@@ -173,6 +189,33 @@ mod probe {
         }
     }
 
+    /// The device tree cannot be run on (`fatal`): if it names a console, map just that and say
+    /// what is wrong on it, then power off if PSCI was found (park otherwise).
+    fn report_without_platform(blob: &'static [u8], fatal: Fatal) -> ! {
+        let dtb = vmprobe_guest::dtb::Region {
+            base: blob.as_ptr() as u64,
+            size: blob.len() as u64,
+        };
+        if let Some(uart) = vmprobe_guest::dtb::console(blob) {
+            if mmu::init_for_console(dtb, uart.region).is_ok() {
+                // SAFETY: the UART is now mapped as device memory; only the console uses it.
+                if unsafe { console::init(uart) }.is_ok() {
+                    println!("vmprobe: error: {fatal}");
+                }
+            }
+        }
+        power::off()
+    }
+
+    /// KVM's PTP service over the PSCI conduit, unless the probe itself owns EL2.
+    fn kvm_ptp(entry_el: u64) -> Result<KvmPtp<power::SmcccConduit>, kvm_ptp::Absent> {
+        if entry_el == 2 {
+            return Err(kvm_ptp::Absent::OwnsEl2);
+        }
+        let conduit = power::conduit().ok_or(kvm_ptp::Absent::NoConduit)?;
+        KvmPtp::discover(power::SmcccConduit(conduit))
+    }
+
     fn find_nic(platform: &Platform) -> Result<VirtioNic, Fatal> {
         // SAFETY: every virtio-mmio slot is mapped as device memory and nothing else uses them.
         if let Some(nic) = unsafe { discover::find_mmio(&platform.virtio_mmio) } {
@@ -187,7 +230,7 @@ mod probe {
         Err(DiscoverError::NotFound.into())
     }
 
-    /// The one `vmprobe: ready` line, printed once the services have an address.
+    /// The one `vmprobe: ready` line, printed once the services have announced their address.
     struct ReadyLine {
         config: Config,
         gic: &'static str,
@@ -196,12 +239,17 @@ mod probe {
     }
 
     impl ReadyLine {
-        /// Prints the line the first time the services have an address; true once printed.
+        /// Prints the line the first time the services have announced their address (a peer
+        /// that has been waiting is answered from then on); true once printed.
         fn announce(&self, services: &Services, printed: &mut bool) {
             if *printed {
                 return;
             }
-            if let Some(ip) = services.ipv4() {
+            if let Some(announced) = services.announced(now()) {
+                if let Gateway::Silent(gw) = announced.gateway {
+                    println!("vmprobe: note: gateway {gw} did not answer ARP");
+                }
+                let ip = announced.address;
                 println!(
                     "vmprobe: ready ip={ip} mode={} gic={} transport={} cntfrq={} interrupt={}",
                     self.config.mode.as_str(),

@@ -35,6 +35,9 @@ pub enum Code {
     BenchFailed = 2,
     /// The samples asked for belong to a run the guest no longer holds (`detail`: run id).
     NoSuchRun = 3,
+    /// KVM's PTP service cannot be used (`detail`: the
+    /// [`Absence`](crate::clock_reply::Absence) code).
+    ClockAbsent = 4,
 }
 
 impl Code {
@@ -44,6 +47,7 @@ impl Code {
             1 => Some(Code::UnsupportedTest),
             2 => Some(Code::BenchFailed),
             3 => Some(Code::NoSuchRun),
+            4 => Some(Code::ClockAbsent),
             _ => None,
         }
     }
@@ -55,6 +59,7 @@ impl core::fmt::Display for Code {
             Code::UnsupportedTest => "micro-benchmark not supported by this guest",
             Code::BenchFailed => "micro-benchmark failed in the guest",
             Code::NoSuchRun => "the guest no longer holds that run's samples",
+            Code::ClockAbsent => "the guest has no KVM PTP service",
         })
     }
 }

@@ -58,6 +58,10 @@ pub enum Kind {
     PowerOffAck = 10,
     /// Guest to host: a well-formed request the guest cannot serve.
     Error = 11,
+    /// Host to guest: ask for KVM PTP readings (host realtime and guest counter).
+    ClockRequest = 12,
+    /// Guest to host: the readings.
+    ClockReply = 13,
 }
 
 impl Kind {
@@ -76,6 +80,8 @@ impl Kind {
             9 => PowerOff,
             10 => PowerOffAck,
             11 => Error,
+            12 => ClockRequest,
+            13 => ClockReply,
             _ => return None,
         })
     }

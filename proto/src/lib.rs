@@ -21,6 +21,8 @@
 //! | [`PowerOff`](Kind::PowerOff) | host → guest | empty | `PowerOffAck`, then the VM powers off |
 //! | [`PowerOffAck`](Kind::PowerOffAck) | guest → host | empty | |
 //! | [`Error`](Kind::Error) | guest → host | [`error_reply`] | |
+//! | [`ClockRequest`](Kind::ClockRequest) | host → guest | [`clock_request`] | `ClockReply` or `Error` |
+//! | [`ClockReply`](Kind::ClockReply) | guest → host | [`clock_reply`] | |
 //!
 //! Every reply carries its request's `sequence` and `flags`. The guest sends nothing for a
 //! malformed or unknown datagram; it counts it (see [`GuestStats`]).
@@ -61,6 +63,8 @@ mod bytes;
 pub mod bench;
 pub mod bench_request;
 pub mod bench_result;
+pub mod clock_reply;
+pub mod clock_request;
 pub mod echo_reply;
 pub mod echo_request;
 pub mod error_reply;

@@ -3,8 +3,8 @@
 use crate::header::{self, Kind, HEADER_LEN};
 use crate::stats_reply::GuestStats;
 use crate::{
-    bench_request, bench_result, echo_reply, echo_request, error_reply, samples, samples_request,
-    stats_reply,
+    bench_request, bench_result, clock_reply, clock_request, echo_reply, echo_request, error_reply,
+    samples, samples_request, stats_reply,
 };
 use crate::{Error, Result};
 
@@ -33,6 +33,10 @@ pub enum Message<'a> {
     PowerOffAck,
     /// Refusal of a well-formed request.
     Error(error_reply::Repr),
+    /// KVM PTP readings request.
+    ClockRequest(clock_request::Repr),
+    /// KVM PTP readings.
+    ClockReply(clock_reply::Repr),
 }
 
 impl<'a> Message<'a> {
@@ -50,6 +54,8 @@ impl<'a> Message<'a> {
             Message::PowerOff => Kind::PowerOff,
             Message::PowerOffAck => Kind::PowerOffAck,
             Message::Error(_) => Kind::Error,
+            Message::ClockRequest(_) => Kind::ClockRequest,
+            Message::ClockReply(_) => Kind::ClockReply,
         }
     }
 
@@ -84,6 +90,12 @@ impl<'a> Message<'a> {
             Kind::Error => Message::Error(error_reply::Repr::parse(
                 &error_reply::Packet::new_checked(body)?,
             )?),
+            Kind::ClockRequest => Message::ClockRequest(clock_request::Repr::parse(
+                &clock_request::Packet::new_checked(body)?,
+            )?),
+            Kind::ClockReply => Message::ClockReply(clock_reply::Repr::parse(
+                &clock_reply::Packet::new_checked(body)?,
+            )?),
         })
     }
 
@@ -98,6 +110,8 @@ impl<'a> Message<'a> {
             Message::SamplesRequest(r) => r.buffer_len(),
             Message::Samples(r) => r.buffer_len(),
             Message::Error(r) => r.buffer_len(),
+            Message::ClockRequest(r) => r.buffer_len(),
+            Message::ClockReply(r) => r.buffer_len(),
             Message::StatsRequest | Message::PowerOff | Message::PowerOffAck => 0,
         }
     }
@@ -116,6 +130,8 @@ impl<'a> Message<'a> {
             Message::SamplesRequest(r) => r.emit(&mut samples_request::Packet::new_unchecked(body)),
             Message::Samples(r) => r.emit(&mut samples::Packet::new_unchecked(body)),
             Message::Error(r) => r.emit(&mut error_reply::Packet::new_unchecked(body)),
+            Message::ClockRequest(r) => r.emit(&mut clock_request::Packet::new_unchecked(body)),
+            Message::ClockReply(r) => r.emit(&mut clock_reply::Packet::new_unchecked(body)),
             Message::StatsRequest | Message::PowerOff | Message::PowerOffAck => {}
         }
     }

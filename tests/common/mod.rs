@@ -295,3 +295,116 @@ pub fn trace_events(path: &Path, name: &str) -> usize {
         .filter(|l| l.contains(name))
         .count()
 }
+
+/// A client that sends a numbered UDP echo request every 5 ms from before the guest boots (the
+/// way a boot test pings while the guest comes up) and notes when each exact answer arrives.
+pub struct EarlyPinger {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    answers: Arc<(Mutex<Answers>, Condvar)>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What an [`EarlyPinger`] got back.
+#[derive(Default)]
+struct Answers {
+    /// Arrival of every exact answer.
+    at: Vec<Instant>,
+    /// Datagrams that were not the echo of a request, or came from elsewhere.
+    wrong: Vec<String>,
+}
+
+impl EarlyPinger {
+    /// Starts sending from `socket` to `target`.
+    pub fn start(socket: UdpSocket, target: SocketAddr) -> EarlyPinger {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new((Mutex::new(Answers::default()), Condvar::new()));
+        let request = |seq: u32| {
+            let mut p = b"vmprobe-early-".to_vec();
+            p.extend(seq.to_be_bytes());
+            p.extend(payload(40, seq as u8));
+            p
+        };
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let sender = {
+            let (socket, stop) = (socket.try_clone().unwrap(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seq = 0u32;
+                while !stop.load(Ordering::Relaxed) {
+                    // Before QEMU listens (or while the host resolves the guest) sends may fail.
+                    let _ = socket.send_to(&request(seq), target);
+                    seq += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            })
+        };
+        let receiver = {
+            let (stop, answers) = (stop.clone(), answers.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let at = Instant::now();
+                    let reply = &buf[..n];
+                    let exact = reply
+                        .get(14..18)
+                        .map(|s| u32::from_be_bytes(s.try_into().unwrap()))
+                        .is_some_and(|seq| reply == request(seq));
+                    let (list, cv) = &*answers;
+                    let mut list = list.lock().unwrap();
+                    if from == target && exact {
+                        list.at.push(at);
+                    } else {
+                        list.wrong.push(format!("{n} bytes from {from}: {reply:?}"));
+                    }
+                    cv.notify_all();
+                }
+            })
+        };
+        EarlyPinger {
+            stop,
+            answers,
+            threads: vec![sender, receiver],
+        }
+    }
+
+    /// How long after `since` the first exact answer arrived that arrived at or after `since`;
+    /// `None` if none came within `timeout`. Panics on any answer that was not an exact echo.
+    pub fn first_answer_after(&self, since: Instant, timeout: Duration) -> Option<Duration> {
+        let (list, cv) = &*self.answers;
+        let guard = list.lock().unwrap();
+        let wait = (since + timeout).saturating_duration_since(Instant::now());
+        let (guard, _) = cv
+            .wait_timeout_while(guard, wait, |a| !a.at.iter().any(|&at| at >= since))
+            .unwrap();
+        assert!(guard.wrong.is_empty(), "not echoes: {:?}", guard.wrong);
+        guard
+            .at
+            .iter()
+            .find(|&&at| at >= since)
+            .map(|&at| at - since)
+    }
+
+    /// Exact answers received so far.
+    pub fn answers(&self) -> usize {
+        self.answers.0.lock().unwrap().at.len()
+    }
+}
+
+impl Drop for EarlyPinger {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// How soon after the ready line a client that has been sending since QEMU's start must get
+/// its first answer. The guest answers within a few ms of the line even under TCG on a busy
+/// machine; a peer that missed the guest's address waits out its ARP retransmit, a second.
+pub const READY_TO_ANSWER: Duration = Duration::from_millis(250);

@@ -125,6 +125,14 @@ impl ProbePlatform for Platform {
         }
         Ok(())
     }
+    fn clock_readings(
+        &mut self,
+        _: vmprobe_proto::CounterKind,
+        _: &mut [vmprobe_proto::clock_reply::Reading],
+    ) -> Result<(), vmprobe_proto::clock_reply::Absence> {
+        // The simulated guest runs on no hypervisor.
+        Err(vmprobe_proto::clock_reply::Absence::NoConduit)
+    }
     fn request_power_off(&mut self) {}
 }
 

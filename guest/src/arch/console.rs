@@ -1,31 +1,88 @@
-//! The PL011 serial console and `println!`.
+//! The serial console and `println!`: the PL011 or 8250/16550 UART the device tree names.
 
-use arm_pl011_uart::{PL011Registers, Uart, UniqueMmioPointer};
+use arm_pl011_uart::{PL011Registers, UniqueMmioPointer};
 use core::fmt::{self, Write};
 use core::ptr::NonNull;
 use spin::mutex::SpinMutex;
-use vmprobe_guest::dtb::Region;
+use vmprobe_guest::dtb::{Uart, UartKind};
+use vmprobe_guest::ns16550::{IoWidth, Ns16550, Ns16550Error, RegisterWindow};
 
-static CONSOLE: SpinMutex<Option<Uart<'static>>> = SpinMutex::new(None);
+enum Console {
+    Pl011(arm_pl011_uart::Uart<'static>),
+    Ns16550(Ns16550<DeviceWindow>),
+}
 
-/// Takes the PL011 at `region` as the console.
+static CONSOLE: SpinMutex<Option<Console>> = SpinMutex::new(None);
+
+/// A device's register frame in device memory, identity mapped.
+struct DeviceWindow {
+    base: usize,
+    size: usize,
+}
+
+impl RegisterWindow for DeviceWindow {
+    fn read(&mut self, offset: usize, width: IoWidth) -> u32 {
+        let at = self.base + offset;
+        match width {
+            _ if offset >= self.size => 0,
+            // SAFETY: `offset` is inside the frame, which `init`'s caller promised is mapped
+            // device memory that only the console uses.
+            IoWidth::Byte => u32::from(unsafe { (at as *const u8).read_volatile() }),
+            // SAFETY: as above; the driver keeps 32-bit registers aligned (register << shift).
+            IoWidth::Word => unsafe { (at as *const u32).read_volatile() },
+        }
+    }
+
+    fn write(&mut self, offset: usize, width: IoWidth, value: u32) {
+        let at = self.base + offset;
+        match width {
+            _ if offset >= self.size => {}
+            // SAFETY: as in `read`.
+            IoWidth::Byte => unsafe { (at as *mut u8).write_volatile(value as u8) },
+            // SAFETY: as in `read`.
+            IoWidth::Word => unsafe { (at as *mut u32).write_volatile(value) },
+        }
+    }
+}
+
+/// Takes `uart` as the console.
 ///
 /// # Safety
 ///
-/// `region` must be a PL011 mapped as device memory and used by nothing else.
-pub unsafe fn init(region: Region) {
-    let Some(regs) = NonNull::new(region.base as usize as *mut PL011Registers) else {
-        return;
+/// `uart`'s frame must be mapped as device memory and used by nothing else.
+pub unsafe fn init(uart: Uart) -> Result<(), Ns16550Error> {
+    let console = match uart.kind {
+        UartKind::Pl011 => {
+            let Some(regs) = NonNull::new(uart.region.base as usize as *mut PL011Registers) else {
+                return Ok(());
+            };
+            // SAFETY: the caller promises a mapped, unaliased PL011.
+            Console::Pl011(arm_pl011_uart::Uart::new(unsafe {
+                UniqueMmioPointer::new(regs)
+            }))
+        }
+        UartKind::Ns16550 { .. } => {
+            let window = DeviceWindow {
+                base: uart.region.base as usize,
+                size: uart.region.size as usize,
+            };
+            Console::Ns16550(Ns16550::new(&uart, window)?)
+        }
     };
-    // SAFETY: the caller promises a mapped, unaliased PL011.
-    let uart = Uart::new(unsafe { UniqueMmioPointer::new(regs) });
-    *CONSOLE.lock() = Some(uart);
+    *CONSOLE.lock() = Some(console);
+    Ok(())
 }
 
 /// Writes to the console (dropped if there is none yet).
 pub fn print(args: fmt::Arguments) {
-    if let Some(uart) = CONSOLE.lock().as_mut() {
-        let _ = uart.write_fmt(args);
+    match CONSOLE.lock().as_mut() {
+        Some(Console::Pl011(uart)) => {
+            let _ = uart.write_fmt(args);
+        }
+        Some(Console::Ns16550(uart)) => {
+            let _ = uart.write_fmt(args);
+        }
+        None => {}
     }
 }
 

@@ -36,24 +36,15 @@ fn page_range(region: Region) -> MemoryRegion {
     )
 }
 
-/// Builds the identity map for `platform` and switches to it. The boot map is identical over
-/// the image and the DTB (normal memory, same addresses), so the switch needs no break.
+unsafe extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// Builds the identity map for `platform` and switches to it.
 pub fn init(platform: &Platform) -> Result<(), MapError> {
-    let mut idmap = IdMap::with_asid(0, 0, El1And0);
-    let mut map = |region: Region, attributes: El1Attributes| {
-        idmap
-            .map_range(&page_range(region), attributes)
-            .map_err(|_| MapError {
-                base: region.base,
-                end: region.end(),
-                reason: "outside the 48-bit address space or overlapping",
-            })
-    };
-    for bank in &platform.memory {
-        map(*bank, NORMAL)?;
-    }
     let mut devices = alloc::vec::Vec::new();
-    devices.extend(platform.uart);
+    devices.extend(platform.uart.map(|u| u.region));
     match platform.gic {
         vmprobe_guest::dtb::GicInfo::V2 { dist, cpu } => devices.extend([dist, cpu]),
         vmprobe_guest::dtb::GicInfo::V3 { dist, redist } => devices.extend([dist, redist]),
@@ -67,21 +58,71 @@ pub fn init(platform: &Platform) -> Result<(), MapError> {
             size: w.size,
         }));
     }
+    install(&platform.memory, &devices)
+}
+
+/// Maps just enough to report what is wrong with a device tree the probe cannot run on: the
+/// image, the DTB and the console.
+pub fn init_for_console(dtb: Region, console: Region) -> Result<(), MapError> {
+    let start = &raw const __image_start as u64;
+    let end = &raw const __image_end as u64;
+    let image = Region {
+        base: start,
+        size: end - start,
+    };
+    install(&[image, dtb], &[console])
+}
+
+/// Builds an identity map of `normal` memory and `devices` and switches to it.
+///
+/// The boot map translates the same addresses with the same attributes, but in 1 GiB blocks
+/// where the new map may use pages: entries of both sizes for one address in the TLB at once
+/// could be a TLB conflict. So the switch is made with the MMU off (identity mapped code runs
+/// on unchanged), the TLB invalidated in between: break before make.
+fn install(normal: &[Region], devices: &[Region]) -> Result<(), MapError> {
+    let mut idmap = IdMap::with_asid(0, 0, El1And0);
+    let mut map = |region: Region, attributes: El1Attributes| {
+        idmap
+            .map_range(&page_range(region), attributes)
+            .map_err(|_| MapError {
+                base: region.base,
+                end: region.end(),
+                reason: "outside the 48-bit address space or overlapping",
+            })
+    };
+    for bank in normal {
+        map(*bank, NORMAL)?;
+    }
     for device in devices {
-        map(device, DEVICE)?;
+        map(*device, DEVICE)?;
     }
     // The page tables live for the rest of the program.
     let idmap = Box::leak(Box::new(idmap));
-    // SAFETY: the new map covers all RAM (image, stack, heap, DTB) with the same attributes as
-    // the boot map, plus the devices; the TLB is invalidated before anything relies on it.
+    let root = idmap.root_address().0 as u64;
+    // SAFETY: the new map covers everything the program touches (the image with its stack and
+    // heap, and the DTB: all of RAM on the normal path) with the same attributes as the boot
+    // map, plus the devices. The sequence touches no memory while the MMU is off, and the TLB
+    // holds nothing of the old map when it is back on. ASID 0, as the boot map.
     unsafe {
-        idmap.activate();
         core::arch::asm!(
+            "dsb ish",
+            "mrs {sctlr}, sctlr_el1",
+            "bic {off}, {sctlr}, #1",
+            "msr sctlr_el1, {off}",
+            "isb",
+            "msr ttbr0_el1, {root}",
+            "isb",
             "tlbi vmalle1",
             "dsb nsh",
             "isb",
+            "msr sctlr_el1, {sctlr}",
+            "isb",
+            sctlr = out(reg) _,
+            off = out(reg) _,
+            root = in(reg) root,
             options(nostack, preserves_flags)
         );
     }
+    idmap.mark_active();
     Ok(())
 }

@@ -3,10 +3,13 @@
 
 use super::bench::{self, BenchTargets};
 use super::counter;
+use super::power::SmcccConduit;
 use alloc::rc::Rc;
+use vmprobe_guest::kvm_ptp::KvmPtp;
 use vmprobe_guest::net::phy::QUEUE_TRANSMIT;
 use vmprobe_guest::net::QueueRings;
 use vmprobe_guest::probe::{BenchError, ProbePlatform};
+use vmprobe_proto::clock_reply::{Absence, Reading};
 use vmprobe_proto::{BenchTest, CounterKind, GuestMode, GuestStats};
 
 /// What the main loop counts.
@@ -27,18 +30,27 @@ pub struct Machine {
     mode: GuestMode,
     targets: BenchTargets,
     rings: Rc<QueueRings>,
+    /// KVM's PTP service, or why it cannot be used.
+    clock: Result<KvmPtp<SmcccConduit>, Absence>,
     /// The main loop's counters, reported in the stats reply.
     pub counters: LoopCounters,
     power_off: bool,
 }
 
 impl Machine {
-    /// The machine in `mode`, with the NIC's queue bookkeeping and the benchmarks' targets.
-    pub fn new(mode: GuestMode, rings: Rc<QueueRings>, targets: BenchTargets) -> Self {
+    /// The machine in `mode`, with the NIC's queue bookkeeping, the benchmarks' targets and
+    /// KVM's PTP service as found at boot.
+    pub fn new(
+        mode: GuestMode,
+        rings: Rc<QueueRings>,
+        targets: BenchTargets,
+        clock: Result<KvmPtp<SmcccConduit>, Absence>,
+    ) -> Self {
         Machine {
             mode,
             targets,
             rings,
+            clock,
             counters: LoopCounters::default(),
             power_off: false,
         }
@@ -89,6 +101,17 @@ impl ProbePlatform for Machine {
         samples: &mut [u64],
     ) -> Result<(), BenchError> {
         bench::run(&self.targets, test, param, samples)
+    }
+
+    fn clock_readings(
+        &mut self,
+        counter: CounterKind,
+        readings: &mut [Reading],
+    ) -> Result<(), Absence> {
+        match &mut self.clock {
+            Ok(ptp) => ptp.fill(counter, readings),
+            Err(absence) => Err(*absence),
+        }
     }
 
     fn request_power_off(&mut self) {

@@ -81,6 +81,8 @@ unsafe extern "C" {
 }
 
 static STARTED: Once<Result<(), ()>> = Once::new();
+/// The MPIDR of each CPU, from the device tree's CPU nodes.
+static MPIDRS: Once<alloc::vec::Vec<u64>> = Once::new();
 static ONLINE: AtomicBool = AtomicBool::new(false);
 
 macro_rules! read_sysreg {
@@ -92,8 +94,12 @@ macro_rules! read_sysreg {
     }};
 }
 
-/// Starts vCPU `cpu` (its MPIDR affinity 0, as on QEMU's and KVM's virt machines) once; true
-/// when it is serving.
+/// Records the CPUs' MPIDRs (`reg` of the device tree's CPU nodes, in order).
+pub fn init(mpidrs: alloc::vec::Vec<u64>) {
+    MPIDRS.call_once(|| mpidrs);
+}
+
+/// Starts vCPU `cpu` (the index of its device tree node) once; true when it is serving.
 pub fn ensure_started(cpu: u64) -> bool {
     STARTED.call_once(|| start(cpu)).is_ok()
 }
@@ -126,9 +132,11 @@ fn start(cpu: u64) -> Result<(), ()> {
         );
     }
     let entry = secondary_entry as unsafe extern "C" fn() as usize as u64;
+    // PSCI names the CPU by its MPIDR, which equals the index only on small machines.
+    let mpidr = *MPIDRS.get().and_then(|m| m.get(cpu as usize)).ok_or(())?;
     let result = match power::conduit().ok_or(())? {
-        PsciConduit::Hvc => smccc::psci::cpu_on::<smccc::Hvc>(cpu, entry, at),
-        PsciConduit::Smc => smccc::psci::cpu_on::<smccc::Smc>(cpu, entry, at),
+        PsciConduit::Hvc => smccc::psci::cpu_on::<smccc::Hvc>(mpidr, entry, at),
+        PsciConduit::Smc => smccc::psci::cpu_on::<smccc::Smc>(mpidr, entry, at),
     };
     result.map_err(|_| ())?;
     // Up to a second for it to come up.

@@ -1,10 +1,11 @@
 //! The probe protocol's guest side: one request datagram in, at most one reply datagram out.
 
+use vmprobe_proto::clock_reply::{self, Reading};
 use vmprobe_proto::error_reply::{self, Code};
 use vmprobe_proto::samples::{self, SampleSlice};
 use vmprobe_proto::{
-    bench_request, bench_result, echo_reply, echo_request, samples_request, Datagram, Error, Kind,
-    Message, Summary, HEADER_LEN,
+    bench_request, bench_result, clock_request, echo_reply, echo_request, samples_request,
+    Datagram, Error, Kind, Message, Summary, HEADER_LEN,
 };
 
 use super::platform::{BenchError, ProbePlatform};
@@ -96,6 +97,7 @@ impl<'s> ProbeHandler<'s> {
             Message::StatsRequest => Message::StatsReply(self.stats(platform)),
             Message::BenchRequest(r) => self.bench(platform, &r),
             Message::SamplesRequest(r) => self.samples_chunk(&r, reply.len()),
+            Message::ClockRequest(r) => clock(platform, &r),
             Message::PowerOff => {
                 platform.request_power_off();
                 Message::PowerOffAck
@@ -105,7 +107,8 @@ impl<'s> ProbeHandler<'s> {
             | Message::BenchResult(_)
             | Message::Samples(_)
             | Message::PowerOffAck
-            | Message::Error(_) => return self.drop(DropReason::Unknown),
+            | Message::Error(_)
+            | Message::ClockReply(_) => return self.drop(DropReason::Unknown),
         };
         let out = Datagram {
             sequence: datagram.sequence,
@@ -217,5 +220,23 @@ impl<'s> ProbeHandler<'s> {
             total: run.len as u32,
             samples: SampleSlice::Values(&self.samples[start..start + count]),
         })
+    }
+}
+
+/// KVM PTP readings, as many as asked for and fit one reply, or why there are none.
+fn clock<P: ProbePlatform>(platform: &mut P, r: &clock_request::Repr) -> Message<'static> {
+    let mut readings = [Reading::default(); clock_reply::MAX_READINGS];
+    let count = usize::from(r.count).min(clock_reply::MAX_READINGS);
+    match platform.clock_readings(r.counter, &mut readings[..count]) {
+        Ok(()) => Message::ClockReply(clock_reply::Repr {
+            counter: r.counter,
+            count: count as u8,
+            readings,
+        }),
+        Err(absence) => Message::Error(error_reply::Repr {
+            code: Code::ClockAbsent,
+            request_kind: Kind::ClockRequest,
+            detail: absence as u32,
+        }),
     }
 }

@@ -1,5 +1,6 @@
 //! What the probe handler needs from the machine it runs on.
 
+use vmprobe_proto::clock_reply::{Absence, Reading};
 use vmprobe_proto::{BenchTest, CounterKind, GuestMode, GuestStats};
 
 /// Why a micro-benchmark did not produce samples.
@@ -40,6 +41,14 @@ pub trait ProbePlatform {
         param: u64,
         samples: &mut [u64],
     ) -> Result<(), BenchError>;
+
+    /// Fill `readings` from KVM's PTP service, pairing the host's realtime with `counter`, in
+    /// the order taken; or say why the service cannot be used.
+    fn clock_readings(
+        &mut self,
+        counter: CounterKind,
+        readings: &mut [Reading],
+    ) -> Result<(), Absence>;
 
     /// Ask for the VM to be powered off once the pending reply has been sent (PSCI `SYSTEM_OFF`).
     /// The handler's acknowledgement must reach the wire first, so this only records the wish.

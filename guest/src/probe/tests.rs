@@ -1,6 +1,7 @@
 //! The handler against a fake platform, with real protocol bytes.
 
 use super::*;
+use vmprobe_proto::clock_reply::{Absence, Reading};
 use vmprobe_proto::echo_request::RxStamps;
 use vmprobe_proto::{
     bench_request, echo_request, error_reply, samples_request, BenchTest, CounterKind, Datagram,
@@ -54,6 +55,23 @@ impl ProbePlatform for Fake {
                 Ok(())
             }
         }
+    }
+    /// Virtual-counter readings 1000 + 10 i ns against 5 + i ticks; no physical counter.
+    fn clock_readings(
+        &mut self,
+        counter: CounterKind,
+        readings: &mut [Reading],
+    ) -> Result<(), Absence> {
+        if counter == CounterKind::Physical {
+            return Err(Absence::NoPtp);
+        }
+        for (i, r) in readings.iter_mut().enumerate() {
+            *r = Reading {
+                realtime_ns: 1000 + 10 * i as u64,
+                counter: 5 + i as u64,
+            };
+        }
+        Ok(())
     }
     fn request_power_off(&mut self) {
         self.power_off = true;
@@ -339,4 +357,58 @@ fn arbitrary_bytes_never_panic_and_are_counted() {
         assert_eq!(c.rx, i + 1);
         assert_eq!(c.rx, c.malformed + c.unknown + c.replies);
     }
+}
+
+#[test]
+fn clock_request_gets_readings_or_the_reason_there_are_none() {
+    use vmprobe_proto::{clock_request, Kind};
+    let (mut samples, mut p, mut out) = ([0u64; 8], Fake::default(), [0u8; 1500]);
+    let mut h = ProbeHandler::new(&mut samples);
+    let ask = |counter, count| {
+        request(
+            7,
+            Message::ClockRequest(clock_request::Repr { counter, count }),
+        )
+    };
+    let Message::ClockReply(r) = exchange(&mut h, &mut p, &ask(CounterKind::Virtual, 3), &mut out)
+    else {
+        panic!()
+    };
+    assert_eq!(r.counter, CounterKind::Virtual);
+    assert_eq!(
+        r.readings(),
+        [
+            Reading {
+                realtime_ns: 1000,
+                counter: 5
+            },
+            Reading {
+                realtime_ns: 1010,
+                counter: 6
+            },
+            Reading {
+                realtime_ns: 1020,
+                counter: 7
+            }
+        ]
+    );
+    // Never more than one reply holds.
+    let Message::ClockReply(r) =
+        exchange(&mut h, &mut p, &ask(CounterKind::Virtual, 200), &mut out)
+    else {
+        panic!()
+    };
+    assert_eq!(r.readings().len(), vmprobe_proto::clock_reply::MAX_READINGS);
+    let Message::Error(e) = exchange(&mut h, &mut p, &ask(CounterKind::Physical, 2), &mut out)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (e.code, e.request_kind, e.detail),
+        (
+            error_reply::Code::ClockAbsent,
+            Kind::ClockRequest,
+            Absence::NoPtp as u32
+        )
+    );
 }

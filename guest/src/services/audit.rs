@@ -3,7 +3,8 @@
 //! smoltcp drops bad frames silently; the probe must be able to say how many it saw. The wrapper
 //! classifies every received frame with header-only checks (no payload checksums: those would
 //! double the per-packet work on the latency path, and smoltcp verifies them anyway) and counts
-//! transmitted frames and device exhaustion. It never changes or drops a frame itself.
+//! transmitted frames and device exhaustion. It never changes or drops a frame itself. It also
+//! shows every received frame to the [`Announcer`], which waits for the gateway's ARP.
 
 use smoltcp::phy::{Device, DeviceCapabilities, RxToken, TxToken};
 use smoltcp::time::Instant;
@@ -12,6 +13,7 @@ use smoltcp::wire::{
     TcpPacket, UdpPacket,
 };
 
+use super::announce::Announcer;
 use super::stats::{add, bump, FrameCounters};
 
 /// What a received frame looks like at the header level.
@@ -92,11 +94,16 @@ impl FrameCounters {
 pub(crate) struct Audited<'a, D: Device + ?Sized> {
     inner: &'a mut D,
     counters: &'a FrameCounters,
+    announcer: &'a Announcer,
 }
 
 impl<'a, D: Device + ?Sized> Audited<'a, D> {
-    pub fn new(inner: &'a mut D, counters: &'a FrameCounters) -> Self {
-        Audited { inner, counters }
+    pub fn new(inner: &'a mut D, counters: &'a FrameCounters, announcer: &'a Announcer) -> Self {
+        Audited {
+            inner,
+            counters,
+            announcer,
+        }
     }
 }
 
@@ -104,6 +111,7 @@ impl<'a, D: Device + ?Sized> Audited<'a, D> {
 pub(crate) struct AuditedRx<'a, T> {
     inner: T,
     counters: &'a FrameCounters,
+    announcer: &'a Announcer,
 }
 
 /// Transmit token of [`Audited`].
@@ -123,12 +131,13 @@ impl<D: Device + ?Sized> Device for Audited<'_, D> {
         Self: 'b;
 
     fn receive(&mut self, timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let counters = self.counters;
+        let (counters, announcer) = (self.counters, self.announcer);
         let (rx, tx) = self.inner.receive(timestamp)?;
         Some((
             AuditedRx {
                 inner: rx,
                 counters,
+                announcer,
             },
             AuditedTx {
                 inner: tx,
@@ -161,9 +170,10 @@ impl<T: RxToken> RxToken for AuditedRx<'_, T> {
     where
         F: FnOnce(&[u8]) -> R,
     {
-        let counters = self.counters;
+        let (counters, announcer) = (self.counters, self.announcer);
         self.inner.consume(|frame| {
             counters.count_rx(frame);
+            announcer.observe(frame);
             f(frame)
         })
     }

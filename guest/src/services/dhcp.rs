@@ -40,13 +40,13 @@ impl Dhcp {
         }
     }
 
-    /// Apply a lease gained, changed or lost since the last call to `iface` and `address`.
-    /// Returns true if the configuration changed.
+    /// Apply a lease gained, changed or lost since the last call to `iface`, `address` and
+    /// `gateway`. Returns true if the configuration changed.
     pub fn serve(
         &self,
         iface: &mut Interface,
         sockets: &mut SocketSet<'_>,
-        address: &mut Option<Ipv4Cidr>,
+        (address, gateway): (&mut Option<Ipv4Cidr>, &mut Option<Ipv4Address>),
         stats: &mut DhcpStats,
     ) -> bool {
         match sockets.get_mut::<dhcpv4::Socket>(self.handle).poll() {
@@ -54,6 +54,7 @@ impl Dhcp {
             Some(Event::Configured(lease)) => {
                 apply_ipv4(iface, Some(lease.address), lease.router);
                 *address = Some(lease.address);
+                *gateway = lease.router;
                 stats.configured += 1;
                 true
             }
@@ -62,6 +63,7 @@ impl Dhcp {
             Some(Event::Deconfigured) => {
                 apply_ipv4(iface, None, None);
                 *address = None;
+                *gateway = None;
                 stats.deconfigured += 1;
                 true
             }

@@ -28,7 +28,9 @@
 //! let mut device = Loopback::new(Medium::Ethernet);
 //! let mac = EthernetAddress([0x02, 0, 0, 0, 0, 1]);
 //! let now = Instant::from_millis(0);
-//! let mut services = Services::new(&NetConfig::default(), mac, &mut device, now);
+//! // No gateway: over loopback nobody would answer the probe's ARP for it.
+//! let config = NetConfig { gw: None, ..NetConfig::default() };
+//! let mut services = Services::new(&config, mac, &mut device, now);
 //! # struct Platform;
 //! # impl vmprobe_guest::probe::ProbePlatform for Platform {
 //! #     fn now(&mut self) -> u64 { 0 }
@@ -38,6 +40,8 @@
 //! #     fn stats(&mut self) -> vmprobe_proto::GuestStats { Default::default() }
 //! #     fn run_bench(&mut self, _: vmprobe_proto::BenchTest, _: u64, _: &mut [u64])
 //! #         -> Result<(), vmprobe_guest::probe::BenchError> { Err(vmprobe_guest::probe::BenchError::Unsupported) }
+//! #     fn clock_readings(&mut self, _: vmprobe_proto::CounterKind, _: &mut [vmprobe_proto::clock_reply::Reading])
+//! #         -> Result<(), vmprobe_proto::clock_reply::Absence> { Err(vmprobe_proto::clock_reply::Absence::NoConduit) }
 //! #     fn request_power_off(&mut self) {}
 //! # }
 //! let mut platform = Platform; // the counter, stats and benchmarks for the probe protocol
@@ -45,8 +49,10 @@
 //! while services.poll(now, &mut device, &mut platform) {}
 //! assert_eq!(services.poll_delay(now), None); // idle: only a frame wakes it
 //! assert!(services.ipv4().is_some()); // a static address is there at once
+//! assert!(services.announced(now).is_some()); // and, announced, ready
 //! ```
 
+pub mod announce;
 pub mod audit;
 pub mod chargen;
 mod dhcp;
@@ -69,10 +75,11 @@ use smoltcp::iface::{
 };
 use smoltcp::phy::Device;
 use smoltcp::time::{Duration, Instant};
-use smoltcp::wire::{EthernetAddress, Ipv4Cidr};
+use smoltcp::wire::{EthernetAddress, Ipv4Address, Ipv4Cidr};
 
 use crate::config::NetConfig;
 use crate::probe::{ProbeCounters, ProbePlatform};
+use announce::{Announced, Announcer};
 use audit::Audited;
 use dhcp::Dhcp;
 use stats::FrameCounters;
@@ -105,6 +112,8 @@ pub struct Services {
     tcp: TcpServices,
     dhcp: Option<Dhcp>,
     ipv4: Option<Ipv4Cidr>,
+    gateway: Option<Ipv4Address>,
+    announcer: Announcer,
     scratch: Box<[u8]>,
     frames: FrameCounters,
     stats: Stats,
@@ -126,12 +135,12 @@ impl Services {
         // Insertion order is the order smoltcp serves sockets in: latency-critical UDP first.
         let udp = UdpServices::new(&mut sockets);
         let tcp = TcpServices::new(&mut sockets);
-        let (dhcp, ipv4) = if config.dhcp {
+        let (dhcp, ipv4, gateway) = if config.dhcp {
             dhcp::apply_ipv4(&mut iface, None, None);
-            (Some(Dhcp::new(&mut sockets)), None)
+            (Some(Dhcp::new(&mut sockets)), None, None)
         } else {
             dhcp::apply_ipv4(&mut iface, Some(config.ip), config.gw);
-            (None, Some(config.ip))
+            (None, Some(config.ip), config.gw)
         };
         Services {
             iface,
@@ -140,6 +149,8 @@ impl Services {
             tcp,
             dhcp,
             ipv4,
+            gateway,
+            announcer: Announcer::new(mac),
             scratch: vec![0; SCRATCH_LEN].into_boxed_slice(),
             frames: FrameCounters::default(),
             stats: Stats::default(),
@@ -161,11 +172,13 @@ impl Services {
             tcp,
             dhcp,
             ipv4,
+            gateway,
+            announcer,
             scratch,
             frames,
             stats,
         } = self;
-        let mut device = Audited::new(device, frames);
+        let mut device = Audited::new(device, frames, announcer);
         iface.poll_maintenance(now);
         let mut any = false;
         for _ in 0..MAX_ROUNDS {
@@ -185,11 +198,13 @@ impl Services {
             let mut sent = egress(iface, &mut device, sockets, now);
             let mut served = tcp.serve(sockets, scratch, &mut stats.tcp);
             if let Some(dhcp) = dhcp {
-                served |= dhcp.serve(iface, sockets, ipv4, &mut stats.dhcp);
+                served |= dhcp.serve(iface, sockets, (ipv4, gateway), &mut stats.dhcp);
             }
             if served {
                 sent |= egress(iface, &mut device, sockets, now);
             }
+            announcer.follow(*ipv4, *gateway, now);
+            sent |= announcer.transmit(&mut device, now);
             if !(received || served_udp || served || sent) {
                 return any;
             }
@@ -198,15 +213,28 @@ impl Services {
         any
     }
 
-    /// When smoltcp next needs a poll (TCP timers, DHCP); `None` means only when a frame
-    /// arrives.
+    /// When the services next need a poll (TCP timers, DHCP, the announcement); `None` means
+    /// only when a frame arrives.
     pub fn poll_delay(&mut self, now: Instant) -> Option<Duration> {
-        self.iface.poll_delay(now, &self.sockets)
+        let announce =
+            self.announcer
+                .poll_at()
+                .map(|at| if at > now { at - now } else { Duration::ZERO });
+        match (self.iface.poll_delay(now, &self.sockets), announce) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The interface address once configured (static at once, DHCP after the lease).
     pub fn ipv4(&self) -> Option<Ipv4Cidr> {
         self.ipv4
+    }
+
+    /// The address once the probe has announced it on the link (see [`announce`]): from then on
+    /// a peer that has been waiting for it is answered at once. This is when the probe is ready.
+    pub fn announced(&self, now: Instant) -> Option<Announced> {
+        self.announcer.announced(now)
     }
 
     /// The probe handler's counters (datagrams, malformed, unknown, replies).

@@ -264,6 +264,13 @@ impl<P: ProbePlatform> ProbePlatform for WithFrameStats<'_, P> {
     ) -> Result<(), crate::probe::BenchError> {
         self.platform.run_bench(test, param, samples)
     }
+    fn clock_readings(
+        &mut self,
+        counter: CounterKind,
+        readings: &mut [vmprobe_proto::clock_reply::Reading],
+    ) -> Result<(), vmprobe_proto::clock_reply::Absence> {
+        self.platform.clock_readings(counter, readings)
+    }
     fn request_power_off(&mut self) {
         self.platform.request_power_off()
     }

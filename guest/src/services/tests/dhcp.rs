@@ -15,7 +15,7 @@ const LEASE_SECS: u32 = 120;
 
 /// What the scripted server saw and answered.
 #[derive(Default)]
-struct Server {
+pub(super) struct Server {
     discovers: usize,
     requests: usize,
 }
@@ -101,7 +101,7 @@ fn reply(message_type: DhcpMessageType, transaction_id: u32, client: EthernetAdd
 }
 
 /// Poll the guest with the scripted server on the wire (and no client) for `span`.
-fn run_with_server(w: &mut World, server: Option<&mut Server>, span: Duration) {
+pub(super) fn run_with_server(w: &mut World, server: Option<&mut Server>, span: Duration) {
     let mut server = server;
     let end = w.now + span;
     while w.now < end {

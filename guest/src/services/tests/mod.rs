@@ -2,6 +2,7 @@
 //! in-memory Ethernet wire that the test can watch, drop, rewrite and inject frames on.
 
 mod alloc_free;
+mod announce;
 mod dhcp;
 mod icmp;
 mod probe;
@@ -153,6 +154,13 @@ impl crate::probe::ProbePlatform for TestPlatform {
             *s = 7 + i as u64;
         }
         Ok(())
+    }
+    fn clock_readings(
+        &mut self,
+        _: vmprobe_proto::CounterKind,
+        _: &mut [vmprobe_proto::clock_reply::Reading],
+    ) -> Result<(), vmprobe_proto::clock_reply::Absence> {
+        Err(vmprobe_proto::clock_reply::Absence::NoConduit)
     }
     fn request_power_off(&mut self) {
         self.power_off = true;
