@@ -8,10 +8,16 @@ use std::time::Duration;
 use vmprobe::trace::record::find_or_mount_tracefs;
 use vmprobe::trace::{analyze_file, Config, PathSpec, RecordOptions, Recorder};
 
-/// The tracefs mount point, mounted if need be. These tests run as root, where a kernel
-/// without tracefs is a failure to see, not a reason to pass.
-fn tracefs() -> PathBuf {
-    find_or_mount_tracefs().unwrap_or_else(|e| panic!("{e}"))
+/// The tracefs mount point, mounted if need be, and a lock held for the test: tracefs is one
+/// global state (`trace-cmd extract` turns the top-level `tracing_on` off), so these tests take
+/// turns. They run as root, where a kernel without tracefs is a failure to see, not a pass.
+fn tracefs() -> (PathBuf, std::sync::MutexGuard<'static, ()>) {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    (
+        find_or_mount_tracefs().unwrap_or_else(|e| panic!("{e}")),
+        turn,
+    )
 }
 
 /// Global tracefs state a recorder must not change.
@@ -52,7 +58,7 @@ fields = { dev = "lo" }
 #[test]
 #[ignore = "needs root: records through tracefs"]
 fn records_real_packets_and_markers_and_leaves_global_state_alone() {
-    let tracefs = tracefs();
+    let (tracefs, _turn) = tracefs();
     let before = global_state(&tracefs);
     let spec = PathSpec::from_toml(LOOPBACK, "loopback").unwrap();
     let out = out_file("loopback.trace");
@@ -105,7 +111,7 @@ fn records_real_packets_and_markers_and_leaves_global_state_alone() {
 #[test]
 #[ignore = "needs root: records through tracefs"]
 fn missing_events_are_named_and_recording_goes_on() {
-    tracefs();
+    let (_, _turn) = tracefs();
     let spec = PathSpec::from_toml(
         "[[stage]]\nevent = \"sched_switch\"\n[[stage]]\nevent = \"vmprobe_no_such_event\"\n",
         "missing",
@@ -133,7 +139,7 @@ fn missing_events_are_named_and_recording_goes_on() {
 #[test]
 #[ignore = "needs root: records through tracefs"]
 fn binary_trace_dat_is_read_through_trace_cmd() {
-    let tracefs = tracefs();
+    let (tracefs, _turn) = tracefs();
     assert!(
         std::process::Command::new("trace-cmd")
             .arg("--version")
@@ -150,6 +156,7 @@ fn binary_trace_dat_is_read_through_trace_cmd() {
     std::thread::sleep(Duration::from_millis(100));
     std::fs::write(inst.join("tracing_on"), "0").unwrap();
     let dat = out_file("test.dat");
+    let tracing_on = std::fs::read_to_string(tracefs.join("tracing_on")).unwrap();
     let status = std::process::Command::new("trace-cmd")
         .args(["extract", "-B", &name, "-o"])
         .arg(&dat)
@@ -159,6 +166,8 @@ fn binary_trace_dat_is_read_through_trace_cmd() {
         .unwrap();
     // trace-cmd extract removes the instance itself; make sure it is gone either way.
     let _ = std::fs::remove_dir(&inst);
+    // It also switches the top-level buffer off; the machine's tracing stays as it was.
+    std::fs::write(tracefs.join("tracing_on"), tracing_on).unwrap();
     assert!(status.success(), "trace-cmd extract failed");
     let spec = PathSpec::from_toml(
         "[[stage]]\nevent = \"sched_waking\"\n[[stage]]\nevent = \"sched_switch\"\n",
@@ -175,7 +184,7 @@ fn binary_trace_dat_is_read_through_trace_cmd() {
 #[test]
 #[ignore = "needs root: records through tracefs"]
 fn cli_record_passes_the_marker_to_the_command_and_analyze_reads_it() {
-    tracefs();
+    let (_, _turn) = tracefs();
     let out = out_file("cli.trace");
     let path = out_file("loopback.toml");
     std::fs::write(&path, LOOPBACK).unwrap();
