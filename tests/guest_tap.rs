@@ -539,29 +539,21 @@ fn tap_early_client(append: &str) {
         line.starts_with(&format!("vmprobe: ready ip={GUEST_IP}/24 ")),
         "{line}"
     );
-    let gap = pinger
-        .first_answer_after(ready, Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("no answer after the ready line:\n{}", qemu.console()));
-    eprintln!(
-        "ready line to first answer: {gap:?} ({} answers so far)",
-        pinger.answers()
-    );
+    let answered = pinger.answered_soon_after(ready, &qemu);
     if let Some(stop) = dhcp {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
-    assert!(
-        gap < READY_TO_ANSWER,
-        "first answer {gap:?} after the ready line:\n{}",
-        qemu.console()
-    );
+    answered.unwrap_or_else(|e| panic!("{e}"));
 }
 
 #[test]
+#[ignore = "needs root: a network namespace and a tap device"]
 fn tap_early_client_answered_right_after_ready_static_address() {
     tap_early_client(&format!("ip={GUEST_IP}/24 gw={HOST_IP}"));
 }
 
 #[test]
+#[ignore = "needs root: a network namespace and a tap device"]
 fn tap_early_client_answered_right_after_ready_dhcp() {
     tap_early_client("dhcp");
 }

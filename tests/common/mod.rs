@@ -389,6 +389,29 @@ impl EarlyPinger {
             .map(|&at| at - since)
     }
 
+    /// Whether the first answer after the ready line (seen at `ready`) came within
+    /// [`READY_TO_ANSWER`]; the error says how long it took, with the console.
+    pub fn answered_soon_after(&self, ready: Instant, qemu: &Qemu) -> Result<(), String> {
+        let Some(gap) = self.first_answer_after(ready, Duration::from_secs(10)) else {
+            return Err(format!(
+                "no answer after the ready line:\n{}",
+                qemu.console()
+            ));
+        };
+        eprintln!(
+            "ready line to first answer: {gap:?} ({} answers so far)",
+            self.answers()
+        );
+        if gap < READY_TO_ANSWER {
+            Ok(())
+        } else {
+            Err(format!(
+                "first answer {gap:?} after the ready line:\n{}",
+                qemu.console()
+            ))
+        }
+    }
+
     /// Exact answers received so far.
     pub fn answers(&self) -> usize {
         self.answers.0.lock().unwrap().at.len()
