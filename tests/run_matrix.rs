@@ -56,6 +56,9 @@ proto = "udp"
     };
     assert_eq!(nums(row("user irq")), 10, "{stdout}");
     assert_eq!(nums(row("user poll")), 5, "{stdout}");
+    // The interrupt path the guest reported: virtio-mmio's wired SPI, none in poll mode.
+    assert!(row("user irq").ends_with("(interrupt spi)"), "{stdout}");
+    assert!(row("user poll").ends_with("(interrupt none)"), "{stdout}");
     assert!(row("broken").contains("failed: no guest image"), "{stdout}");
     assert!(stdout.contains("TCG emulation"));
     // Each measured configuration's host floor, below the table.
@@ -80,6 +83,8 @@ proto = "udp"
     assert_eq!(csv.len(), 4);
     assert!(csv[0].starts_with("configuration,label,udp_transactions"));
     assert!(csv[1].starts_with("user irq,user-direct-gic3-mmio-irq-tcg,100,0,0,"));
+    assert!(csv[0].ends_with(",note,interrupt"), "{}", csv[0]);
+    assert!(csv[1].ends_with(",spi"), "{}", csv[1]);
     assert!(csv[2].starts_with("broken,,") && csv[2].contains("no guest image"));
     let mdt = std::fs::read_to_string(md.join("table.md")).unwrap();
     assert!(mdt.starts_with("| configuration | UDP min | UDP avg |"));
@@ -241,7 +246,10 @@ fn ctrl_c_stops_the_matrix_with_the_partial_table() {
             .unwrap()
             .to_string()
     };
-    assert!(row("first").ends_with("(interrupted)"), "{stdout}");
+    assert!(
+        row("first").ends_with("(interrupt spi; interrupted)"),
+        "{stdout}"
+    );
     assert!(row("second").ends_with("not run (interrupted)"), "{stdout}");
     assert!(md.join("table.csv").is_file() && md.join("table.md").is_file());
     assert!(!md.join("02-second").exists());

@@ -66,6 +66,21 @@ fn note(row: &RowResult) -> String {
     parts.join("; ")
 }
 
+/// The NIC's interrupt path the guest reported (`spi`, `intx`, `msix-v2m`, `msix-its`, `none`).
+fn interrupt(row: &RowResult) -> Option<&str> {
+    row.results.as_ref()?.config.interrupt.as_deref()
+}
+
+/// The note, led by the interrupt path, for the text and Markdown tables (CSV has a column).
+fn annotated(row: &RowResult) -> String {
+    let n = note(row);
+    match (interrupt(row), n.is_empty()) {
+        (Some(i), true) => format!("interrupt {i}"),
+        (Some(i), false) => format!("interrupt {i}; {n}"),
+        (None, _) => n,
+    }
+}
+
 /// The aligned text table.
 pub fn text(rows: &[RowResult]) -> String {
     let w = rows
@@ -110,7 +125,7 @@ pub fn text(rows: &[RowResult]) -> String {
             }
             out.push_str("  ");
         }
-        let n = note(row);
+        let n = annotated(row);
         out = out.trim_end().to_string();
         if !n.is_empty() {
             let _ = write!(out, "  ({n})");
@@ -189,6 +204,7 @@ struct CsvRow<'a> {
     boot_ms: Option<f64>,
     run_dir: Option<String>,
     note: String,
+    interrupt: Option<&'a str>,
 }
 
 impl<'a> CsvRow<'a> {
@@ -220,6 +236,7 @@ impl<'a> CsvRow<'a> {
             boot_ms: res.and_then(|r| r.boot_ms),
             run_dir: res.map(|r| r.run_dir.display().to_string()),
             note: note(row),
+            interrupt: interrupt(row),
         }
     }
 }
@@ -251,7 +268,7 @@ pub fn markdown(rows: &[RowResult]) -> String {
         let _ = writeln!(
             out,
             " {} |",
-            note(row).replace('|', "\\|").replace('\n', " ")
+            annotated(row).replace('|', "\\|").replace('\n', " ")
         );
     }
     out
