@@ -2,11 +2,11 @@
 //! answers: GICv2/GICv3, virtio-mmio legacy/modern and virtio-pci, EL1 and EL2 entry, IRQ and
 //! poll mode. Each guest gets its own free host port for user networking's hostfwd.
 
-mod common;
+mod support;
 
-use common::*;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
+use support::guest::*;
 
 /// Boots `machine` with a virtio-net `device` and `append`, waits for the ready line, checks
 /// UDP echo of every size and TCP echo, and returns the ready line and the QEMU handle.

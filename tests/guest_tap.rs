@@ -4,13 +4,13 @@
 //!
 //! Needs root (network namespaces, tap devices, raw packet sockets), as the CI runner has.
 
-mod common;
+mod support;
 
-use common::*;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::time::Duration;
+use support::guest::*;
 
 const HOST_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 1);
 const GUEST_IP: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);

@@ -2,10 +2,10 @@
 //! qfw boot target, and by hand with `booti` typed at the U-Boot prompt over the serial console,
 //! the way a U-Boot boot test drives a board.
 
-mod common;
+mod support;
 
-use common::*;
 use std::time::Duration;
+use support::guest::*;
 
 const UBOOT: &str = "/usr/lib/u-boot/qemu_arm64/u-boot.bin";
 

@@ -1,13 +1,13 @@
 //! Load generators beside a latency run against the real guest under QEMU (TCG here): each
 //! kind reaches its guest service (discard, chargen) and moves real traffic while UDP echo
 //! transactions are measured; a run with load and one without are both reported.
-mod vm_support;
+mod support;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
-use vm_support::*;
+use support::vm::*;
 use vmprobe::commands::vm_options::VmOptions;
 use vmprobe::load::{Load, LoadKind, LoadReport, LoadTargets};
 use vmprobe::rr::{self, Control, Limit, Pacing, Progress, RrOptions};

@@ -1,8 +1,8 @@
 //! `vmprobe micro`: the benchmark client against the simulated guest (known samples, pulled in
 //! many chunks), and the real command under QEMU TCG.
 
-mod common;
 mod probe_sim;
+mod support;
 
 use std::process::Command;
 
@@ -69,7 +69,7 @@ fn bad_test_names_and_ipi_without_a_second_vcpu_are_refused() {
 /// virtio-pci on GICv3, the LPI.
 #[test]
 fn micro_under_tcg_returns_samples_for_every_test() {
-    let image = common::guest_image();
+    let image = support::guest::guest_image();
     let out = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
         .args([
             "micro",

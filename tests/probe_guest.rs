@@ -2,11 +2,11 @@
 //! echo, stats, malformed datagrams, every micro-benchmark, and power-off. Datagrams are built
 //! and parsed with `vmprobe_proto`, sent over user networking's hostfwd.
 
-mod common;
+mod support;
 
-use common::*;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
+use support::guest::*;
 use vmprobe_proto::{
     bench_request, clock_reply, clock_request, echo_request, error_reply, samples_request,
     BenchTest, CounterKind, Datagram, GuestMode, Kind, Message, PROBE_PORT,

@@ -2,22 +2,16 @@
 //! host socket, with a counter of known offset and drift and a known residence), and against
 //! targets that are not probes.
 
-mod common;
 mod probe_sim;
+mod support;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use support::vmprobe_output as vmprobe;
 
 use probe_sim::{SimConfig, SimGuest, Truth};
 use serde_json::Value;
-
-fn vmprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-        .args(args)
-        .output()
-        .expect("run vmprobe")
-}
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("vmprobe-probe-host-{}", std::process::id()));
@@ -260,11 +254,11 @@ fn probe_refuses_tcp() {
 #[test]
 fn split_adds_up_under_tcg() {
     for mode in ["irq", "poll"] {
-        let port = common::free_port();
+        let port = support::guest::free_port();
         let _qemu_guard;
         {
-            let image = common::guest_image();
-            let mut args = common::args(
+            let image = support::guest::guest_image();
+            let mut args = support::guest::args(
                 "-M virt,gic-version=2 -cpu cortex-a57 -m 128M -device virtio-net-device,netdev=n0",
             );
             args.extend([
@@ -275,7 +269,7 @@ fn split_adds_up_under_tcg() {
                 "-append".to_string(),
                 format!("mode={mode}"),
             ]);
-            let qemu = common::Qemu::spawn(&args);
+            let qemu = support::guest::Qemu::spawn(&args);
             assert!(qemu.wait_ready().contains(&format!("mode={mode}")));
             _qemu_guard = qemu;
         }
@@ -319,7 +313,7 @@ fn split_adds_up_under_tcg() {
 /// and the injection + wake-up cost is the difference of their host-to-guest delays.
 #[test]
 fn compare_modes_under_tcg() {
-    let image = common::guest_image();
+    let image = support::guest::guest_image();
     let dir = tmp("compare");
     let out = Command::new(env!("CARGO_BIN_EXE_vmprobe"))
         .args([

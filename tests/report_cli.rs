@@ -2,20 +2,13 @@
 //! QEMU (TCG), then its charts (SVG that parses as XML, PNG with the PNG signature and the
 //! chart's size) and page; two runs (one under load) compared; bad directories refused with a
 //! one-line error.
-mod vm_support;
+mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use vm_support::temp_dir;
+use support::vm::temp_dir;
+use support::vmprobe_output as vmprobe;
 use vmprobe::report::plot::SIZE;
-
-fn vmprobe(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-        .args(args)
-        .output()
-        .expect("vmprobe runs")
-}
 
 /// A short real run (both protocols) into `dir`, with `extra` options.
 fn real_run(dir: &Path, extra: &[&str]) {

@@ -1,18 +1,12 @@
 //! `vmprobe rr` as users and scripts call it: the real binary, real sockets.
-mod rr_support;
+mod support;
 
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rr_support::{closed_port, tcp, udp, Action};
-
-fn vmprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-        .args(args)
-        .output()
-        .expect("spawn vmprobe")
-}
+use support::rr::{closed_port, tcp, udp, Action};
+use support::vmprobe_output as vmprobe;
 
 /// A failed run: non-zero exit, exactly one line on stderr, no panic.
 fn assert_one_line_failure(out: &Output, expect_code: i32, needle: &str) {

@@ -1,10 +1,10 @@
 //! The `rr` engine through its library API against real loopback echo servers.
-mod rr_support;
+mod support;
 
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use rr_support::{tcp, udp, Action};
+use support::rr::{tcp, udp, Action};
 use vmprobe::rr::{self, Control, Limit, Pacing, Progress, Proto, RrOptions, RrReport};
 
 fn options(addr: std::net::SocketAddr, proto: Proto, count: u64) -> RrOptions {
@@ -277,7 +277,7 @@ fn pacing_bounds_a_timed_run() {
 fn held_replies_read_as_the_hold_time() {
     let median = |hold_us: u64| {
         let server =
-            rr_support::udp_realtime(move |_| Action::Hold(Duration::from_micros(hold_us)));
+            support::rr::udp_realtime(move |_| Action::Hold(Duration::from_micros(hold_us)));
         let r = run(&RrOptions {
             warmup: 10,
             ..options(server.addr, Proto::Udp, 300)

@@ -1,13 +1,13 @@
 //! `vmprobe run` failure cases: one clear line for bad input; a guest that never gets ready
 //! (console tail); QEMU killed mid-run and Ctrl-C mid-run (partial samples kept, summarised,
 //! reported); after each, nothing left behind.
-mod run_support;
-mod vm_support;
+mod support;
 
 use std::process::Stdio;
 use std::time::Duration;
 
-use run_support::*;
+use support::run::*;
+use support::vmprobe;
 
 /// Runs `vmprobe run ARGS` expecting failure; returns (exit code, stderr).
 fn fails(args: &[&str], path: Option<&str>) -> (Option<i32>, String) {

@@ -1,10 +1,10 @@
 //! `vmprobe matrix` on a small file (two configurations that run, one that fails and does not
 //! stop the matrix) and `vmprobe quickstart` once: the table on stdout, CSV and Markdown in the
 //! matrix's run directory, each configuration's run directory inside, nothing left behind.
-mod run_support;
-mod vm_support;
+mod support;
 
-use run_support::*;
+use support::run::*;
+use support::vmprobe;
 
 #[test]
 fn matrix_runs_each_configuration_and_goes_on_after_a_failure() {

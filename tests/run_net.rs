@@ -2,10 +2,10 @@
 //! and user networking through U-Boot, with GICv3 + virtio-pci, and in poll mode. Each run
 //! must measure UDP and TCP echo with no wrong reply, report the configuration and boot time,
 //! keep its run directory complete, and leave no process, namespace or link behind.
-mod run_support;
-mod vm_support;
+mod support;
 
-use run_support::*;
+use support::run::*;
+use support::vmprobe;
 
 const BOTH: &[&str] = &["udp", "tcp"];
 

@@ -2,10 +2,10 @@
 //! while measuring over a tap, every round trip over `--gap` is marked in it, the analysis
 //! lands in the run directory and in `results.trace`, and teardown leaves no namespace, link
 //! or tracefs instance. Root-only parts are skipped with the reason when not root.
-mod run_support;
-mod vm_support;
+mod support;
 
-use run_support::*;
+use support::run::*;
+use support::vmprobe;
 
 /// The stage pairs of the built-in tap-tcg path.
 const TAP_TCG_STAGES: [&str; 4] = [
@@ -36,9 +36,9 @@ fn tap_run_records_marks_and_analyses() {
         image.is_file(),
         "build the guest first: scripts/build-guest.sh"
     );
-    let dir = vm_support::temp_dir("run-trace");
+    let dir = support::vm::temp_dir("run-trace");
     let rd = dir.join("run");
-    let links = vm_support::host_links();
+    let links = support::vm::host_links();
     let child = vmprobe()
         .args([
             "run",
@@ -125,7 +125,7 @@ fn tap_run_records_marks_and_analyses() {
 
 #[test]
 fn user_networking_has_no_tap_to_follow() {
-    let dir = vm_support::temp_dir("run-trace-user");
+    let dir = support::vm::temp_dir("run-trace-user");
     let rd = dir.join("run");
     let out = vmprobe()
         .args([
@@ -183,7 +183,7 @@ fn trace_options_need_trace_and_valid_values() {
 #[test]
 #[ignore = "needs root: --trace records through tracefs, --net tap sets up a network namespace"]
 fn missing_event_is_named_and_the_run_goes_on() {
-    let dir = vm_support::temp_dir("run-trace-missing");
+    let dir = support::vm::temp_dir("run-trace-missing");
     let rd = dir.join("run");
     let path = dir.join("partial.toml");
     std::fs::write(
@@ -209,7 +209,7 @@ fields = { dev = "{tap}" }
 "#,
     )
     .unwrap();
-    let links = vm_support::host_links();
+    let links = support::vm::host_links();
     let out = vmprobe()
         .args([
             "run",

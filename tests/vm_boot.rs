@@ -2,14 +2,14 @@
 //! U-Boot, GICv2/GICv3, virtio-mmio (modern, legacy) and virtio-pci, irq and poll mode. Each
 //! boot must reach the ready line with the configuration asked for, answer UDP and TCP echo
 //! with the exact bytes, and leave no process, namespace or link behind.
-mod vm_support;
+mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use clap::Parser;
-use vm_support::*;
+use support::vm::*;
 use vmprobe::commands::vm_options::VmOptions;
 use vmprobe::vm::options::default_image;
 use vmprobe::vm::services::{endpoint, Proto};

@@ -1,20 +1,17 @@
 //! `vmprobe vm` as users run it: boot, the services printed, Ctrl-C / SIGTERM / QEMU killed,
 //! and the one-line errors for bad input; after each, nothing left behind.
-mod vm_support;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use vm_support::*;
+use support::vm::*;
+use support::vmprobe;
 
 const READY: &str =
     "vmprobe: ready ip=192.168.20.2/24 mode=irq gic=v3 transport=mmio cntfrq=62500000\r\n";
-
-fn vmprobe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-}
 
 /// Starts `vmprobe vm` on the stand-in guest and reads stdout up to the Ctrl-C hint.
 fn start_vm(dir: &Path, net: &str) -> (Child, String) {

@@ -2,12 +2,12 @@
 //! line: ready-line detection, QMP version and vCPU pinning, every network setup, U-Boot,
 //! and teardown after success, guest error, silence, QEMU killed, and bad QEMU options.
 //! The real guest's services are exercised by tests/vm_boot.rs.
-mod vm_support;
+mod support;
 
 use std::time::Duration;
 
 use clap::Parser;
-use vm_support::*;
+use support::vm::*;
 use vmprobe::commands::vm_options::VmOptions;
 use vmprobe::netsetup::NetNs;
 use vmprobe::vm::{pin, Vm, VmError};

@@ -1,5 +1,4 @@
 //! Helpers shared by the integration tests that boot the real guest image in real QEMU.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};

@@ -1,5 +1,4 @@
 //! Shared helpers for the VM integration tests: a stand-in guest image and leftover checks.
-#![allow(dead_code)]
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,11 +1,10 @@
 //! Helpers for the `run` / `matrix` / `quickstart` tests: the binary, run-directory state and
-//! the leftover checks of `vm_support`.
-#![allow(dead_code)]
+//! the leftover checks of `vm`.
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
-pub use crate::vm_support::*;
+pub use super::vm::*;
 
 /// Every key of `vmprobe rr --format json` that a protocol object must carry.
 pub const RR_KEYS: [&str; 14] = [
@@ -37,11 +36,6 @@ pub const CONFIG_KEYS: [&str; 9] = [
     "qemu_version",
     "host_kernel",
 ];
-
-/// The vmprobe binary.
-pub fn vmprobe() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_vmprobe"))
-}
 
 /// QEMU's pid and the namespaces a run directory records.
 pub fn run_state(run: &Path) -> (u32, Vec<String>) {

@@ -1,6 +1,5 @@
 //! Echo servers for the `rr` integration tests: real sockets on loopback, std threads, with
 //! scripted misbehaviour (drop, corrupt, delay past the timeout, hold each reply).
-#![allow(dead_code)]
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
