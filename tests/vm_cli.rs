@@ -42,33 +42,6 @@ fn start_vm(dir: &Path, net: &str) -> (Child, String) {
     (child, out)
 }
 
-fn run_state(dir: &Path) -> (u32, Vec<String>) {
-    let run = dir.join("run");
-    let pid = std::fs::read_to_string(run.join("qemu.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let ns = std::fs::read_to_string(run.join("netsetup.sh"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("ip netns add "))
-        .map(str::to_string)
-        .collect();
-    (pid, ns)
-}
-
-fn wait_with_timeout(child: &mut Child, t: Duration) -> std::process::ExitStatus {
-    let end = std::time::Instant::now() + t;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(std::time::Instant::now() < end, "vmprobe did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn stderr_of(child: &mut Child) -> String {
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
@@ -86,7 +59,7 @@ fn signal_stops_and_tears_down(sig: i32, test: &str, net: &str) {
     } else {
         assert!(out.contains("ip netns exec vmp-"), "{out}");
     }
-    let (pid, ns) = run_state(&dir);
+    let (pid, ns) = run_state(&dir.join("run"));
     assert!(alive(pid));
     // SAFETY: the pid is our child's, alive until we wait for it.
     unsafe { libc::kill(child.id() as i32, sig) };
@@ -116,7 +89,7 @@ fn qemu_killed_is_reported_and_torn_down() {
     let dir = temp_dir("cli-killed");
     let links = host_links();
     let (mut child, _) = start_vm(&dir, net);
-    let (pid, ns) = run_state(&dir);
+    let (pid, ns) = run_state(&dir.join("run"));
     // SAFETY: QEMU is alive (the VM just came up) and is reaped by vmprobe.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     let status = wait_with_timeout(&mut child, Duration::from_secs(20));
@@ -231,7 +204,7 @@ fn ctrl_c_during_boot_tears_down() {
         assert!(std::time::Instant::now() < end, "U-Boot never showed");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (pid, ns) = run_state(&dir);
+    let (pid, ns) = run_state(&dir.join("run"));
     assert!(alive(pid));
     // SAFETY: our child, alive until waited for.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -250,7 +223,7 @@ fn ctrl_c_during_boot_tears_down() {
 fn sigkill_of_vmprobe_kills_qemu_and_next_setup_reaps_namespaces() {
     let dir = temp_dir("cli-sigkill");
     let (mut child, _) = start_vm(&dir, "bridge");
-    let (pid, ns) = run_state(&dir);
+    let (pid, ns) = run_state(&dir.join("run"));
     child.kill().unwrap();
     child.wait().unwrap();
     let end = std::time::Instant::now() + Duration::from_secs(10);

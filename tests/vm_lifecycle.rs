@@ -208,23 +208,6 @@ async fn uboot_boot_is_timed_separately() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// QEMU's pid and the namespaces of a failed start, from its run directory.
-fn from_run_dir(dir: &std::path::Path) -> (u32, Vec<String>) {
-    let run = dir.join("run");
-    let pid = std::fs::read_to_string(run.join("qemu.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let ns = std::fs::read_to_string(run.join("netsetup.sh"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("ip netns add "))
-        .map(str::to_string)
-        .collect();
-    (pid, ns)
-}
-
 #[tokio::test]
 #[ignore = "needs root: --net tap sets up a network namespace"]
 async fn silent_guest_times_out_with_empty_console_and_tears_down() {
@@ -234,7 +217,7 @@ async fn silent_guest_times_out_with_empty_console_and_tears_down() {
     let e = Vm::start(&cfg, Duration::from_secs(2)).await.err().unwrap();
     assert!(matches!(e, VmError::NotReady { .. }), "{e}");
     assert!(e.to_string().contains("console stayed empty"), "{e}");
-    let (pid, ns) = from_run_dir(&dir);
+    let (pid, ns) = run_state(&dir.join("run"));
     assert_eq!(ns.len(), 1);
     assert_no_leftovers(pid, &ns, &links);
     std::fs::remove_dir_all(dir).unwrap();
@@ -261,7 +244,7 @@ async fn guest_error_line_is_reported_with_console_tail() {
         }
         other => panic!("{other}"),
     }
-    assert_no_leftovers(from_run_dir(&dir).0, &[], &[]);
+    assert_no_leftovers(run_state(&dir.join("run")).0, &[], &[]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -277,7 +260,7 @@ async fn bad_qemu_option_reports_qemu_message() {
         .unwrap();
     assert!(matches!(e, VmError::QemuExited { .. }), "{e}");
     assert!(e.to_string().contains("no-such-option"), "{e}");
-    assert_no_leftovers(from_run_dir(&dir).0, &[], &[]);
+    assert_no_leftovers(run_state(&dir.join("run")).0, &[], &[]);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1,7 +1,6 @@
 //! Helpers for the `run` / `matrix` / `quickstart` tests: the binary, run-directory state and
 //! the leftover checks of `vm`.
 use std::path::Path;
-use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 pub use super::vm::*;
@@ -37,38 +36,10 @@ pub const CONFIG_KEYS: [&str; 9] = [
     "host_kernel",
 ];
 
-/// QEMU's pid and the namespaces a run directory records.
-pub fn run_state(run: &Path) -> (u32, Vec<String>) {
-    let pid = std::fs::read_to_string(run.join("qemu.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let ns = std::fs::read_to_string(run.join("netsetup.sh"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.strip_prefix("ip netns add "))
-        .map(str::to_string)
-        .collect();
-    (pid, ns)
-}
-
 /// Asserts the run recorded in `run` left nothing behind.
 pub fn assert_run_cleaned_up(run: &Path, host_links_before: &[String]) {
     let (pid, ns) = run_state(run);
     assert_no_leftovers(pid, &ns, host_links_before);
-}
-
-/// Waits for `child` to exit.
-pub fn wait_with_timeout(child: &mut Child, t: Duration) -> ExitStatus {
-    let end = Instant::now() + t;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        assert!(Instant::now() < end, "vmprobe did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Waits until `file` has more than `lines` lines.

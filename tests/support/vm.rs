@@ -1,6 +1,7 @@
 //! Shared helpers for the VM integration tests: a stand-in guest image and leftover checks.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
 
 /// A minimal arm64 Linux Image that writes `message` to the virt board's PL011 and then
 /// sleeps in WFI forever: a stand-in guest for lifecycle tests (ready line, error line,
@@ -136,5 +137,33 @@ pub fn assert_namespace_nets_need_root(subcommand: &str, image: &Path) {
         assert_eq!(out.status.code(), Some(1), "{err}");
         assert!(err.contains(&format!("--net {net} needs root")), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");
+    }
+}
+
+/// QEMU's pid and the namespaces a run directory records.
+pub fn run_state(run: &Path) -> (u32, Vec<String>) {
+    let pid = std::fs::read_to_string(run.join("qemu.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ns = std::fs::read_to_string(run.join("netsetup.sh"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("ip netns add "))
+        .map(str::to_string)
+        .collect();
+    (pid, ns)
+}
+
+/// Waits for `child` to exit.
+pub fn wait_with_timeout(child: &mut Child, t: Duration) -> ExitStatus {
+    let end = Instant::now() + t;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < end, "vmprobe did not exit");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
