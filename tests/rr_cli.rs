@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::rr::{closed_port, tcp, udp, Action};
+use support::run::RR_KEYS;
 use support::vmprobe_output as vmprobe;
 
 /// A failed run: non-zero exit, exactly one line on stderr, no panic.
@@ -31,20 +32,7 @@ fn json_summary_has_contract_keys() {
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
-    for key in [
-        "transactions",
-        "lost",
-        "min_us",
-        "mean_us",
-        "max_us",
-        "stddev_us",
-        "p50_us",
-        "p90_us",
-        "p99_us",
-        "p999_us",
-        "p9999_us",
-        "rate_tps",
-    ] {
+    for key in RR_KEYS.into_iter().filter(|&k| k != "proto") {
         assert!(v[key].is_number(), "{key}: {v}");
     }
     assert_eq!(v["transactions"], 300);

@@ -23,7 +23,7 @@ pub const RR_KEYS: [&str; 14] = [
     "proto",
 ];
 
-/// The `config` keys the CONTRACT names.
+/// The `config` keys users' scripts rely on.
 pub const CONFIG_KEYS: [&str; 9] = [
     "net",
     "boot",

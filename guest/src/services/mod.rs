@@ -1,8 +1,8 @@
 //! The probe's network services on smoltcp, independent of the platform.
 //!
 //! [`Services`] owns the smoltcp interface and every socket; the platform hands it a
-//! [`Device`] and the time on each [`Services::poll`]. It serves, exactly as the Guest CONTRACT
-//! says:
+//! [`Device`] and the time on each [`Services::poll`]. It serves what the README promises
+//! users:
 //!
 //! - ICMP echo (smoltcp's interface answers it);
 //! - UDP echo on 7 (payloads up to 1472 bytes) and TCP echo on 7 (streams of any length, with
