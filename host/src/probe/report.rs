@@ -145,7 +145,10 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
         }
     );
     if let Some(f) = &c.mapping.fallback {
-        let _ = writeln!(out, "  exact shared-counter mapping refused: {f}");
+        let _ = writeln!(
+            out,
+            "  exact clock mapping not used, fell back to min-rtt: {f}"
+        );
     }
     let _ = writeln!(
         out,
