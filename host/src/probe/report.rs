@@ -125,7 +125,7 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
         c.mapping.uncertainty_ns / 1e3,
         match c.mapping.asymmetry_bound_ns {
             Some(a) => format!(
-                ", of which path asymmetry can be up to {:.1} us (not removable without a shared counter)",
+                ", of which path asymmetry can be up to {:.1} us (only an exact --clock, kvm-ptp or shared-counter, removes it)",
                 a / 1e3
             ),
             None => String::new(),
