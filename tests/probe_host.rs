@@ -25,9 +25,21 @@ fn run(sim: &SimGuest, count: &str, log: &Path) -> (Value, Vec<HashMap<String, S
 }
 
 fn run_at(target: &str, count: &str, log: &Path) -> (Value, Vec<HashMap<String, String>>) {
+    run_clock(target, count, log, "min-rtt")
+}
+
+/// [`run_at`] with `--clock CLOCK`.
+fn run_clock(
+    target: &str,
+    count: &str,
+    log: &Path,
+    clock: &str,
+) -> (Value, Vec<HashMap<String, String>>) {
     let out = vmprobe(&[
         "rr",
         "--probe",
+        "--clock",
+        clock,
         "--target",
         target,
         "--count",
@@ -169,6 +181,55 @@ fn asymmetry_is_bounded_not_hidden() {
     let worst = check_against_truth(&json, &rows, &truth);
     // The error is real (the fit cannot know), not zero by accident.
     assert!(worst >= 100_000.0, "worst error {worst}");
+}
+
+/// `--clock kvm-ptp` against a guest whose "hypervisor" pairs host realtime with its counter:
+/// the same slow host-to-guest path the estimate cannot see is split exactly, with no
+/// asymmetry bound; the refused physical counter is not needed (the guest stamps virtual).
+#[test]
+fn kvm_ptp_splits_what_min_rtt_cannot() {
+    let cfg = SimConfig {
+        extra_h2g_ns: 300_000,
+        irq_ticks: None,
+        kvm_ptp: true,
+        ..SimConfig::default()
+    };
+    let sim = SimGuest::start(cfg);
+    let log = tmp("ptp.csv");
+    let (json, rows) = run_clock(&sim.addr.to_string(), "300", &log, "kvm-ptp");
+    let clock = &json["clock"];
+    assert_eq!(clock["method"], "kvm-ptp", "{clock}");
+    assert!(clock.get("fallback").is_none(), "{clock}");
+    assert!(clock["asymmetry_bound_ns"].is_null(), "{clock}");
+    // Readings before and after the run: the drift is measured over it.
+    let drift = clock["drift_ppm"].as_f64().unwrap();
+    let drift_bound = clock["drift_uncertainty_ppm"].as_f64().unwrap();
+    assert!(
+        (drift - cfg.drift_ppm).abs() <= drift_bound + 0.5,
+        "drift {drift} +- {drift_bound}, true {}",
+        cfg.drift_ppm
+    );
+    let truth = sim.truth.lock().unwrap().clone();
+    let worst = check_against_truth(&json, &rows, &truth);
+    // The 300 us the estimate would split in half is where it belongs.
+    let h2g_min = json["h2g_us"]["min_us"].as_f64().unwrap();
+    assert!(h2g_min >= 300.0 - worst / 1e3, "h2g min {h2g_min} us");
+}
+
+/// `--clock kvm-ptp` where the guest has no PTP service: the estimate, and the guest's reason.
+#[test]
+fn kvm_ptp_absent_falls_back_with_the_guests_reason() {
+    let sim = SimGuest::start(SimConfig::default());
+    let log = tmp("ptp-absent.csv");
+    let (json, rows) = run_clock(&sim.addr.to_string(), "200", &log, "kvm-ptp");
+    let clock = &json["clock"];
+    assert_eq!(clock["method"], "min-rtt-fit", "{clock}");
+    assert_eq!(
+        clock["fallback"], "kvm-ptp absent in the guest: no PSCI conduit",
+        "{clock}"
+    );
+    let truth = sim.truth.lock().unwrap().clone();
+    check_against_truth(&json, &rows, &truth);
 }
 
 #[test]

@@ -9,8 +9,9 @@ use support::vmprobe;
 
 const BOTH: &[&str] = &["udp", "tcp"];
 
-/// Runs `vmprobe run --format json ARGS` and checks everything; returns the JSON.
-fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
+/// Runs `vmprobe run --format json ARGS` and checks everything; returns the JSON and the
+/// guest's console.
+fn run(test: &str, args: &[&str], protos: &[&str]) -> (serde_json::Value, String) {
     let image = vmprobe::vm::options::default_image();
     assert!(
         image.is_file(),
@@ -102,9 +103,8 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
             .any(|l| l.starts_with("host floor   ") && l.contains(&format!("{} p50 ", protos[0]))),
         "{summary}"
     );
-    assert!(std::fs::read_to_string(rd.join("console.log"))
-        .unwrap()
-        .contains("vmprobe: ready"));
+    let console = std::fs::read_to_string(rd.join("console.log")).unwrap();
+    assert!(console.contains("vmprobe: ready"));
     let again = std::fs::read_to_string(rd.join("vmprobe-command.sh")).unwrap();
     assert!(
         again.contains("exec vmprobe run --accel tcg --count 200"),
@@ -112,12 +112,12 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> serde_json::Value {
     );
     assert_run_cleaned_up(&rd, &links);
     std::fs::remove_dir_all(dir).unwrap();
-    v
+    (v, console)
 }
 
 #[test]
 fn user_direct() {
-    let v = run("run-user", &[], BOTH);
+    let (v, _) = run("run-user", &[], BOTH);
     assert_eq!(v["config"]["net"], "user");
     assert_eq!(v["config"]["boot"], "direct");
     assert!(v["uboot_ms"].is_null());
@@ -126,27 +126,27 @@ fn user_direct() {
 #[test]
 #[ignore = "needs root: --net tap sets up a network namespace"]
 fn tap_direct() {
-    let v = run("run-tap", &["--net", "tap"], BOTH);
+    let (v, _) = run("run-tap", &["--net", "tap"], BOTH);
     assert_eq!(v["udp"]["address"], "192.168.20.2:7");
 }
 
 #[test]
 #[ignore = "needs root: --net bridge sets up a network namespace"]
 fn bridge_direct() {
-    let v = run("run-bridge", &["--net", "bridge"], BOTH);
+    let (v, _) = run("run-bridge", &["--net", "bridge"], BOTH);
     assert_eq!(v["config"]["net"], "bridge");
 }
 
 #[test]
 #[ignore = "needs root: --net macvtap sets up a network namespace"]
 fn macvtap_direct() {
-    let v = run("run-macvtap", &["--net", "macvtap"], BOTH);
+    let (v, _) = run("run-macvtap", &["--net", "macvtap"], BOTH);
     assert_eq!(v["config"]["net"], "macvtap");
 }
 
 #[test]
 fn user_uboot() {
-    let v = run("run-uboot", &["--boot", "uboot"], BOTH);
+    let (v, _) = run("run-uboot", &["--boot", "uboot"], BOTH);
     assert_eq!(v["config"]["boot"], "uboot");
     let (u, b) = (
         v["uboot_ms"].as_f64().unwrap(),
@@ -157,7 +157,7 @@ fn user_uboot() {
 
 #[test]
 fn user_gicv3_pci() {
-    let v = run("run-pci", &["--gic", "3", "--transport", "pci"], BOTH);
+    let (v, _) = run("run-pci", &["--gic", "3", "--transport", "pci"], BOTH);
     assert_eq!(v["config"]["gic"], 3);
     assert_eq!(v["config"]["transport"], "pci");
     assert!(v["config"]["ready_line"]
@@ -170,8 +170,34 @@ fn user_gicv3_pci() {
 
 #[test]
 fn user_poll_mode() {
-    let v = run("run-poll", &["--mode", "poll", "--proto", "udp"], &["udp"]);
+    let (v, _) = run("run-poll", &["--mode", "poll", "--proto", "udp"], &["udp"]);
     assert_eq!(v["config"]["mode"], "poll");
     assert_eq!(v["config"]["interrupt"], "none");
     assert!(v.get("tcp").is_none(), "tcp measured though --proto udp");
+}
+
+/// `--clock kvm-ptp` under TCG: no KVM below the guest, so the guest says at boot and over the
+/// probe protocol why it has no PTP service; the split falls back to min-rtt and
+/// `clock.fallback` carries that reason.
+#[test]
+fn user_probe_kvm_ptp_falls_back_to_min_rtt() {
+    let (v, console) = run(
+        "run-kvm-ptp",
+        &["--proto", "udp", "--probe", "--clock", "kvm-ptp"],
+        &["udp"],
+    );
+    let probe = &v["probe"];
+    assert_eq!(probe["stamped"], 200, "{probe}");
+    let clock = &probe["clock"];
+    assert_eq!(clock["method"], "min-rtt-fit", "{clock}");
+    let reason = console
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("vmprobe: kvm-ptp: absent: "))
+        .unwrap_or_else(|| panic!("no kvm-ptp absence line on the console:\n{console}"));
+    assert_eq!(
+        clock["fallback"].as_str(),
+        Some(format!("kvm-ptp absent in the guest: {reason}").as_str()),
+        "{clock}"
+    );
+    assert_eq!(clock["samples_outside_bound"], 0, "{clock}");
 }

@@ -17,15 +17,19 @@ use vmprobe_proto::echo_reply::{self, TxStamps};
 use vmprobe_proto::echo_request::{self, RxStamps};
 use vmprobe_proto::{header, BenchTest, CounterKind, GuestMode, GuestStats, Kind, HEADER_LEN};
 
-/// CLOCK_MONOTONIC in ns.
-pub fn mono_ns() -> u64 {
+fn read_clock(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec and the clocks read here always exist.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC in ns.
+pub fn mono_ns() -> u64 {
+    read_clock(libc::CLOCK_MONOTONIC)
 }
 
 fn spin(ns: u64) {
@@ -52,6 +56,10 @@ pub struct SimConfig {
     pub irq_ticks: Option<u64>,
     /// Reported duration of the previous TX notify, ticks.
     pub prev_notify_ticks: u64,
+    /// Answer clock requests for the virtual counter as KVM's PTP service would (host
+    /// realtime and the counter at one instant); the physical counter is refused, as by a KVM
+    /// without it. `false`: no hypervisor, every clock request is refused.
+    pub kvm_ptp: bool,
 }
 
 impl Default for SimConfig {
@@ -64,6 +72,7 @@ impl Default for SimConfig {
             extra_h2g_ns: 0,
             irq_ticks: Some(100),
             prev_notify_ticks: 250,
+            kvm_ptp: false,
         }
     }
 }
@@ -127,11 +136,34 @@ impl ProbePlatform for Platform {
     }
     fn clock_readings(
         &mut self,
-        _: vmprobe_proto::CounterKind,
-        _: &mut [vmprobe_proto::clock_reply::Reading],
+        kind: CounterKind,
+        out: &mut [vmprobe_proto::clock_reply::Reading],
     ) -> Result<(), vmprobe_proto::clock_reply::Absence> {
-        // The simulated guest runs on no hypervisor.
-        Err(vmprobe_proto::clock_reply::Absence::NoConduit)
+        use vmprobe_proto::clock_reply::{Absence, Reading};
+        if !self.cfg.kvm_ptp {
+            return Err(Absence::NoConduit);
+        }
+        if kind != CounterKind::Virtual {
+            return Err(Absence::Refused);
+        }
+        // One instant: the counter at the middle of the tightest monotonic bracket around a
+        // realtime read (KVM converts a single counter read instead).
+        for r in out {
+            *r = (0..16)
+                .map(|_| {
+                    let before = mono_ns();
+                    let realtime = read_clock(libc::CLOCK_REALTIME);
+                    let after = mono_ns();
+                    (after - before, before + (after - before) / 2, realtime)
+                })
+                .min()
+                .map(|(_, mid, realtime)| Reading {
+                    realtime_ns: realtime,
+                    counter: self.ticks_at(mid),
+                })
+                .unwrap();
+        }
+        Ok(())
     }
     fn request_power_off(&mut self) {}
 }

@@ -14,8 +14,10 @@
 //! - [`shared`]: exact, when host and guest read the same hardware counter (arm64 KVM, guest
 //!   `CNTPCT_EL0` against host `CNTVCT_EL0` with QEMU's `kvm-no-adjvtime=on`): host readings
 //!   that pair the counter with the host clock give the map, good to the readings' brackets.
+//! - [`kvm_ptp`]: exact, when KVM's PTP service hands the guest the host's CLOCK_REALTIME and
+//!   the guest counter at one instant; the host steps realtime to monotonic in a tight bracket.
 //!
-//! [`select`] prefers the exact path when it is offered and consistent with the exchanges, and
+//! [`select`] prefers an exact path when it is offered and consistent with the exchanges, and
 //! otherwise falls back to the estimate, saying why.
 //!
 //! Both assume the guest counter is linear in host time over the run (constant drift). The
@@ -23,6 +25,7 @@
 //! run breaks it, and shows up as residuals, i.e. a larger `uncertainty_ns`.
 
 mod fit;
+pub mod kvm_ptp;
 pub mod min_rtt;
 pub mod shared;
 
@@ -30,6 +33,7 @@ use serde::Serialize;
 use vmprobe_proto::{echo_reply, CounterKind};
 
 use fit::Fit;
+pub use kvm_ptp::{KvmPtp, PtpCall, RealtimeBracket};
 pub use min_rtt::MinRttConfig;
 pub use shared::{HostCounterReading, SharedCounter};
 
@@ -72,6 +76,29 @@ pub enum Method {
     MinRttFit,
     /// Exact: host and guest read the same counter (see [`shared`]).
     SharedCounter,
+    /// Exact: KVM's PTP service paired the guest counter with host realtime (see [`kvm_ptp`]).
+    KvmPtp,
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::MinRttFit => "min-rtt-fit",
+            Method::SharedCounter => "shared-counter",
+            Method::KvmPtp => "kvm-ptp",
+        })
+    }
+}
+
+/// An exact source of the mapping, asked for with `--clock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exact {
+    /// The host's readings of the counter it shares with the guest.
+    SharedCounter(SharedCounter),
+    /// The guest's KVM PTP readings.
+    KvmPtp(KvmPtp),
+    /// The source was asked for but is not there, and why (e.g. the guest's PTP absence).
+    Unavailable(String),
 }
 
 /// Why no mapping could be made.
@@ -104,9 +131,28 @@ pub enum ClockError {
     /// The guest reads `CNTVCT_EL0`, offset from the host's counter by an unknown `CNTVOFF_EL2`.
     #[error("guest reads the virtual counter, whose offset from the host's is unknown; boot it with the physical counter or give the offset")]
     VirtualCounter,
+    /// The guest said why it cannot read its counter through KVM's PTP service.
+    #[error("{0}")]
+    PtpAbsent(String),
+    /// The guest gave no KVM PTP readings of the counter it stamps with.
+    #[error("the guest gave no KVM PTP readings of its {counter} counter")]
+    NoPtpReadings {
+        /// The counter the guest stamps with.
+        counter: &'static str,
+    },
+    /// A PTP reading maps outside the round trip of the request that fetched it.
+    #[error("KVM PTP call {call} maps a reading {by_ns} ns outside its own round trip: host realtime was stepped, or the readings are not this host's")]
+    PtpOutsideCall {
+        /// Index of the call.
+        call: usize,
+        /// How far outside (ns).
+        by_ns: i64,
+    },
     /// The exact mapping makes a one-way delay negative beyond its bound.
-    #[error("shared-counter mapping contradicts exchange {index}: one-way delay {delay_ns} ns, below -{bound_ns:.0} ns; the counters are not shared")]
+    #[error("{method} mapping contradicts exchange {index}: one-way delay {delay_ns} ns, below -{bound_ns:.0} ns; the guest counter is not what the mapping takes it for")]
     Inconsistent {
+        /// The mapping refused.
+        method: Method,
         /// Index of the worst exchange.
         index: usize,
         /// Its most negative one-way delay (ns).
@@ -248,25 +294,55 @@ impl ClockMapping {
     }
 }
 
-/// Map the guest counter: exactly through `shared` when it is given and consistent with the
+/// Map the guest counter: exactly through `exact` when it is given and consistent with the
 /// exchanges, otherwise by the minimum-RTT estimate (recording in `fallback` why the exact path
-/// was refused).
+/// was refused or is unavailable).
 pub fn select(
     exchanges: &[Exchange],
     guest: GuestCounter,
-    shared: Option<&SharedCounter>,
+    exact: Option<&Exact>,
     config: &MinRttConfig,
 ) -> Result<ClockMapping, ClockError> {
-    let Some(shared) = shared else {
-        return min_rtt::estimate(exchanges, guest.cntfrq_hz, config);
+    let exact = match exact {
+        None => return min_rtt::estimate(exchanges, guest.cntfrq_hz, config),
+        Some(Exact::SharedCounter(s)) => {
+            shared::estimate(exchanges, guest, s).map_err(|e| e.to_string())
+        }
+        Some(Exact::KvmPtp(p)) => kvm_ptp::estimate(exchanges, guest, p).map_err(|e| e.to_string()),
+        Some(Exact::Unavailable(why)) => Err(why.clone()),
     };
-    match shared::estimate(exchanges, guest, shared) {
+    match exact {
         Ok(m) => Ok(m),
         Err(why) => {
             let mut m = min_rtt::estimate(exchanges, guest.cntfrq_hz, config)?;
-            m.fallback = Some(why.to_string());
+            m.fallback = Some(why);
             Ok(m)
         }
+    }
+}
+
+/// Refuse an exact mapping under which some packet arrived before it was sent, beyond the
+/// bound.
+fn check_causality(m: &ClockMapping, exchanges: &[Exchange]) -> Result<(), ClockError> {
+    let mut worst: Option<(usize, i64, f64, f64)> = None;
+    for (index, e) in exchanges.iter().enumerate() {
+        let w = m.one_way(e);
+        for (delay, ticks) in [(w.h2g_ns, e.g_rx), (w.g2h_ns, e.g_tx)] {
+            let bound = m.uncertainty_at_ns(ticks);
+            let excess = -(delay as f64) - bound;
+            if excess > 0.0 && worst.is_none_or(|(_, _, _, x)| excess > x) {
+                worst = Some((index, delay, bound, excess));
+            }
+        }
+    }
+    match worst {
+        Some((index, delay_ns, bound_ns, _)) => Err(ClockError::Inconsistent {
+            method: m.method,
+            index,
+            delay_ns,
+            bound_ns,
+        }),
+        None => Ok(()),
     }
 }
 

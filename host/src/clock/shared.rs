@@ -14,7 +14,7 @@
 //! mapping must not make any exchange's one-way delay negative beyond its bound.
 
 use super::fit::{self, Point};
-use super::{ClockError, ClockMapping, Exchange, GuestCounter, Method};
+use super::{check_causality, ClockError, ClockMapping, Exchange, GuestCounter, Method};
 use vmprobe_proto::CounterKind;
 
 /// Host clock read on both sides of one host counter read.
@@ -91,27 +91,4 @@ pub fn estimate(
     m.points_used = points.len();
     check_causality(&m, exchanges)?;
     Ok(m)
-}
-
-/// Refuse a mapping under which some packet arrived before it was sent, beyond the bound.
-fn check_causality(m: &ClockMapping, exchanges: &[Exchange]) -> Result<(), ClockError> {
-    let mut worst: Option<(usize, i64, f64, f64)> = None;
-    for (index, e) in exchanges.iter().enumerate() {
-        let w = m.one_way(e);
-        for (delay, ticks) in [(w.h2g_ns, e.g_rx), (w.g2h_ns, e.g_tx)] {
-            let bound = m.uncertainty_at_ns(ticks);
-            let excess = -(delay as f64) - bound;
-            if excess > 0.0 && worst.is_none_or(|(_, _, _, x)| excess > x) {
-                worst = Some((index, delay, bound, excess));
-            }
-        }
-    }
-    match worst {
-        Some((index, delay_ns, bound_ns, _)) => Err(ClockError::Inconsistent {
-            index,
-            delay_ns,
-            bound_ns,
-        }),
-        None => Ok(()),
-    }
 }

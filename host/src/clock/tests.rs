@@ -307,7 +307,7 @@ fn shared_counter_is_exact_to_the_read_brackets() {
     let m = select(
         &exchanges(&truth),
         guest,
-        Some(&shared),
+        Some(&Exact::SharedCounter(shared.clone())),
         &MinRttConfig::default(),
     )
     .unwrap();
@@ -327,7 +327,13 @@ fn shared_counter_refusals_fall_back_to_the_estimate() {
         shared::estimate(&ex, guest, &shared),
         Err(ClockError::VirtualCounter)
     );
-    let m = select(&ex, guest, Some(&shared), &MinRttConfig::default()).unwrap();
+    let m = select(
+        &ex,
+        guest,
+        Some(&Exact::SharedCounter(shared.clone())),
+        &MinRttConfig::default(),
+    )
+    .unwrap();
     assert_eq!(m.method, Method::MinRttFit);
     assert!(m.fallback.as_deref().unwrap().contains("virtual counter"));
     check_within_bound(&m, c, &truth);
@@ -361,7 +367,13 @@ fn shared_counter_refusals_fall_back_to_the_estimate() {
     };
     let err = shared::estimate(&ex, physical, &off).unwrap_err();
     assert!(matches!(err, ClockError::Inconsistent { .. }), "{err}");
-    let m = select(&ex, physical, Some(&off), &MinRttConfig::default()).unwrap();
+    let m = select(
+        &ex,
+        physical,
+        Some(&Exact::SharedCounter(off)),
+        &MinRttConfig::default(),
+    )
+    .unwrap();
     assert_eq!(m.method, Method::MinRttFit);
 }
 
@@ -412,4 +424,215 @@ fn mapping_serializes_its_contract_fields() {
         assert!(v.get(key).is_some(), "{key} missing from {v}");
     }
     assert!(v.get("fallback").is_none());
+}
+
+/// Host CLOCK_REALTIME minus CLOCK_MONOTONIC in the synthetic runs below.
+const REALTIME_STEP: i64 = 1_764_000_000_000_000_000;
+
+/// KVM PTP calls against clock `c`: `per_end` calls at each end of the run (before `truth`'s
+/// first exchange, after its last), each with 8 exact readings 1 us apart, answered in 60 us,
+/// and a realtime bracket of 20 to 220 ns around a known step.
+fn ptp_calls(c: Clock, truth: &[Truth], per_end: usize, kind: CounterKind) -> KvmPtp {
+    use vmprobe_proto::clock_reply::Reading;
+    let mut rng = Rng(7);
+    let first = truth.first().unwrap().exchange.t1_ns;
+    let last = truth.last().unwrap().exchange.t4_ns;
+    let starts = (0..per_end)
+        .map(|i| first - 800_000 + i as i64 * 100_000)
+        .chain((0..per_end).map(|i| last + 1_000_000 + i as i64 * 100_000));
+    let calls = starts
+        .map(|sent| {
+            let readings = (0..8)
+                .map(|j| {
+                    // The hypervisor reads the counter once and converts that read to realtime.
+                    let counter = c.ticks((sent + 20_000 + j * 1_000) as f64);
+                    Reading {
+                        realtime_ns: (c.host_ns(counter).round() as i64 + REALTIME_STEP) as u64,
+                        counter,
+                    }
+                })
+                .collect();
+            let received = sent + 60_000;
+            let width = 20 + (rng.unit() * 200.0) as i64;
+            let before = received + 500;
+            let at = before + (rng.unit() * width as f64) as i64;
+            PtpCall {
+                counter: kind,
+                readings,
+                sent_ns: sent,
+                received_ns: received,
+                bracket: RealtimeBracket {
+                    mono_before_ns: before,
+                    realtime_ns: at + REALTIME_STEP,
+                    mono_after_ns: before + width,
+                },
+            }
+        })
+        .collect();
+    KvmPtp {
+        calls,
+        refused: vec![],
+    }
+}
+
+#[test]
+fn kvm_ptp_recovers_known_offset_and_drift_to_the_brackets() {
+    for drift in [-80.0, 0.0, 35.0] {
+        let c = clock(drift);
+        let truth = simulate(c, &SYMMETRIC, 500, 5);
+        let ptp = ptp_calls(c, &truth, 4, CounterKind::Virtual);
+        let guest = GuestCounter {
+            cntfrq_hz: HZ,
+            kind: CounterKind::Virtual,
+        };
+        let exact = Exact::KvmPtp(ptp);
+        let m = select(
+            &exchanges(&truth),
+            guest,
+            Some(&exact),
+            &MinRttConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(m.method, Method::KvmPtp);
+        assert_eq!(m.fallback, None);
+        assert_eq!(m.asymmetry_bound_ns, None);
+        assert_eq!(m.points_used, 64);
+        // Each call's step is off by at most half its bracket (<= 110 ns), which shows as a
+        // residual plus that half-width: the bound stays within the widest bracket, plus the
+        // readings' ns rounding. No network delay enters it.
+        assert!(m.uncertainty_ns < 225.0, "uncertainty {}", m.uncertainty_ns);
+        let worst = check_within_bound(&m, c, &truth);
+        assert!(worst < 225.0, "worst error {worst} ns");
+        assert!(
+            (m.drift_ppm - drift).abs() <= m.drift_uncertainty_ppm.unwrap(),
+            "drift {} vs {drift} +- {:?}",
+            m.drift_ppm,
+            m.drift_uncertainty_ppm
+        );
+        assert!((m.drift_ppm - drift).abs() < 0.05, "drift {}", m.drift_ppm);
+        // Offset: host ns minus guest ns (ticks at the nominal rate) at the reference point.
+        let (ref_ticks, ref_host) = m.reference();
+        let guest_ns = i128::from(ref_ticks) * 1_000_000_000 / i128::from(HZ);
+        assert_eq!(m.offset_ns as i128, i128::from(ref_host) - guest_ns);
+        assert!((ref_host as f64 - c.host_ns(ref_ticks)).abs() <= m.uncertainty_ns);
+        // And the split is exact: every one-way delay within the bound of the true one.
+        for t in &truth {
+            let w = m.one_way(&t.exchange);
+            assert!((w.h2g_ns as f64 - t.h2g).abs() <= m.uncertainty_ns + 16.0);
+            assert!((w.g2h_ns as f64 - t.g2h).abs() <= m.uncertainty_ns + 16.0);
+            assert_eq!(w.h2g_ns + w.residence_ns + w.g2h_ns, w.rtt_ns);
+        }
+    }
+}
+
+#[test]
+fn kvm_ptp_uses_only_the_counter_the_guest_stamps_with() {
+    let c = clock(10.0);
+    let truth = simulate(c, &SYMMETRIC, 100, 8);
+    let mut ptp = ptp_calls(c, &truth, 2, CounterKind::Virtual);
+    // Physical-counter readings 1 s off: they must not be mixed in.
+    let mut physical = ptp_calls(c, &truth, 2, CounterKind::Physical);
+    for call in &mut physical.calls {
+        for r in &mut call.readings {
+            r.counter += u64::from(HZ);
+        }
+    }
+    ptp.calls.extend(physical.calls);
+    let virt = GuestCounter {
+        cntfrq_hz: HZ,
+        kind: CounterKind::Virtual,
+    };
+    let m = kvm_ptp::estimate(&exchanges(&truth), virt, &ptp).unwrap();
+    assert_eq!(m.points_used, 32);
+    check_within_bound(&m, c, &truth);
+}
+
+#[test]
+fn kvm_ptp_refusals_fall_back_naming_the_reason() {
+    let c = clock(0.0);
+    let truth = simulate(c, &SYMMETRIC, 200, 9);
+    let ex = exchanges(&truth);
+    let phys = GuestCounter {
+        cntfrq_hz: HZ,
+        kind: CounterKind::Physical,
+    };
+    // The guest said why it has no service: that reason is the fallback.
+    let why = "kvm-ptp absent in the guest: PSCI has no SMCCC_VERSION (SMCCC 1.0)";
+    let absent = KvmPtp {
+        calls: vec![],
+        refused: vec![(CounterKind::Physical, why.to_string())],
+    };
+    assert_eq!(
+        kvm_ptp::estimate(&ex, phys, &absent),
+        Err(ClockError::PtpAbsent(why.into()))
+    );
+    let m = select(
+        &ex,
+        phys,
+        Some(&Exact::KvmPtp(absent)),
+        &MinRttConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(m.method, Method::MinRttFit);
+    assert_eq!(m.fallback.as_deref(), Some(why));
+    check_within_bound(&m, c, &truth);
+    let m = select(
+        &ex,
+        phys,
+        Some(&Exact::Unavailable("no answer".into())),
+        &MinRttConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(m.fallback.as_deref(), Some("no answer"));
+
+    // Readings of the other counter only.
+    let virt_only = ptp_calls(c, &truth, 2, CounterKind::Virtual);
+    assert_eq!(
+        kvm_ptp::estimate(&ex, phys, &virt_only),
+        Err(ClockError::NoPtpReadings {
+            counter: "physical"
+        })
+    );
+
+    // Realtime stepped by 1 ms between a call and its bracket: the reading lands outside its
+    // own round trip.
+    let mut stepped = ptp_calls(c, &truth, 2, CounterKind::Physical);
+    stepped.calls[3].bracket.realtime_ns += 1_000_000;
+    let err = kvm_ptp::estimate(&ex, phys, &stepped).unwrap_err();
+    assert!(
+        matches!(err, ClockError::PtpOutsideCall { call: 3, .. }),
+        "{err}"
+    );
+
+    // Readings consistent with their calls but 200 us early against the echoes (e.g. the
+    // guest counter is not the one the echoes were stamped with): packets would arrive before
+    // they were sent.
+    let mut off = ptp_calls(c, &truth, 2, CounterKind::Physical);
+    for call in &mut off.calls {
+        for r in &mut call.readings {
+            r.realtime_ns += 200_000 - 30_000;
+        }
+        call.received_ns += 200_000;
+    }
+    let err = kvm_ptp::estimate(&ex, phys, &off).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClockError::Inconsistent {
+                method: Method::KvmPtp,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().starts_with("kvm-ptp mapping contradicts"));
+    let m = select(
+        &ex,
+        phys,
+        Some(&Exact::KvmPtp(off)),
+        &MinRttConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(m.method, Method::MinRttFit);
+    assert!(m.fallback.unwrap().contains("kvm-ptp mapping contradicts"));
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::framing::{exchange, GuestFacts};
 use super::spool::{Record, Spool};
 use super::Envelope;
-use crate::clock::{self, ClockError, ClockMapping, MinRttConfig, SharedCounter};
+use crate::clock::{self, ClockError, ClockMapping, Exact, MinRttConfig};
 use crate::rr::log::SampleLog;
 use crate::stats::{Recorder, SampleId, Summary};
 
@@ -137,7 +137,7 @@ pub fn analyse(
     spool: Spool,
     envelope: Option<&Envelope>,
     facts: Option<GuestFacts>,
-    shared: Option<&SharedCounter>,
+    exact: Option<&Exact>,
     mut log: Option<SampleLog>,
 ) -> Result<Breakdown, BreakdownError> {
     let (Some(envelope), Some(facts)) = (envelope, facts) else {
@@ -151,7 +151,7 @@ pub fn analyse(
         return Err(BreakdownError::NoReadings);
     };
     let kept = envelope.kept();
-    let mut mapping = clock::select(&kept, facts.counter, shared, &MinRttConfig::default())?;
+    let mut mapping = clock::select(&kept, facts.counter, exact, &MinRttConfig::default())?;
     mapping.exchanges = envelope.offered();
     mapping.rejected += envelope.inconsistent();
     let (reference_ticks, reference_host_ns) = mapping.reference();

@@ -16,6 +16,7 @@ pub mod breakdown;
 pub mod envelope;
 pub mod framing;
 pub mod host_counter;
+pub mod kvm_ptp;
 pub mod micro;
 pub mod report;
 pub mod rr;
@@ -37,4 +38,8 @@ pub enum ClockChoice {
     /// physical counter, QEMU `kvm-no-adjvtime=on`); falls back to min-rtt, saying why, when
     /// the guest's readings contradict it.
     SharedCounter,
+    /// Exact: the guest asks KVM's PTP service for host realtime and its counter at one
+    /// instant (arm64 KVM, any host counter setup); falls back to min-rtt, saying why, where
+    /// the service is absent (TCG, other hypervisors) or its readings contradict the run.
+    KvmPtp,
 }

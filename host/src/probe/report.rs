@@ -125,7 +125,7 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
         c.mapping.uncertainty_ns / 1e3,
         match c.mapping.asymmetry_bound_ns {
             Some(a) => format!(
-                ", of which path asymmetry can be up to {:.1} us (not removable without a shared counter)",
+                ", of which path asymmetry can be up to {:.1} us (only an exact --clock, kvm-ptp or shared-counter, removes it)",
                 a / 1e3
             ),
             None => String::new(),
@@ -145,7 +145,10 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
         }
     );
     if let Some(f) = &c.mapping.fallback {
-        let _ = writeln!(out, "  exact shared-counter mapping refused: {f}");
+        let _ = writeln!(
+            out,
+            "  exact clock mapping not used, fell back to min-rtt: {f}"
+        );
     }
     let _ = writeln!(
         out,

@@ -5,8 +5,10 @@ use std::net::SocketAddr;
 use super::breakdown::{self, Breakdown, LOG_COLUMNS};
 use super::framing::ProbeFraming;
 use super::host_counter::{self, HostCounter};
+use super::kvm_ptp::PtpSession;
 use super::spool::Spool;
 use super::ClockChoice;
+use crate::clock::Exact;
 use crate::rr::log::SampleLog;
 use crate::rr::{self, Control, Endpoint, Proto, RrError, RrOptions, RrRun};
 
@@ -90,14 +92,49 @@ where
         log: None,
         ..options.clone()
     };
+    // KVM PTP readings go over a clone of the run's own socket (opened where the engine opens
+    // it, e.g. inside the client namespace): one end before the first echo, one after the last.
+    let session = std::sync::Mutex::new(None::<Result<PtpSession, String>>);
+    let slot = &session;
+    let connect = move || {
+        let endpoint = connect()?;
+        if clock == ClockChoice::KvmPtp {
+            let opened = match &endpoint {
+                crate::rr::Endpoint::Udp(socket) => socket
+                    .try_clone()
+                    .map(|s| {
+                        let mut session = PtpSession::new(s);
+                        session.take();
+                        session
+                    })
+                    .map_err(|e| format!("kvm-ptp: cannot clone the probe socket: {e}")),
+                crate::rr::Endpoint::Tcp(_) => Err("kvm-ptp needs the UDP probe socket".into()),
+            };
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(opened);
+        }
+        Ok(endpoint)
+    };
     let run = rr::run_with_framing(&engine_options, address, control, connect, &mut framing)?;
     let facts = framing.facts();
     let (spool, envelope, counter) = framing.into_parts();
-    let shared = counter.map(|mut c| {
-        c.read();
-        c.into_shared()
-    });
-    let breakdown = breakdown::analyse(spool, envelope.as_ref(), facts, shared.as_ref(), log)
+    let exact = match clock {
+        ClockChoice::MinRtt => None,
+        ClockChoice::SharedCounter => counter.map(|mut c| {
+            c.read();
+            Exact::SharedCounter(c.into_shared())
+        }),
+        ClockChoice::KvmPtp => Some(
+            match session.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                Some(Ok(mut s)) => {
+                    s.take();
+                    s.finish().map_or_else(Exact::Unavailable, Exact::KvmPtp)
+                }
+                Some(Err(why)) => Exact::Unavailable(why),
+                None => Exact::Unavailable("kvm-ptp: the probe socket was never opened".into()),
+            },
+        ),
+    };
+    let breakdown = breakdown::analyse(spool, envelope.as_ref(), facts, exact.as_ref(), log)
         .map_err(|e| e.to_string());
     Ok(ProbeRun { rr: run, breakdown })
 }
