@@ -80,7 +80,7 @@ impl core::fmt::Display for Absence {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Absence::NoConduit => "no PSCI conduit",
-            Absence::OwnsEl2 => "the guest owns EL2: no hypervisor",
+            Absence::OwnsEl2 => "the probe owns EL2: no hypervisor",
             Absence::NoSmcccVersion => "PSCI has no SMCCC_VERSION (SMCCC 1.0)",
             Absence::OldSmccc => "SMCCC older than 1.1",
             Absence::NotKvm => "the hypervisor is not KVM",
