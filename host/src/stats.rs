@@ -220,7 +220,7 @@ impl Recorder {
         // n²·variance = n·Σx² − (Σx)², exact in integers (Cauchy-Schwarz keeps it >= 0).
         let n2_var = n * self.sum_squares - self.sum * self.sum;
         let stddev_ns = (n2_var as f64).sqrt() / n as f64;
-        let p = self.percentiles_ns(&QUANTILES);
+        let p = self.percentiles_us(&QUANTILES);
         Summary {
             samples: self.samples,
             min_us: Some(ns_to_us(self.min)),
@@ -235,8 +235,12 @@ impl Recorder {
         }
     }
 
-    /// Nearest-rank percentiles in microseconds for ascending `quantiles` in (0, 1].
-    fn percentiles_ns(&self, quantiles: &[f64]) -> Vec<f64> {
+    /// Nearest-rank percentiles in microseconds for ascending `quantiles` in [0, 1] (0 gives
+    /// the smallest sample); empty when nothing was recorded.
+    pub fn percentiles_us(&self, quantiles: &[f64]) -> Vec<f64> {
+        if self.samples == 0 {
+            return Vec::new();
+        }
         let ranks: Vec<u64> = quantiles
             .iter()
             .map(|&q| nearest_rank(q, self.samples))
@@ -356,6 +360,16 @@ mod tests {
         // The extremes are clamped to the exact min and max.
         assert_eq!(s.p9999_us, Some(1_234_567.891));
         assert_eq!(s.max_us, Some(1_234_567.891));
+    }
+
+    #[test]
+    fn percentiles_at_any_quantile_match_the_summary() {
+        let values: Vec<u64> = (1..=10_000).collect();
+        let r = recorder(&values);
+        let p = r.percentiles_us(&[0.0, 0.25, 0.5, 0.99, 1.0]);
+        assert_eq!(p, vec![0.001, 2.5, 5.0, 9.9, 10.0]);
+        assert_eq!(Some(p[3]), r.summary().p99_us);
+        assert!(Recorder::new(0).percentiles_us(&[0.5]).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::ReportError;
+use crate::stats::Recorder;
 
 /// The summary keys of one protocol, as `rr`'s JSON has them (microseconds).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -58,6 +59,9 @@ pub struct Series {
     pub outlier_seqs: Vec<u64>,
     /// Every sample, in order.
     pub points: Vec<Point>,
+    /// Every answered round trip in the statistics core, as `run` recorded them: its
+    /// percentiles are the ones `results.json` reports.
+    pub latency: Recorder,
 }
 
 impl Series {
@@ -108,7 +112,7 @@ pub fn read_run(dir: &Path) -> Result<RunData, ReportError> {
             .get("start_unix_ns")
             .and_then(Value::as_u64)
             .unwrap_or(0);
-        let points = read_samples(&csv, start_unix_ns)?;
+        let (points, latency) = read_samples(&csv, start_unix_ns)?;
         series.push(Series {
             proto: proto.to_string(),
             figures: figures(report),
@@ -122,6 +126,7 @@ pub fn read_run(dir: &Path) -> Result<RunData, ReportError> {
                 })
                 .unwrap_or_default(),
             points,
+            latency,
         });
     }
     if series.is_empty() {
@@ -215,8 +220,9 @@ fn figures(report: &Value) -> Figures {
     }
 }
 
-/// Streams the CSV (`seq,send_unix_ns,rtt_ns,lost,status,...`), keeping three numbers a row.
-fn read_samples(path: &Path, start_unix_ns: u64) -> Result<Vec<Point>, ReportError> {
+/// Streams the CSV (`seq,send_unix_ns,rtt_ns,lost,status,...`), keeping three numbers a row
+/// and recording every round trip.
+fn read_samples(path: &Path, start_unix_ns: u64) -> Result<(Vec<Point>, Recorder), ReportError> {
     let file = std::fs::File::open(path).map_err(|source| ReportError::Read {
         path: path.to_path_buf(),
         source,
@@ -234,6 +240,7 @@ fn read_samples(path: &Path, start_unix_ns: u64) -> Result<Vec<Point>, ReportErr
         None => return Err(bad(1, "empty file".into())),
     }
     let mut points = Vec::new();
+    let mut latency = Recorder::new(0);
     let mut origin = (start_unix_ns > 0).then_some(start_unix_ns);
     // A run killed mid-write may end in a partial row: a bad last row is dropped, a bad row
     // anywhere else is an error.
@@ -250,6 +257,9 @@ fn read_samples(path: &Path, start_unix_ns: u64) -> Result<Vec<Point>, ReportErr
         match parse_row(&line, n, &bad) {
             Ok((seq, send, rtt)) => {
                 let t0 = *origin.get_or_insert(send);
+                if let Some(ns) = rtt {
+                    latency.record_value(ns);
+                }
                 points.push(Point {
                     t_s: send.saturating_sub(t0) as f64 / 1e9,
                     rtt_us: rtt.map(|ns| ns as f64 / 1e3),
@@ -259,7 +269,7 @@ fn read_samples(path: &Path, start_unix_ns: u64) -> Result<Vec<Point>, ReportErr
             Err(e) => bad_row = Some(e),
         }
     }
-    Ok(points)
+    Ok((points, latency))
 }
 
 /// `(seq, send_unix_ns, rtt_ns)` of one row; the `lost` column must follow, so that `rtt_ns`

@@ -6,12 +6,14 @@
 //! `report.md` linking them. Stages: [`input`] reads, [`plot`] draws, [`page`] writes.
 pub mod input;
 pub mod page;
+pub mod percentiles;
 pub mod plot;
 
 use std::path::{Path, PathBuf};
 
 use input::RunData;
 use page::Figure;
+use percentiles::{Line, PercentileChart};
 use plot::{render, CdfChart, HistChart, TimeChart};
 
 /// Font files tried, in order, for chart text (PNG rendering needs real glyphs).
@@ -158,6 +160,30 @@ pub fn generate(args: &ReportOptions) -> Result<Written, ReportError> {
         charts.extend(files);
         Ok::<(), ReportError>(())
     };
+    // The percentile distribution leads every report: one chart per protocol, a line per run.
+    for proto in ["udp", "tcp"] {
+        let lines: Vec<Line> = runs
+            .iter()
+            .filter_map(|r| {
+                let s = r.series.iter().find(|s| s.proto == proto)?;
+                Line::new(r.name.clone(), &s.latency)
+            })
+            .collect();
+        if lines.is_empty() {
+            continue;
+        }
+        let p = proto.to_uppercase();
+        let title = match runs.as_slice() {
+            [run] => format!("{p} latency by percentile: {}", run.name),
+            _ => format!("{p} latency by percentile, {} runs", lines.len()),
+        };
+        let chart = PercentileChart { title, lines };
+        add(
+            format!("{p} latency by percentile"),
+            &format!("percentiles-{proto}"),
+            &|f| render(&chart, f),
+        )?;
+    }
     let sorted: Vec<Vec<Vec<f64>>> = runs
         .iter()
         .map(|r| r.series.iter().map(|s| s.sorted_rtts()).collect())

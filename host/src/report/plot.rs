@@ -60,12 +60,12 @@ pub fn render(chart: &impl Chart, stem: &Path) -> Result<[PathBuf; 2], ReportErr
     Ok([svg, png])
 }
 
-fn err<E: std::fmt::Display>(e: E) -> String {
+pub(super) fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
 /// `157`, `1.5k`, `20k` (µs tick labels on a log axis).
-fn us_label(v: f64) -> String {
+pub(super) fn us_label(v: f64) -> String {
     if v >= 10_000.0 {
         format!("{:.0}k", v / 1e3)
     } else if v >= 1000.0 {
@@ -78,7 +78,7 @@ fn us_label(v: f64) -> String {
 }
 
 /// A padded log range around `[lo, hi]`.
-fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
+pub(super) fn log_range(lo: f64, hi: f64) -> std::ops::Range<f64> {
     let lo = lo.max(0.01);
     let hi = hi.max(lo * 1.5);
     lo / 1.2..hi * 1.2
@@ -107,7 +107,7 @@ pub fn log_ticks(range: &std::ops::Range<f64>) -> Vec<f64> {
 }
 
 /// A log axis over `range` with [`log_ticks`] as its labelled points.
-fn log_axis(range: std::ops::Range<f64>) -> WithKeyPoints<LogCoord<f64>> {
+pub(super) fn log_axis(range: std::ops::Range<f64>) -> WithKeyPoints<LogCoord<f64>> {
     let ticks = log_ticks(&range);
     range.log_scale().with_key_points(ticks)
 }
