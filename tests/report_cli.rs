@@ -1,14 +1,16 @@
 //! `vmprobe report` on real run directories: a `vmprobe run` against the real guest under
 //! QEMU (TCG), then its charts (SVG that parses as XML, PNG with the PNG signature and the
-//! chart's size) and page; two runs (one under load) compared; bad directories refused with a
-//! one-line error.
+//! chart's size), the percentile chart first, and its pages; two runs (one under load)
+//! compared; report.html drawn by a real browser; bad directories refused with a one-line
+//! error.
 mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::vm::temp_dir;
+use plotters::style::RGBColor;
+use support::vm::{is_root, temp_dir};
 use support::vmprobe_output as vmprobe;
-use vmprobe::report::plot::SIZE;
+use vmprobe::report::plot::{color, SIZE};
 
 /// A short real run (both protocols) into `dir`, with `extra` options.
 fn real_run(dir: &Path, extra: &[&str]) {
@@ -61,6 +63,41 @@ fn check_pair(out: &Path, stem: &str) {
     check_png(&out.join(format!("{stem}.png")));
 }
 
+/// `first` is the page's first chart.
+fn check_leads(page: &str, first: &str) {
+    let charts: Vec<&str> = page.lines().filter(|l| l.starts_with("![")).collect();
+    assert_eq!(charts.first(), Some(&first), "{page}");
+}
+
+/// report.html holds `charts` charts inline, the percentile chart first, and nothing that a
+/// browser would fetch: every SVG is inline (the same document as its file) and no element
+/// refers to anything outside.
+fn check_html(out: &Path, charts: usize) {
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..100]);
+    assert_eq!(html.matches("<svg ").count(), charts);
+    let first = html.find("<section id=").unwrap();
+    assert!(
+        html[first..].starts_with("<section id=\"percentiles-udp\">"),
+        "{}",
+        &html[first..first + 80]
+    );
+    let svg = std::fs::read_to_string(out.join("percentiles-udp.svg")).unwrap();
+    assert!(
+        html.contains(&svg),
+        "percentiles-udp.svg is not inline as written"
+    );
+    for outside in ["src=", "href=", "url(", "@import", "http://", "https://"] {
+        // The one namespace URI every inline SVG declares is a name, not a fetch.
+        let fetches = html
+            .replace("xmlns=\"http://www.w3.org/2000/svg\"", "")
+            .contains(outside);
+        assert!(!fetches, "report.html refers outside with `{outside}`");
+    }
+    // The table is there, as HTML.
+    assert!(html.contains("<th>p99</th>"), "no table");
+}
+
 #[test]
 fn one_run_and_a_comparison_with_load() {
     let dir = temp_dir("report-real");
@@ -89,12 +126,21 @@ fn one_run_and_a_comparison_with_load() {
     );
     let report = quiet.join("report");
     for stem in [
-        "cdf-udp", "cdf-tcp", "hist-udp", "hist-tcp", "time-udp", "time-tcp",
+        "percentiles-udp",
+        "percentiles-tcp",
+        "cdf-udp",
+        "cdf-tcp",
+        "hist-udp",
+        "hist-tcp",
+        "time-udp",
+        "time-tcp",
     ] {
         check_pair(&report, stem);
     }
     let page = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(page.contains("![UDP latency CDF](cdf-udp.png)"), "{page}");
+    check_leads(&page, "![UDP latency by percentile](percentiles-udp.png)");
+    check_html(&report, 8);
     assert!(
         page.contains("| udp | 300 |") || page.contains("| udp | 29"),
         "{page}"
@@ -114,10 +160,14 @@ fn one_run_and_a_comparison_with_load() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    check_pair(&cmp, "percentiles-udp");
+    check_pair(&cmp, "percentiles-tcp");
     check_pair(&cmp, "compare-cdf-udp");
     check_pair(&cmp, "compare-cdf-tcp");
     check_pair(&cmp, "time-2-udp");
     let page = std::fs::read_to_string(cmp.join("report.md")).unwrap();
+    check_leads(&page, "![UDP latency by percentile](percentiles-udp.png)");
+    check_html(&cmp, 8);
     assert!(page.contains("load to-guest+udp-flood:2000"), "{page}");
     assert!(
         page.contains("| to-guest |") && page.contains("| udp-flood:2000 |"),
@@ -134,6 +184,111 @@ fn one_run_and_a_comparison_with_load() {
         2,
         "{page}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// An RGB screenshot pixel is `c` give or take anti-aliasing.
+fn near(p: &image::Rgb<u8>, c: RGBColor) -> bool {
+    p.0.iter()
+        .zip([c.0, c.1, c.2])
+        .all(|(a, b)| a.abs_diff(b) <= 16)
+}
+
+/// report.html as a real browser draws it: Debian's chromium loads the file (with nothing to
+/// fetch) and screenshots it. The first chart on the page, the percentile distribution of two
+/// runs, must show each run's line in its own colour, running across most of the chart and
+/// rising from left to right (latency grows with the percentile). A chart that did not render
+/// (a broken or escaped SVG, an image that fails to load) has none of these pixels; one drawn
+/// at the wrong size or upside down fails the extent or the direction.
+#[test]
+#[ignore = "needs Debian's chromium (scripts/setup.sh installs it); scripts/test.sh runs it as root"]
+fn report_html_renders_in_chromium() {
+    let dir = temp_dir("report-html");
+    let (irq, poll) = (dir.join("irq"), dir.join("poll"));
+    real_run(&irq, &["--proto", "udp", "--mode", "irq"]);
+    real_run(&poll, &["--proto", "udp", "--mode", "poll"]);
+    let out = dir.join("report");
+    let o = vmprobe(&[
+        "report",
+        irq.to_str().unwrap(),
+        poll.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    let shot = dir.join("shot.png");
+    let (width, height) = (1100u32, 2000u32);
+    let mut chromium = std::process::Command::new("chromium");
+    chromium.args([
+        "--headless",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        &format!("--screenshot={}", shot.display()),
+        &format!("--window-size={width},{height}"),
+    ]);
+    if is_root() {
+        // Chromium refuses to run its sandbox as root.
+        chromium.arg("--no-sandbox");
+    }
+    let url = format!("file://{}", out.join("report.html").display());
+    let o = chromium
+        .arg(&url)
+        .output()
+        .expect("run chromium (Debian's chromium; scripts/setup.sh installs it)");
+    assert!(
+        o.status.success() && shot.exists(),
+        "chromium: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    assert_eq!(img.dimensions(), (width, height));
+
+    // The first chart begins with the first pixel in a line colour (the table and text use
+    // none); it is at most the chart's height tall.
+    let pixels_of = |c: RGBColor| -> Vec<(u32, u32)> {
+        img.enumerate_pixels()
+            .filter(|(_, _, p)| near(p, c))
+            .map(|(x, y, _)| (x, y))
+            .collect()
+    };
+    let top = pixels_of(color(0))
+        .iter()
+        .map(|p| p.1)
+        .min()
+        .expect("no chart drawn: not one pixel in the first line's colour");
+    assert!(top + SIZE.1 <= height, "the first chart starts at y {top}");
+    for (run, c) in [("irq", color(0)), ("poll", color(1))] {
+        let line: Vec<(u32, u32)> = pixels_of(c)
+            .into_iter()
+            .filter(|p| p.1 >= top && p.1 < top + SIZE.1 - 60)
+            .collect();
+        assert!(
+            line.len() > 300,
+            "{run}: {} pixels of its colour",
+            line.len()
+        );
+        let left = line.iter().map(|p| p.0).min().unwrap();
+        let right = line.iter().map(|p| p.0).max().unwrap();
+        assert!(
+            right - left > SIZE.0 / 2,
+            "{run}: its line spans x {left}..{right} only"
+        );
+        // The lowest point of the first and of the last columns: the legend sits high up at
+        // the left, so the lowest point there is the line's.
+        let lowest = |x0: u32, x1: u32| {
+            line.iter()
+                .filter(|p| p.0 >= x0 && p.0 <= x1)
+                .map(|p| p.1)
+                .max()
+                .unwrap()
+        };
+        let (start, end) = (lowest(left, left + 20), lowest(right - 20, right));
+        assert!(
+            end < start,
+            "{run}: the line does not rise: y {start} at its left, {end} at its right"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

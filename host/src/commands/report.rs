@@ -1,4 +1,4 @@
-//! `vmprobe report RUN_DIR...`: charts and a Markdown page from run directories.
+//! `vmprobe report RUN_DIR...`: charts, a Markdown page and an HTML page from run directories.
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ pub struct ReportArgs {
     /// Run directories written by `vmprobe run` (results.json and samples-<proto>.csv).
     #[arg(required = true, value_name = "RUN_DIR")]
     pub runs: Vec<PathBuf>,
-    /// Where the charts and report.md go [default: RUN_DIR/report for one run,
+    /// Where the charts, report.md and report.html go [default: RUN_DIR/report for one run,
     /// ./vmprobe-report for several].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -31,9 +31,10 @@ pub fn execute(args: ReportArgs) -> anyhow::Result<()> {
     })?;
     let _ = writeln!(
         out,
-        "report: {} ({} charts, SVG and PNG)",
+        "report: {} ({} charts, SVG and PNG); all in one file: {}",
         written.page.display(),
-        written.charts.len() / 2
+        written.charts.len() / 2,
+        written.html.display()
     );
     Ok(())
 }

@@ -1,9 +1,11 @@
 //! `vmprobe report RUN_DIR... [--out DIR]`: charts people look at, from run directories.
 //!
-//! For one run: the latency CDF (log RTT axis, percentiles marked), the histogram and RTT
+//! First, per protocol, the percentile distribution with a line per run ([`percentiles`]).
+//! Then for one run: the latency CDF (log RTT axis, percentiles marked), the histogram and RTT
 //! over time (outliers circled, losses crossed) per protocol. For several: one CDF chart per
 //! protocol with every run overlaid, and the table. Each chart as SVG and PNG, plus
-//! `report.md` linking them. Stages: [`input`] reads, [`plot`] draws, [`page`] writes.
+//! `report.md` linking them and `report.html` holding them inline. Stages: [`input`] reads,
+//! [`plot`] and [`percentiles`] draw, [`page`] writes.
 pub mod input;
 pub mod page;
 pub mod percentiles;
@@ -29,7 +31,7 @@ pub const FONT_PATHS: [&str; 3] = [
 pub struct ReportOptions {
     /// Run directories written by `vmprobe run` (results.json and samples-<proto>.csv).
     pub runs: Vec<PathBuf>,
-    /// Where the charts and report.md go [default: RUN_DIR/report for one run,
+    /// Where the charts, report.md and report.html go [default: RUN_DIR/report for one run,
     /// ./vmprobe-report for several].
     pub out: Option<PathBuf>,
     /// Font file for chart text [default: DejaVu Sans from the system].
@@ -124,6 +126,8 @@ fn load_font(explicit: Option<&Path>) -> Result<(), ReportError> {
 pub struct Written {
     /// The Markdown page.
     pub page: PathBuf,
+    /// The same page in one self-contained HTML file.
+    pub html: PathBuf,
     /// Every chart file (SVG and PNG).
     pub charts: Vec<PathBuf>,
 }
@@ -264,14 +268,24 @@ pub fn generate(args: &ReportOptions) -> Result<Written, ReportError> {
     } else {
         format!("vmprobe report: {} runs", runs.len())
     };
-    let page = out.join("report.md");
-    std::fs::write(&page, page::markdown(&title, &runs, &figures)).map_err(|source| {
-        ReportError::Write {
-            path: page.clone(),
+    let write = |name: &str, text: String| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|source| ReportError::Write {
+            path: path.clone(),
             source,
-        }
-    })?;
-    Ok(Written { page, charts })
+        })?;
+        Ok::<PathBuf, ReportError>(path)
+    };
+    let page = write("report.md", page::markdown(&title, &runs, &figures))?;
+    let svgs = figures
+        .iter()
+        .map(|f| {
+            let path = out.join(&f.svg);
+            std::fs::read_to_string(&path).map_err(|source| ReportError::Read { path, source })
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    let html = write("report.html", page::html(&title, &runs, &figures, &svgs))?;
+    Ok(Written { page, html, charts })
 }
 
 /// Runs with the same name get their directory name appended, so legends tell them apart.
