@@ -6,6 +6,7 @@ use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::input::{Figures, Series, PERCENTILES};
 use super::ReportError;
@@ -179,54 +180,58 @@ impl Chart for CdfChart<'_> {
     }
 }
 
-/// Marks `f`'s percentiles on a CDF: a dot and a short name at each (names near 100 % are
-/// stacked below their dots so they stay apart), and the values listed in the lower right.
+/// Marks `f`'s percentiles on a CDF: a dot at each with its name drawn from the dot itself, in
+/// pixels, so that no axis scale can move one from the other. The tail's names, which crowd
+/// at the top edge, step down 20 px each on short leader lines, on the side of the dot away
+/// from the curve (right, or left near the right edge). The values are listed in the lower
+/// right corner.
 fn mark_percentiles<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<WithKeyPoints<LogCoord<f64>>, RangedCoordf64>>,
     f: &Figures,
     c: RGBColor,
 ) -> Result<(), String> {
     let x_range = chart.x_range();
-    let font = ("sans-serif", 16).into_font();
-    // The factor that moves a point left by the width of `text` on the log axis (~880 px).
     let span = (x_range.end / x_range.start).ln();
-    let width_factor = |text: &str| {
-        let w = font.box_size(text).map(|b| b.0).unwrap_or(100) as f64;
-        (w / 880.0 * span).exp()
-    };
+    let font = ("sans-serif", 16).into_font();
     let mut listing = Vec::new();
-    let mut stacked = 0.0;
+    let mut stacked = 0;
     for ((name, q), v) in PERCENTILES.iter().zip(f.percentiles_us) {
         let Some(v) = v else { continue };
         listing.push(format!("{name} {} us", us_label(v)));
-        let at = if *q < 99.0 {
-            (v * 1.08, *q - 1.0)
+        let (dx, dy): (i32, i32) = if *q < 99.0 {
+            // Below the curve's rise: right of the dot.
+            (8, 8)
         } else {
-            // Tail percentiles crowd at the top: stack their names below, ending at the dot.
-            stacked += 6.0;
-            (v / width_factor(name) / 1.02, 100.0 - stacked)
+            stacked += 1;
+            let near_right_edge = (v / x_range.start).ln() / span > 0.85;
+            (if near_right_edge { -10 } else { 10 }, 20 * stacked)
         };
+        let anchor = Pos::new(if dx < 0 { HPos::Right } else { HPos::Left }, VPos::Center);
         chart
-            .draw_series([EmptyElement::at((v, *q)) + Circle::new((0, 0), 5, c.filled())])
-            .map_err(err)?;
-        chart
-            .draw_series([Text::new(name.to_string(), at, font.clone().color(&BLACK))])
+            .draw_series([EmptyElement::at((v, *q))
+                + Circle::new((0, 0), 5, c.filled())
+                + PathElement::new(vec![(0, 0), (dx - dx.signum() * 2, dy)], BLACK.mix(0.5))
+                + Text::new(
+                    name.to_string(),
+                    (dx, dy),
+                    font.clone().color(&BLACK).pos(anchor),
+                )])
             .map_err(err)?;
     }
     if let Some(max) = f.max_us {
         listing.push(format!("max {} us", us_label(max)));
     }
-    let right = x_range.end / 1.03;
-    for (i, line) in listing.iter().enumerate() {
+    // Right-aligned, bottom line just above the x axis.
+    let corner = (x_range.end, 0.0);
+    let right = Pos::new(HPos::Right, VPos::Bottom);
+    for (i, line) in listing.iter().rev().enumerate() {
         chart
-            .draw_series([Text::new(
-                line.clone(),
-                (
-                    right / width_factor(line),
-                    8.0 + 6.0 * (listing.len() - 1 - i) as f64,
-                ),
-                font.clone().color(&BLACK),
-            )])
+            .draw_series([EmptyElement::at(corner)
+                + Text::new(
+                    line.clone(),
+                    (-12, -8 - 20 * i as i32),
+                    font.clone().color(&BLACK).pos(right),
+                )])
             .map_err(err)?;
     }
     Ok(())
@@ -464,6 +469,52 @@ mod tests {
         assert_eq!(counts.iter().sum::<u64>(), 1000);
         assert!(counts[BINS - 1] > 0);
         assert!((edges[BINS] - 1000.0).abs() < 1e-6);
+    }
+
+    /// Each percentile's name is drawn at its own dot: the SVG has dot, leader and name one
+    /// after the other, and the name starts within a few pixels across and a short step down.
+    #[test]
+    fn percentile_names_stay_at_their_dots() {
+        crate::report::load_font(None).expect("DejaVu Sans (scripts/setup.sh installs it)");
+        let rtts: Vec<f64> = (0..10_000)
+            .map(|i| 50.0 + (i as f64 / 200.0).powi(3))
+            .collect();
+        let figures = Figures {
+            percentiles_us: [5_000, 9_000, 9_900, 9_990, 9_999].map(|k| Some(rtts[k - 1])),
+            max_us: Some(rtts[9_999]),
+            ..Figures::default()
+        };
+        let chart = CdfChart {
+            title: "test".into(),
+            lines: vec![("run".into(), &rtts, Some(&figures))],
+        };
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+            chart.draw(&root).unwrap();
+            root.present().unwrap();
+        }
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        let num = |n: &roxmltree::Node, a: &str| n.attribute(a).unwrap().parse::<f64>().unwrap();
+        let mut dot = None;
+        let mut found = Vec::new();
+        for n in doc.descendants() {
+            if n.has_tag_name("circle") {
+                dot = Some((num(&n, "cx"), num(&n, "cy")));
+            }
+            let text = n.text().unwrap_or("").trim();
+            if n.has_tag_name("text") && PERCENTILES.iter().any(|p| p.0 == text) {
+                let (cx, cy) = dot.take().expect("a name with no dot before it");
+                let (x, y) = (num(&n, "x"), num(&n, "y"));
+                assert!((x - cx).abs() <= 12.0, "{text} at x {x}, its dot at {cx}");
+                assert!(
+                    (0.0..=100.0).contains(&(y - cy)),
+                    "{text} at y {y}, dot at {cy}"
+                );
+                found.push(text.to_string());
+            }
+        }
+        assert_eq!(found, ["p50", "p90", "p99", "p99.9", "p99.99"]);
     }
 
     #[test]
