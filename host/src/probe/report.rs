@@ -172,6 +172,15 @@ pub fn serialize(format: Format, r: &ProbeReport, accel: Option<&str>) -> io::Re
             Ok(out)
         }
         Format::Csv => export::serialize(Format::Csv, &r.rr),
+        Format::Lava => {
+            let mut sheet = export::lava::Sheet::new("rr", &[]);
+            sheet.rr(r.rr.proto.as_str(), true, &r.rr);
+            if let Some(b) = &r.breakdown {
+                let series = format!("{}-residence", r.rr.proto);
+                sheet.summary(&series, false, &b.guest_residence_us);
+            }
+            Ok(sheet.finish().lines().into_bytes())
+        }
         Format::Text => {
             let mut out = export::serialize(Format::Text, &r.rr)?;
             match (&r.breakdown, &r.probe_error) {
