@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 
 use clap::Args;
 
-use super::matrix::{check, files, run_and_report, slug, Matrix, MatrixError};
+use super::matrix::{check, files, finish, run_and_report, slug, Matrix, MatrixError, Output};
 use crate::os::is_root;
 use crate::rundir::RunDir;
 use crate::vm::options::{default_image, DEFAULT_IMAGE};
@@ -26,11 +26,14 @@ pub struct QuickstartArgs {
     /// Run directory [default: runs/<time>-quickstart/]
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// What to print and how to end.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `vmprobe quickstart`.
 pub fn execute(args: QuickstartArgs) -> anyhow::Result<()> {
-    Ok(quickstart(&args)?)
+    finish(quickstart(&args))
 }
 
 fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
@@ -40,17 +43,18 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
     };
     let image = std::path::absolute(&image).unwrap_or(image);
     let text = matrix_toml(&image, args.count, is_root());
-    let matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
+    let mut matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
         path: "quickstart".into(),
         source,
     })?;
+    args.output.apply_limits(&mut matrix);
     check(&matrix)?;
     let dir = RunDir::create(args.run_dir.as_deref(), &slug("quickstart"))?;
     dir.write(files::MATRIX, &text)?;
     if !is_root() {
         eprintln!("vmprobe: not root: user networking only (tap, bridge and macvtap need root)");
     }
-    run_and_report(&matrix, &dir)
+    run_and_report(&matrix, &dir, args.output.format)
 }
 
 /// The quickstart matrix: every network setup this host allows, irq and poll mode, 1 ms

@@ -120,7 +120,8 @@ pub struct RunPlan {
 
 impl RunPlan {
     /// Checks everything that can be checked before booting.
-    pub fn new(args: RunArgs) -> Result<RunPlan, RunError> {
+    pub fn new(mut args: RunArgs) -> Result<RunPlan, RunError> {
+        args.limits = crate::limits::merge(std::mem::take(&mut args.limits));
         Self::check_measurement(&args)?;
         let vm = args.vm.validate()?;
         Ok(RunPlan {
