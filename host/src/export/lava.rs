@@ -338,10 +338,15 @@ pub(super) struct LavaExporter;
 
 impl super::Exporter for LavaExporter {
     fn serialize(&self, report: &RrReport) -> io::Result<Vec<u8>> {
-        let mut sheet = Sheet::new("rr", &[]);
-        sheet.rr(report.proto.as_str(), true, report);
-        Ok(sheet.finish().lines().into_bytes())
+        Ok(rr_sheet(report).lines().into_bytes())
     }
+}
+
+/// `vmprobe rr`'s cases.
+pub fn rr_sheet(report: &RrReport) -> Sheet {
+    let mut sheet = Sheet::new("rr", &[]);
+    sheet.rr(report.proto.as_str(), true, report);
+    sheet.finish()
 }
 
 /// `lava-test-case` on `PATH`, if there is one.
