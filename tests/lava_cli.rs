@@ -465,3 +465,88 @@ fn the_run_steps_report_every_figure_through_lava_test_case() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn run_csv_and_micro_lava_show_exceeded_limits_and_exit_3() {
+    let image = guest_image();
+    let image = image.to_str().unwrap();
+    let out = vmprobe()
+        .args([
+            "run", "--image", image, "--accel", "tcg", "--proto", "udp", "--count", "20",
+        ])
+        .args([
+            "--format",
+            "csv",
+            "--limit",
+            "udp-max=1ns",
+            "--limit",
+            "lost=0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let csv = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(
+        lines[0].starts_with("label,") && lines[0].ends_with(",histogram_digits,limits_exceeded")
+    );
+    assert!(
+        lines[1].contains("-udp-max ") && lines[1].contains(" us over udp-max=1ns"),
+        "{csv}"
+    );
+    assert!(!lines[1].contains("lost"), "lost=0 held: {csv}");
+    assert!(
+        stderr.contains("1 of 2 limited figures over their limit"),
+        "{stderr}"
+    );
+
+    let dir = temp_dir("lava-micro");
+    let bin = lava_bin(&dir);
+    let out = vmprobe()
+        .args([
+            "micro",
+            "--image",
+            image,
+            "--accel",
+            "tcg",
+            "--test",
+            "hypercall",
+        ])
+        .args([
+            "--iterations",
+            "50",
+            "--format",
+            "lava",
+            "--limit",
+            "hypercall-p50=1ns",
+        ])
+        .env("PATH", path_with(&bin))
+        .env("LAVA_RESULT_DIR", dir.join("results"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cases = lava_records(&String::from_utf8(out.stdout).unwrap());
+    assert_ids_valid_and_unique(&cases);
+    let ids: Vec<&str> = cases.iter().map(|c| c.case.as_str()).collect();
+    let label = "user-direct-gic3-mmio-irq-tcg";
+    let want: Vec<String> = ["min", "mean", "p50", "p99", "max"]
+        .iter()
+        .map(|f| format!("{label}-hypercall-{f}"))
+        .collect();
+    assert_eq!(ids, want);
+    assert!(cases.iter().all(|c| c.units.as_deref() == Some("ns")));
+    let failed: Vec<&str> = cases
+        .iter()
+        .filter(|c| c.result == "fail")
+        .map(|c| c.case.as_str())
+        .collect();
+    assert_eq!(failed, [format!("{label}-hypercall-p50")]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
