@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use clap::Args;
 
 use super::matrix::{check, files, finish, run_and_report, slug, Matrix, MatrixError, Output};
+use crate::limits::Limit;
 use crate::os::is_root;
 use crate::rundir::RunDir;
 use crate::vm::options::{default_image, DEFAULT_IMAGE};
@@ -42,12 +43,11 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
         None => ensure_image()?,
     };
     let image = std::path::absolute(&image).unwrap_or(image);
-    let text = matrix_toml(&image, args.count, is_root());
-    let mut matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
+    let text = matrix_toml(&image, args.count, is_root(), &args.output.limits);
+    let matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
         path: "quickstart".into(),
         source,
     })?;
-    args.output.apply_limits(&mut matrix);
     check(&matrix)?;
     let dir = RunDir::create(args.run_dir.as_deref(), &slug("quickstart"))?;
     dir.write(files::MATRIX, &text)?;
@@ -58,8 +58,9 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
 }
 
 /// The quickstart matrix: every network setup this host allows, irq and poll mode, 1 ms
-/// pacing (like netperf `-w`, shorter so the whole experiment takes about a minute).
-pub fn matrix_toml(image: &Path, count: u64, root: bool) -> String {
+/// pacing (like netperf `-w`, shorter so the whole experiment takes about a minute), and the
+/// `--limit`s as the file's own, so the kept file repeats them too.
+pub fn matrix_toml(image: &Path, count: u64, root: bool, limits: &[Limit]) -> String {
     let mut s =
         String::from("# vmprobe quickstart: generated; repeat with `vmprobe matrix matrix.toml`\n");
     let _ = writeln!(
@@ -68,6 +69,10 @@ pub fn matrix_toml(image: &Path, count: u64, root: bool) -> String {
         toml::Value::String(image.display().to_string())
     );
     let _ = writeln!(s, "count = {count}\ninterval = \"1ms\"\nproto = \"both\"");
+    if !limits.is_empty() {
+        let list: Vec<toml::Value> = limits.iter().map(|l| l.text.clone().into()).collect();
+        let _ = writeln!(s, "limit = {}", toml::Value::Array(list));
+    }
     let nets: &[&str] = if root {
         &["user", "tap", "bridge", "macvtap"]
     } else {
@@ -134,15 +139,17 @@ mod tests {
 
     #[test]
     fn quickstart_matrix_parses_and_matches_privileges() {
-        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, false)).unwrap();
+        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, false, &[])).unwrap();
         let names: Vec<_> = m.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["user, irq", "user, poll"]);
-        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true)).unwrap();
+        let limits: Vec<Limit> = vec!["p99=1ms".parse().unwrap(), "lost=0".parse().unwrap()];
+        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true, &limits)).unwrap();
         assert_eq!(m.rows.len(), 8);
         assert_eq!(
             m.rows[7].args.vm.image.as_deref(),
             Some(Path::new("/x/g.bin"))
         );
         assert_eq!(m.rows[7].args.rr.count, Some(100));
+        assert_eq!(m.rows[7].args.limits, limits);
     }
 }
