@@ -273,22 +273,15 @@ fn micro_command(args: MicroArgs, limits: &[Limit]) -> Result<MicroReport, Micro
         report.limits = Some(sheet.checks.clone());
     }
     let mut out = std::io::stdout().lock();
-    if args.format == MicroFormat::Lava {
-        crate::export::lava::emit(&sheet.cases, &mut out).map_err(MicroCommandError::Output)?;
-        return Ok(report);
+    match args.format {
+        MicroFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+        MicroFormat::Text => out.write_all(text(&report).as_bytes()),
+        MicroFormat::Lava => crate::export::lava::emit(&sheet.cases, &mut out),
     }
-    let bytes = match args.format {
-        MicroFormat::Json => {
-            let mut v = serde_json::to_vec_pretty(&report)
-                .map_err(|e| MicroCommandError::Output(e.into()))?;
-            v.push(b'\n');
-            v
-        }
-        MicroFormat::Text | MicroFormat::Lava => text(&report).into_bytes(),
-    };
-    out.write_all(&bytes)
-        .and_then(|()| out.flush())
-        .map_err(MicroCommandError::Output)?;
+    .and_then(|()| out.flush())
+    .map_err(MicroCommandError::Output)?;
     Ok(report)
 }
 

@@ -300,6 +300,7 @@ impl Sheet {
                 });
             }
         }
+        // Finished twice, it must not add these cases twice.
         self.matched.iter_mut().for_each(|m| *m = true);
         self
     }
