@@ -5,6 +5,7 @@ pub mod cpus;
 pub mod duration;
 pub mod export;
 pub mod floor;
+pub mod limits;
 pub mod load;
 pub mod netsetup;
 pub mod os;

@@ -1,8 +1,10 @@
-//! `vmprobe`: parse, run one subcommand, print a one-line error on failure.
+//! `vmprobe`: parse, run one subcommand, print a one-line error on failure. Exit status: 0
+//! done, 1 failed, 2 bad command line, 3 measured but over a `--limit`.
 use std::process::ExitCode;
 
 use clap::Parser;
 use vmprobe::commands::{self, Cli};
+use vmprobe::limits::LimitsExceeded;
 
 /// The error and its causes on one line, skipping causes the message already quotes.
 fn one_line(e: &anyhow::Error) -> String {
@@ -46,6 +48,11 @@ fn main() -> ExitCode {
     };
     match commands::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // Measured, but over a limit: the regression gate's own status.
+        Err(e) if e.is::<LimitsExceeded>() => {
+            eprintln!("vmprobe: {e}");
+            ExitCode::from(LimitsExceeded::EXIT_CODE)
+        }
         Err(e) => {
             eprintln!("vmprobe: error: {}", one_line(&e));
             ExitCode::FAILURE

@@ -10,6 +10,8 @@ use vmprobe_proto::error_reply::Code;
 use vmprobe_proto::{BenchTest, PROBE_PORT};
 
 use super::vm_options::VmOptions;
+use crate::export::lava::{Check, Outcome, Sheet, Unit};
+use crate::limits::{Figure, Limit, LimitError, Value};
 use crate::probe::micro::{default_tests, MicroClient, MicroError, TestResult};
 use crate::vm::options::Accel;
 use crate::vm::services::{endpoint, Proto};
@@ -22,6 +24,8 @@ pub enum MicroFormat {
     Text,
     /// One JSON object.
     Json,
+    /// One LAVA test case per figure (through `lava-test-case` when it is on PATH).
+    Lava,
 }
 
 /// Arguments of `vmprobe micro`.
@@ -47,6 +51,57 @@ pub struct MicroArgs {
     /// Seconds to wait for the guest's ready line
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub ready_timeout: u64,
+    /// Fail (exit status 3) when a figure is over this bound: FIGURE=VALUE, the figure (min,
+    /// mean, p50, p99, max) optionally led by a test: p99=2us, hypercall-p50=800ns (repeatable)
+    #[arg(long = "limit", value_name = "FIGURE=VALUE")]
+    pub limits: Vec<Limit>,
+}
+
+/// The figures a micro-benchmark reports (its samples are sorted, no p99.9 kept).
+const FIGURES: [Figure; 5] = [
+    Figure::Min,
+    Figure::Mean,
+    Figure::P50,
+    Figure::P99,
+    Figure::Max,
+];
+
+/// Checks limits before anything boots: a test's name and a figure micro reports.
+fn check_limits(limits: &[Limit]) -> Result<(), LimitError> {
+    let tests: Vec<&str> = BenchTest::ALL.iter().map(|t| t.name()).collect();
+    for l in limits {
+        l.check_scope(&tests)?;
+        if !FIGURES.contains(&l.figure) {
+            let names: Vec<&str> = FIGURES.iter().map(|f| f.name()).collect();
+            return Err(LimitError {
+                text: l.text.clone(),
+                reason: format!("micro reports {} per test", names.join(", ")),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every test's figures as test cases (`<configuration>-<test>-<figure>`, nanoseconds), a
+/// skipped test as `<configuration>-<test>-run` skip, checked against `limits`.
+pub fn sheet(r: &MicroReport, limits: &[Limit]) -> Sheet {
+    let mut s = Sheet::new(&r.config, limits);
+    for t in &r.tests {
+        for f in FIGURES {
+            let ns = match f {
+                Figure::Min => t.min_ns,
+                Figure::Mean => t.mean_ns,
+                Figure::P50 => t.p50_ns,
+                Figure::P99 => t.p99_ns,
+                _ => t.max_ns,
+            };
+            s.figure(Some(t.name), true, f, Some(Value::Time(ns)), Unit::Ns);
+        }
+    }
+    for k in &r.skipped {
+        s.status(Some(k.name), "run", Outcome::Skip);
+    }
+    s.finish()
 }
 
 /// Why `vmprobe micro` failed.
@@ -64,6 +119,9 @@ pub enum MicroCommandError {
     /// Writing the output.
     #[error("writing the output: {0}")]
     Output(std::io::Error),
+    /// A `--limit` that cannot be checked.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// What `vmprobe micro --format json` prints.
@@ -84,6 +142,10 @@ pub struct MicroReport {
     /// Tests of the default list the guest refused (e.g. the IPI where it has no second vCPU
     /// started), with its reason. A test named with `--test` is never skipped: it fails.
     pub skipped: Vec<Skipped>,
+    /// `--limit`: each limit checked against each figure it bounds (`case`, `limit`, `value`,
+    /// `units`, `result`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Vec<Check>>,
 }
 
 /// A default test the guest could not run.
@@ -121,17 +183,21 @@ pub fn select_tests(names: &[String], smp: u32) -> Result<Vec<BenchTest>, MicroC
     Ok(out)
 }
 
-/// Runs `vmprobe micro`.
+/// Runs `vmprobe micro`; exit status 3 when a figure is over its `--limit`.
 pub fn execute(args: MicroArgs) -> anyhow::Result<()> {
-    Ok(micro_command(args)?)
+    let limits = crate::limits::merge(args.limits.clone());
+    let report = micro_command(args, &limits)?;
+    let checks = report.limits.iter().flatten();
+    Ok(crate::commands::run::limit_verdict(checks)?)
 }
 
-fn micro_command(args: MicroArgs) -> Result<(), MicroCommandError> {
+fn micro_command(args: MicroArgs, limits: &[Limit]) -> Result<MicroReport, MicroCommandError> {
     if args.iterations == 0 {
         return Err(MicroCommandError::Options(
             "--iterations must be at least 1".into(),
         ));
     }
+    check_limits(limits)?;
     let tests = select_tests(&args.tests, args.vm.smp)?;
     let config = args.vm.validate()?;
     eprintln!("vmprobe: accelerator: {}", config.accel_reason);
@@ -198,21 +264,25 @@ fn micro_command(args: MicroArgs) -> Result<(), MicroCommandError> {
             config: info_label,
             tests: results,
             skipped,
+            limits: None,
         })
     })?;
-    let bytes = match args.format {
-        MicroFormat::Json => {
-            let mut v = serde_json::to_vec_pretty(&report)
-                .map_err(|e| MicroCommandError::Output(e.into()))?;
-            v.push(b'\n');
-            v
-        }
-        MicroFormat::Text => text(&report).into_bytes(),
-    };
+    let mut report = report;
+    let sheet = sheet(&report, limits);
+    if !limits.is_empty() {
+        report.limits = Some(sheet.checks.clone());
+    }
     let mut out = std::io::stdout().lock();
-    out.write_all(&bytes)
-        .and_then(|()| out.flush())
-        .map_err(MicroCommandError::Output)
+    match args.format {
+        MicroFormat::Json => serde_json::to_writer_pretty(&mut out, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(out)),
+        MicroFormat::Text => out.write_all(text(&report).as_bytes()),
+        MicroFormat::Lava => crate::export::lava::emit(&sheet.cases, &mut out),
+    }
+    .and_then(|()| out.flush())
+    .map_err(MicroCommandError::Output)?;
+    Ok(report)
 }
 
 /// The table.
@@ -240,6 +310,9 @@ pub fn text(r: &MicroReport) -> String {
     }
     for s in &r.skipped {
         let _ = writeln!(out, "{:<14}skipped: {}", s.name, s.reason);
+    }
+    for c in r.limits.iter().flatten() {
+        let _ = writeln!(out, "limit {}: {}", c.result.as_str(), c.line());
     }
     let _ = writeln!(
         out,

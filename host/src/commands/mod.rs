@@ -37,7 +37,7 @@ pub enum Command {
     /// Charts (CDF, histogram, RTT over time; SVG and PNG) and a Markdown page from run directories.
     Report(report::ReportArgs),
     /// Boot the probe VM, measure UDP and TCP echo round trips against it, tear down.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Run each configuration of a TOML file; print the comparison table.
     Matrix(matrix::MatrixArgs),
     /// The default experiment on this machine: a short matrix of what this host can run.
@@ -53,7 +53,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Trace(args) => trace::execute(args),
         Command::Vm(args) => vm::execute(args),
         Command::Report(args) => report::execute(args),
-        Command::Run(args) => run::execute(args),
+        Command::Run(args) => run::execute(*args),
         Command::Matrix(args) => matrix::execute(args),
         Command::Quickstart(args) => quickstart::execute(args),
         Command::Micro(args) => micro::execute(args),

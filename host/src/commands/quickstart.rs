@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 
 use clap::Args;
 
-use super::matrix::{check, files, run_and_report, slug, Matrix, MatrixError};
+use super::matrix::{check, files, finish, run_and_report, slug, Matrix, MatrixError, Output};
+use crate::limits::Limit;
 use crate::os::is_root;
 use crate::rundir::RunDir;
 use crate::vm::options::{default_image, DEFAULT_IMAGE};
@@ -26,11 +27,14 @@ pub struct QuickstartArgs {
     /// Run directory [default: runs/<time>-quickstart/]
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// What to print and how to end.
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `vmprobe quickstart`.
 pub fn execute(args: QuickstartArgs) -> anyhow::Result<()> {
-    Ok(quickstart(&args)?)
+    finish(quickstart(&args))
 }
 
 fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
@@ -39,7 +43,7 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
         None => ensure_image()?,
     };
     let image = std::path::absolute(&image).unwrap_or(image);
-    let text = matrix_toml(&image, args.count, is_root());
+    let text = matrix_toml(&image, args.count, is_root(), &args.output.limits);
     let matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
         path: "quickstart".into(),
         source,
@@ -50,12 +54,13 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
     if !is_root() {
         eprintln!("vmprobe: not root: user networking only (tap, bridge and macvtap need root)");
     }
-    run_and_report(&matrix, &dir)
+    run_and_report(&matrix, &dir, args.output.format)
 }
 
 /// The quickstart matrix: every network setup this host allows, irq and poll mode, 1 ms
-/// pacing (like netperf `-w`, shorter so the whole experiment takes about a minute).
-pub fn matrix_toml(image: &Path, count: u64, root: bool) -> String {
+/// pacing (like netperf `-w`, shorter so the whole experiment takes about a minute), and the
+/// `--limit`s as the file's own, so the kept file repeats them too.
+pub fn matrix_toml(image: &Path, count: u64, root: bool, limits: &[Limit]) -> String {
     let mut s =
         String::from("# vmprobe quickstart: generated; repeat with `vmprobe matrix matrix.toml`\n");
     let _ = writeln!(
@@ -64,6 +69,10 @@ pub fn matrix_toml(image: &Path, count: u64, root: bool) -> String {
         toml::Value::String(image.display().to_string())
     );
     let _ = writeln!(s, "count = {count}\ninterval = \"1ms\"\nproto = \"both\"");
+    if !limits.is_empty() {
+        let list: Vec<toml::Value> = limits.iter().map(|l| l.text.clone().into()).collect();
+        let _ = writeln!(s, "limit = {}", toml::Value::Array(list));
+    }
     let nets: &[&str] = if root {
         &["user", "tap", "bridge", "macvtap"]
     } else {
@@ -130,15 +139,17 @@ mod tests {
 
     #[test]
     fn quickstart_matrix_parses_and_matches_privileges() {
-        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, false)).unwrap();
+        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, false, &[])).unwrap();
         let names: Vec<_> = m.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["user, irq", "user, poll"]);
-        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true)).unwrap();
+        let limits: Vec<Limit> = vec!["p99=1ms".parse().unwrap(), "lost=0".parse().unwrap()];
+        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true, &limits)).unwrap();
         assert_eq!(m.rows.len(), 8);
         assert_eq!(
             m.rows[7].args.vm.image.as_deref(),
             Some(Path::new("/x/g.bin"))
         );
         assert_eq!(m.rows[7].args.rr.count, Some(100));
+        assert_eq!(m.rows[7].args.limits, limits);
     }
 }

@@ -131,23 +131,32 @@ fn rr_command(args: &RrArgs) -> Result<(), RrError> {
         crate::probe::rr::validate(&options, clock)?;
         let run = measure(args, &options, |o, c| crate::probe::run_probe(o, c, clock))?;
         let report = crate::probe::ProbeReport::from(&run);
-        let bytes = crate::probe::report::serialize(args.measure.format, &report, None)
-            .map_err(RrError::Output)?;
-        return finish(&bytes, &run.rr.report.error);
+        let format = args.measure.format;
+        let bytes =
+            crate::probe::report::serialize(format, &report, None).map_err(RrError::Output)?;
+        let lava = (format == Format::Lava).then(|| crate::probe::report::lava_sheet(&report));
+        return finish(&bytes, lava, &run.rr.report.error);
     }
     options.validate()?;
     let run = measure(args, &options, rr::run)?;
     let bytes = export::serialize(args.measure.format, &run.report).map_err(RrError::Output)?;
-    finish(&bytes, &run.report.error)
+    let lava = (args.measure.format == Format::Lava).then(|| export::lava::rr_sheet(&run.report));
+    finish(&bytes, lava, &run.report.error)
 }
 
-/// Prints the summary; the run's own error comes after it.
-fn finish(bytes: &[u8], error: &Option<String>) -> Result<(), RrError> {
+/// Prints the summary (LAVA's cases through `lava-test-case` when it is on PATH); the run's
+/// own error comes after it.
+fn finish(
+    bytes: &[u8],
+    lava: Option<export::lava::Sheet>,
+    error: &Option<String>,
+) -> Result<(), RrError> {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .map_err(RrError::Output)?;
+    match lava {
+        Some(sheet) => export::lava::emit(&sheet.cases, &mut stdout),
+        None => stdout.write_all(bytes).and_then(|()| stdout.flush()),
+    }
+    .map_err(RrError::Output)?;
     match error {
         Some(e) => Err(RrError::Aborted(e.clone())),
         None => Ok(()),

@@ -63,10 +63,14 @@ struct SummaryRow<'a> {
     interrupted: bool,
     error: Option<&'a str>,
     histogram_digits: u8,
+    /// A `run`'s failed limits on this protocol's figures (`;`-separated), empty when none;
+    /// no column of `rr`'s own CSV.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits_exceeded: Option<String>,
 }
 
 impl<'a> SummaryRow<'a> {
-    fn of(label: Option<&'a str>, r: &'a RrReport) -> Self {
+    fn of(label: Option<&'a str>, r: &'a RrReport, limits_exceeded: Option<String>) -> Self {
         let rx = r.rx_sw.as_ref();
         let rx_f = |f: fn(&Summary) -> Option<f64>| rx.and_then(f);
         let s = &r.rtt;
@@ -122,6 +126,7 @@ impl<'a> SummaryRow<'a> {
             interrupted: r.interrupted,
             error: r.error.as_deref(),
             histogram_digits: r.histogram_digits,
+            limits_exceeded,
         }
     }
 }
@@ -136,13 +141,17 @@ pub fn write_rows<T: Serialize>(rows: impl IntoIterator<Item = T>) -> io::Result
     w.into_inner().map_err(|e| io::Error::other(e.to_string()))
 }
 
-/// Reports of several configurations in one CSV, each row led by its label.
-pub fn labelled(rows: &[(&str, &RrReport)]) -> io::Result<Vec<u8>> {
-    write_rows(rows.iter().map(|(l, r)| SummaryRow::of(Some(l), r)))
+/// Reports of several configurations in one CSV, each row led by its label and ended by its
+/// failed limits.
+pub fn labelled(rows: &[(&str, &RrReport, String)]) -> io::Result<Vec<u8>> {
+    write_rows(
+        rows.iter()
+            .map(|(l, r, exceeded)| SummaryRow::of(Some(l), r, Some(exceeded.clone()))),
+    )
 }
 
 impl Exporter for CsvExporter {
     fn serialize(&self, report: &RrReport) -> io::Result<Vec<u8>> {
-        write_rows([SummaryRow::of(None, report)])
+        write_rows([SummaryRow::of(None, report, None)])
     }
 }

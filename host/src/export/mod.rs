@@ -1,7 +1,10 @@
 //! Summary formats of an [`RrReport`]: one file per format, each a pure function of the
-//! report, as hyperfine's exporters. The JSON and CSV shapes are a contract.
+//! report, as hyperfine's exporters. The JSON and CSV shapes are a contract. `lava` turns
+//! every figure into a LAVA test case (its [`Sheet`](lava::Sheet) also serves the commands
+//! that report several configurations).
 pub mod csv;
 mod json;
+pub mod lava;
 #[cfg(test)]
 mod tests;
 mod text;
@@ -19,6 +22,9 @@ pub enum Format {
     Json,
     /// A header row and one summary row.
     Csv,
+    /// One LAVA test case per figure, as `lava-test-case` prints it (or through it, when it
+    /// is on PATH).
+    Lava,
 }
 
 /// Turns a report into bytes.
@@ -32,6 +38,7 @@ pub fn serialize(format: Format, report: &RrReport) -> io::Result<Vec<u8>> {
         Format::Text => &text::TextExporter,
         Format::Json => &json::JsonExporter,
         Format::Csv => &csv::CsvExporter,
+        Format::Lava => &lava::LavaExporter,
     };
     exporter.serialize(report)
 }

@@ -162,6 +162,17 @@ pub fn breakdown_text(b: &Breakdown, accel: Option<&str>) -> String {
     out
 }
 
+/// `vmprobe rr --probe`'s LAVA cases: the round trip's, and the guest residence's.
+pub fn lava_sheet(r: &ProbeReport) -> export::lava::Sheet {
+    let mut sheet = export::lava::Sheet::new("rr", &[]);
+    sheet.rr(r.rr.proto.as_str(), true, &r.rr);
+    if let Some(b) = &r.breakdown {
+        let series = format!("{}-residence", r.rr.proto);
+        sheet.summary(&series, false, &b.guest_residence_us);
+    }
+    sheet.finish()
+}
+
 /// Serializes a probe report: JSON is one object; text is the rr summary and the breakdown;
 /// CSV is rr's summary row (the split is per sample in `--log`).
 pub fn serialize(format: Format, r: &ProbeReport, accel: Option<&str>) -> io::Result<Vec<u8>> {
@@ -172,6 +183,7 @@ pub fn serialize(format: Format, r: &ProbeReport, accel: Option<&str>) -> io::Re
             Ok(out)
         }
         Format::Csv => export::serialize(Format::Csv, &r.rr),
+        Format::Lava => Ok(lava_sheet(r).lines().into_bytes()),
         Format::Text => {
             let mut out = export::serialize(Format::Text, &r.rr)?;
             match (&r.breakdown, &r.probe_error) {

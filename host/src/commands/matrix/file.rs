@@ -17,14 +17,21 @@
 //! ```
 //!
 //! Each configuration becomes `run`'s own command line and is parsed by `run`'s own parser,
-//! so every option, value and error message is the same as on the command line.
+//! so every option, value and error message is the same as on the command line. One key adds
+//! to its default instead of replacing it: `limit` (`limit = ["p99=200us", "lost=0"]` at the
+//! top bounds every configuration; a configuration's own `limit` list adds bounds, and
+//! replaces the default of the same figure).
 use clap::Parser;
 use toml::Value;
 
 use crate::commands::run::RunArgs;
+use crate::export::lava::id_part;
 
 /// Keys the matrix sets itself.
 const RESERVED: [&str; 4] = ["run-dir", "format", "log", "hist"];
+
+/// The key whose default a configuration adds to rather than replaces.
+const ADDITIVE: &str = "limit";
 
 /// A matrix file's problems.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +125,14 @@ impl Matrix {
                     "two configurations are named \"{name}\""
                 )));
             }
+            // Test case ids are named after the configuration: they must stay apart.
+            let id = id_part(&name);
+            if let Some(r) = rows.iter().find(|r| id_part(&r.name) == id) {
+                return Err(FileError::Shape(format!(
+                    "configurations \"{}\" and \"{name}\" have the same id \"{id}\" in test cases: rename one",
+                    r.name
+                )));
+            }
             let err = |message: String| FileError::Config {
                 name: name.clone(),
                 message,
@@ -131,7 +146,9 @@ impl Matrix {
             let mut argv = Vec::new();
             for (key, value) in defaults
                 .iter()
-                .filter(|(k, _)| !own.iter().any(|(o, _)| flag(o) == flag(k)))
+                .filter(|(k, _)| {
+                    flag(k) == ADDITIVE || !own.iter().any(|(o, _)| flag(o) == flag(k))
+                })
                 .chain(own.iter())
             {
                 push_option(&mut argv, key, value).map_err(err)?;
@@ -232,6 +249,37 @@ mod tests {
             (Net::Tap, Mode::Poll, Some(50))
         );
         assert!(b.rr.busy_poll && !a.rr.busy_poll);
+    }
+
+    #[test]
+    fn limits_add_to_the_default_and_replace_it_per_figure() {
+        let m = Matrix::parse(
+            r#"
+            limit = ["p99=200us", "lost=0"]
+            [[config]]
+            name = "a"
+            [[config]]
+            name = "b"
+            limit = ["p99=1ms", "udp-max=5ms"]
+            "#,
+        )
+        .unwrap();
+        let texts = |r: &Row| -> Vec<String> {
+            crate::limits::merge(r.args.limits.clone())
+                .iter()
+                .map(|l| l.text.clone())
+                .collect()
+        };
+        assert_eq!(texts(&m.rows[0]), ["p99=200us", "lost=0"]);
+        assert_eq!(texts(&m.rows[1]), ["p99=1ms", "lost=0", "udp-max=5ms"]);
+        let e = Matrix::parse("[[config]]\nname = \"x\"\nlimit = [\"p99=5\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duration '5' has no unit"), "{e}");
+        let e = Matrix::parse("[[config]]\nname = \"tap, irq\"\n[[config]]\nname = \"tap irq\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("same id \"tap-irq\""), "{e}");
     }
 
     #[test]

@@ -16,7 +16,10 @@ pub use file::{FileError, Matrix, Row};
 use table::{RowResult, NOT_RUN};
 
 use crate::commands::run::signals::Signals;
-use crate::commands::run::{hooks_for, run_one, RunError, RunPlan};
+use crate::commands::run::{hooks_for, limit_verdict, run_one, RunError, RunPlan};
+use crate::export::lava::{self, Outcome, Sheet};
+use crate::export::Format;
+use crate::limits::{Limit, LimitsExceeded};
 use crate::rundir::{RunDir, RunDirError};
 
 /// File names in a matrix's run directory.
@@ -44,6 +47,34 @@ pub struct MatrixArgs {
     /// Run directory [default: runs/<time>-matrix-<file name>/]
     #[arg(long, value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
+    /// What to print and how to end.
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// What `matrix` and `quickstart` print on stdout, and the limits that decide their exit
+/// status.
+#[derive(Args, Debug, Clone)]
+pub struct Output {
+    /// Output format on stdout (the table files are written in every format)
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Bound a figure in every configuration, after the file's own limits (see `vmprobe run
+    /// --limit`): p99=200us, lost=0 (repeatable)
+    #[arg(long = "limit", value_name = "FIGURE=VALUE")]
+    pub limits: Vec<Limit>,
+}
+
+impl Output {
+    /// Adds the command line's limits to every configuration (after the file's: they win).
+    pub fn apply_limits(&self, matrix: &mut Matrix) {
+        for row in &mut matrix.rows {
+            row.args.limits.extend(self.limits.iter().cloned());
+            for l in &self.limits {
+                row.argv.extend(["--limit".to_string(), l.text.clone()]);
+            }
+        }
+    }
 }
 
 /// Why a matrix could not run or did not fully succeed.
@@ -68,6 +99,9 @@ pub enum MatrixError {
     /// The run directory.
     #[error(transparent)]
     RunDir(#[from] RunDirError),
+    /// Every configuration ran, but a figure was over its limit.
+    #[error(transparent)]
+    LimitsExceeded(#[from] LimitsExceeded),
     /// Some configurations failed (the table says which and why).
     #[error("{failed} of {total} configurations failed: see the table")]
     RowsFailed {
@@ -94,7 +128,15 @@ pub enum MatrixError {
 
 /// `vmprobe matrix FILE.toml`.
 pub fn execute(args: MatrixArgs) -> anyhow::Result<()> {
-    Ok(run_matrix(&args)?)
+    finish(run_matrix(&args))
+}
+
+/// Limits exceeded leave as themselves (their own exit status), everything else as is.
+pub fn finish(r: Result<(), MatrixError>) -> anyhow::Result<()> {
+    match r {
+        Err(MatrixError::LimitsExceeded(e)) => Err(e.into()),
+        r => Ok(r?),
+    }
 }
 
 fn run_matrix(args: &MatrixArgs) -> Result<(), MatrixError> {
@@ -102,10 +144,11 @@ fn run_matrix(args: &MatrixArgs) -> Result<(), MatrixError> {
         path: args.file.clone(),
         source,
     })?;
-    let matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
+    let mut matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
         path: args.file.clone(),
         source,
     })?;
+    args.output.apply_limits(&mut matrix);
     let stem = args
         .file
         .file_stem()
@@ -113,7 +156,7 @@ fn run_matrix(args: &MatrixArgs) -> Result<(), MatrixError> {
     check(&matrix)?;
     let dir = RunDir::create(args.run_dir.as_deref(), &format!("matrix-{}", slug(&stem)))?;
     dir.write(files::MATRIX, &text)?;
-    run_and_report(&matrix, &dir)
+    run_and_report(&matrix, &dir, args.output.format)
 }
 
 /// Checks every configuration's options, so a mistake stops the matrix before anything boots
@@ -128,42 +171,81 @@ pub fn check(matrix: &Matrix) -> Result<(), MatrixError> {
     Ok(())
 }
 
-/// Runs every row, prints the table on stdout and writes it into `dir`.
-pub fn run_and_report(matrix: &Matrix, dir: &RunDir) -> Result<(), MatrixError> {
+/// Runs every row, prints the table (or the rows in `format`) on stdout and writes the table
+/// into `dir`.
+pub fn run_and_report(matrix: &Matrix, dir: &RunDir, format: Format) -> Result<(), MatrixError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let rows = rt.block_on(run_rows(matrix, dir.path()))?;
     let text = table::text(&rows);
+    let csv = table::csv(&rows)?;
     dir.write(files::TEXT, &text)?;
-    dir.write(files::CSV, &table::csv(&rows)?)?;
+    dir.write(files::CSV, &csv)?;
     dir.write(files::MARKDOWN, &table::markdown(&rows))?;
-    print!("{text}");
     let tcg = rows
         .iter()
         .filter_map(|r| r.results.as_ref())
         .any(|r| r.config.accel == crate::vm::options::Accel::Tcg);
+    let mut notes = String::new();
     if tcg {
-        println!("round trips in microseconds, measured under TCG emulation: not KVM numbers");
+        notes.push_str(
+            "round trips in microseconds, measured under TCG emulation: not KVM numbers\n",
+        );
     }
-    println!(
-        "table: {} ({}, {}); each configuration's run directory is inside",
+    notes.push_str(&format!(
+        "table: {} ({}, {}); each configuration's run directory is inside\n",
         dir.file(files::TEXT).display(),
         files::CSV,
         files::MARKDOWN
-    );
+    ));
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        match format {
+            Format::Text => write!(out, "{text}{notes}")?,
+            Format::Csv => out.write_all(csv.as_bytes())?,
+            Format::Json => {
+                let doc = serde_json::json!({ "configurations": rows, "run_dir": dir.path() });
+                serde_json::to_writer_pretty(&mut out, &doc).map_err(std::io::Error::from)?;
+                writeln!(out)?;
+            }
+            Format::Lava => lava::emit(&cases(&rows), &mut out)?,
+        }
+        out.flush()?;
+        if format != Format::Text {
+            eprint!("{notes}");
+        }
+    }
     // Rows Ctrl-C kept from running are not failures: the user stopped the matrix.
     let failed = rows
         .iter()
         .filter(|r| r.error.as_deref().is_some_and(|e| e != NOT_RUN))
         .count();
+    let limits = limit_verdict(rows.iter().flat_map(|r| r.checks()));
     if failed > 0 {
         return Err(MatrixError::RowsFailed {
             failed,
             total: rows.len(),
         });
     }
-    Ok(())
+    Ok(limits?)
+}
+
+/// Every row's test cases; a row that never measured is one failing `<name>-run`.
+fn cases(rows: &[RowResult]) -> Vec<lava::Case> {
+    let mut out = Vec::new();
+    for row in rows {
+        match &row.results {
+            Some(r) => out.extend(r.cases.iter().cloned()),
+            None => {
+                let mut s = Sheet::new(&row.name, &[]);
+                s.status(None, "run", Outcome::Fail);
+                out.extend(s.cases);
+            }
+        }
+    }
+    out
 }
 
 async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixError> {
@@ -192,7 +274,8 @@ async fn run_rows(matrix: &Matrix, dir: &Path) -> Result<Vec<RowResult>, MatrixE
             .chain(row.argv.iter().cloned())
             .chain(["--run-dir".to_string(), run_dir.display().to_string()])
             .collect();
-        let result = match RunPlan::new(args).map(|p| p.with_command(command)) {
+        let plan = RunPlan::new(args).map(|p| p.with_command(command).with_name(&row.name));
+        let result = match plan {
             Ok(plan) => {
                 let mut hooks = hooks_for(&plan.args);
                 run_one(&plan, &mut hooks, &mut signals).await

@@ -7,11 +7,12 @@ use std::io;
 use serde::Serialize;
 
 use crate::commands::run::{FloorOutcome, RunResults};
+use crate::export::lava::Check;
 use crate::floor::HostFloor;
 use crate::rr::{Proto, RrReport};
 
-/// One configuration's outcome.
-#[derive(Debug, Clone)]
+/// One configuration's outcome (`matrix --format json` prints them as they are).
+#[derive(Debug, Clone, Serialize)]
 pub struct RowResult {
     /// The configuration's name.
     pub name: String,
@@ -19,6 +20,22 @@ pub struct RowResult {
     pub results: Option<RunResults>,
     /// Why the configuration failed or stopped early.
     pub error: Option<String>,
+}
+
+impl RowResult {
+    /// Every limit checked in this configuration.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.results.iter().flat_map(|r| r.limits.iter().flatten())
+    }
+
+    /// The limits it exceeded, one line each.
+    fn exceeded(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .flat_map(|r| r.exceeded())
+            .map(Check::line)
+            .collect()
+    }
 }
 
 /// The note of a configuration that Ctrl-C kept from running.
@@ -62,6 +79,9 @@ fn note(row: &RowResult) -> String {
     }
     if row.results.as_ref().is_some_and(|r| r.interrupted) {
         parts.push("interrupted".into());
+    }
+    for e in row.exceeded() {
+        parts.push(format!("limit exceeded: {e}"));
     }
     parts.join("; ")
 }
@@ -205,6 +225,7 @@ struct CsvRow<'a> {
     run_dir: Option<String>,
     note: String,
     interrupt: Option<&'a str>,
+    limits_exceeded: String,
 }
 
 impl<'a> CsvRow<'a> {
@@ -237,6 +258,7 @@ impl<'a> CsvRow<'a> {
             run_dir: res.map(|r| r.run_dir.display().to_string()),
             note: note(row),
             interrupt: interrupt(row),
+            limits_exceeded: row.exceeded().join("; "),
         }
     }
 }

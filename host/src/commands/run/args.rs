@@ -40,6 +40,11 @@ pub struct RunArgs {
     /// Seconds to wait for the guest's ready line
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub ready_timeout: u64,
+    /// Fail (exit status 3) when a figure is over this bound: FIGURE=VALUE, the figure (min,
+    /// mean, p50, p99, p99.9, max, lost, boot) optionally led by a series (udp, tcp, floor,
+    /// residence): p99=200us, udp-max=5ms, lost=0, lost=0.1%, boot=2s (repeatable)
+    #[arg(long = "limit", value_name = "FIGURE=VALUE")]
+    pub limits: Vec<crate::limits::Limit>,
 }
 
 /// `--proto` of `run`: one protocol or both.
@@ -110,5 +115,11 @@ mod tests {
         assert_eq!(d.run.proto.list(), &[Proto::Udp, Proto::Tcp]);
         assert!(T::try_parse_from(["t", "--target", "x:7"]).is_err());
         assert!(T::try_parse_from(["t", "--proto", "sctp"]).is_err());
+        let l = T::try_parse_from(["t", "--limit", "p99=200us", "--limit", "lost=0"]).unwrap();
+        assert_eq!(l.run.limits.len(), 2);
+        let e = T::try_parse_from(["t", "--limit", "p99=200"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("duration '200' has no unit"), "{e}");
     }
 }

@@ -137,13 +137,22 @@ pub fn execute(mut args: RunArgs) -> Result<(), RunError> {
             v
         }
         Format::Text => text(&cmp)?.into_bytes(),
+        Format::Lava => Vec::new(),
     };
     let mut out = std::io::stdout().lock();
+    if format == Format::Lava {
+        let cases = [&cmp.irq.cases[..], &cmp.poll.cases[..]].concat();
+        crate::export::lava::emit(&cases, &mut out)?;
+    }
     out.write_all(&bytes)?;
     out.flush()?;
+    let checks = [&cmp.irq, &cmp.poll]
+        .into_iter()
+        .flat_map(|r| r.limits.iter().flatten());
+    let limits = super::limit_verdict(checks);
     match problem {
         Some(e) => Err(e),
-        None => Ok(()),
+        None => Ok(limits?),
     }
 }
 

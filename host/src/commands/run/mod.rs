@@ -14,6 +14,7 @@
 //!
 //! `matrix` and `quickstart` run many plans through the same [`run_one`].
 pub mod args;
+pub mod cases;
 pub mod compare;
 pub mod hooks;
 pub mod load;
@@ -93,6 +94,12 @@ pub enum RunError {
         /// Its error.
         message: String,
     },
+    /// A `--limit` that cannot be checked.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
+    /// Measured, but over a limit.
+    #[error(transparent)]
+    LimitsExceeded(#[from] crate::limits::LimitsExceeded),
     /// Output.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -107,17 +114,21 @@ pub struct RunPlan {
     pub vm: VmConfig,
     /// The `vmprobe` arguments that repeat this run (`run ...`), kept in the run directory.
     pub command: Vec<String>,
+    /// The configuration's name in test case ids (a matrix row's); `None`: the VM's label.
+    pub name: Option<String>,
 }
 
 impl RunPlan {
     /// Checks everything that can be checked before booting.
-    pub fn new(args: RunArgs) -> Result<RunPlan, RunError> {
+    pub fn new(mut args: RunArgs) -> Result<RunPlan, RunError> {
+        args.limits = crate::limits::merge(std::mem::take(&mut args.limits));
         Self::check_measurement(&args)?;
         let vm = args.vm.validate()?;
         Ok(RunPlan {
             args,
             vm,
             command: Vec::new(),
+            name: None,
         })
     }
 
@@ -140,10 +151,17 @@ impl RunPlan {
             )
             .into());
         }
+        cases::check(&args.limits, args.rr.probe)?;
         args.trace.validate(args).map_err(|message| RunError::Hook {
             hook: "trace".into(),
             message,
         })
+    }
+
+    /// Names the configuration in test case ids.
+    pub fn with_name(mut self, name: &str) -> RunPlan {
+        self.name = Some(name.to_string());
+        self
     }
 
     /// Records the `vmprobe` arguments that repeat this run.
@@ -216,6 +234,15 @@ pub async fn run_one(
         }
         other => other.to_string(),
     });
+    let sheet = cases::sheet(
+        plan.name.as_deref().unwrap_or(&results.label),
+        &results,
+        &plan.args.limits,
+    );
+    if !plan.args.limits.is_empty() {
+        results.limits = Some(sheet.checks);
+    }
+    results.cases = sheet.cases;
     write_results(&run_dir, &results)?;
     if !plan.command.is_empty() {
         let line = std::iter::once("vmprobe".to_string())
@@ -375,9 +402,27 @@ fn with_proto(path: &Path, proto: Proto) -> PathBuf {
 }
 
 /// `vmprobe run`: one run, summary on stdout in `--format`; exit status non-zero when QEMU
-/// died or a protocol failed (after the partial summary).
+/// died or a protocol failed (after the partial summary), 3 when it measured but a figure was
+/// over its `--limit`.
 pub fn execute(args: RunArgs) -> anyhow::Result<()> {
-    Ok(run_command(args)?)
+    match run_command(args) {
+        Err(RunError::LimitsExceeded(e)) => Err(e.into()),
+        r => Ok(r?),
+    }
+}
+
+/// Says each exceeded limit on stderr; `Err` when there was one.
+pub fn limit_verdict<'a>(
+    checks: impl IntoIterator<Item = &'a crate::export::lava::Check>,
+) -> Result<(), crate::limits::LimitsExceeded> {
+    let checks: Vec<_> = checks.into_iter().cloned().collect();
+    for c in checks
+        .iter()
+        .filter(|c| c.result == crate::export::lava::Outcome::Fail)
+    {
+        eprintln!("vmprobe: limit exceeded: {}", c.line());
+    }
+    crate::export::lava::verdict(&checks)
 }
 
 fn run_command(args: RunArgs) -> Result<(), RunError> {
@@ -394,19 +439,16 @@ fn run_command(args: RunArgs) -> Result<(), RunError> {
         let mut signals = Signals::new()?;
         let mut hooks = hooks_for(&plan.args);
         let finished = run_one(&plan, &mut hooks, &mut signals).await?;
-        let out = output::render(format, &finished.results)?;
-        use std::io::Write;
-        let mut stdout = std::io::stdout().lock();
-        stdout.write_all(&out)?;
-        stdout.flush()?;
+        output::print(format, &finished.results)?;
         if finished.results.interrupted {
             eprintln!(
                 "vmprobe: interrupted: summary of the samples taken so far; everything was torn down"
             );
         }
+        let limits = limit_verdict(finished.results.limits.iter().flatten());
         match finished.problem {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(limits?),
         }
     })
 }

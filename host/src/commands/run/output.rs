@@ -1,12 +1,13 @@
 //! `run`'s summary on stdout: `text` (a configuration header, then `vmprobe rr`'s netperf-like
 //! text per protocol), `json` ([`RunResults`] as one object), `csv` (`rr`'s CSV with a leading
-//! `label` column, one row per protocol).
+//! `label` column, one row per protocol, its failed limits in a last column), `lava` (every
+//! figure as a LAVA test case).
 use std::fmt::Write as _;
-use std::io;
+use std::io::{self, Write as _};
 
 use super::results::{FloorOutcome, ProbeOutcome, RunResults};
 use crate::export::{self, Format};
-use crate::rr::RrReport;
+use crate::rr::{Proto, RrReport};
 use crate::vm::options::{Accel, Boot, Transport};
 
 /// Serializes `results` in `format`.
@@ -19,7 +20,24 @@ pub fn render(format: Format, results: &RunResults) -> io::Result<Vec<u8>> {
         }
         Format::Csv => csv(results),
         Format::Text => text(results),
+        Format::Lava => Ok(results
+            .cases
+            .iter()
+            .map(|c| c.signal() + "\n")
+            .collect::<String>()
+            .into_bytes()),
     }
+}
+
+/// Prints `results` in `format` on stdout; `lava` goes through `lava-test-case` when it is
+/// on PATH.
+pub fn print(format: Format, results: &RunResults) -> io::Result<()> {
+    let mut stdout = io::stdout().lock();
+    if format == Format::Lava {
+        return export::lava::emit(&results.cases, &mut stdout);
+    }
+    stdout.write_all(&render(format, results)?)?;
+    stdout.flush()
 }
 
 /// One line describing the configuration.
@@ -119,6 +137,9 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
     if r.interrupted {
         let _ = writeln!(out, "{:<13}interrupted: partial results", "note");
     }
+    for c in r.limits.iter().flatten() {
+        let _ = writeln!(out, "{:<13}{}: {}", "limit", c.result.as_str(), c.line());
+    }
     if let Some(e) = &r.error {
         let _ = writeln!(out, "{:<13}{e}", "error");
     }
@@ -127,6 +148,24 @@ fn text(r: &RunResults) -> io::Result<Vec<u8>> {
 }
 
 fn csv(r: &RunResults) -> io::Result<Vec<u8>> {
-    let rows: Vec<(&str, &RrReport)> = r.reports().map(|rep| (r.label.as_str(), rep)).collect();
+    // Each protocol's row lists the failures of its own figures and of the configuration's.
+    let config = format!("{}-", export::lava::id_part(&r.label));
+    let rows: Vec<(&str, &RrReport, String)> = r
+        .reports()
+        .map(|rep| {
+            let exceeded: Vec<String> = r
+                .exceeded()
+                .filter(|c| {
+                    let own = c.case.strip_prefix(&config).unwrap_or(&c.case);
+                    let other = [Proto::Udp, Proto::Tcp]
+                        .into_iter()
+                        .filter(|&p| p != rep.proto);
+                    !other.into_iter().any(|p| own.starts_with(&format!("{p}-")))
+                })
+                .map(|c| c.line())
+                .collect();
+            (r.label.as_str(), rep, exceeded.join("; "))
+        })
+        .collect();
     export::csv::labelled(&rows)
 }

@@ -121,6 +121,13 @@ pub struct RunResults {
     /// was interrupted).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host_floor: Option<FloorOutcome>,
+    /// `--limit`: each limit checked against each figure it bounds (`case`, `limit`, `value`,
+    /// `units`, `result`: `pass` or `fail`), in report order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Vec<crate::export::lava::Check>>,
+    /// Every figure as a LAVA test case (`--format lava`), named after the configuration.
+    #[serde(skip)]
+    pub cases: Vec<crate::export::lava::Case>,
 }
 
 impl RunResults {
@@ -143,6 +150,8 @@ impl RunResults {
             load: None,
             trace: None,
             host_floor: None,
+            limits: None,
+            cases: Vec::new(),
         }
     }
 
@@ -160,6 +169,14 @@ impl RunResults {
             Proto::Udp => self.udp = Some(report),
             Proto::Tcp => self.tcp = Some(report),
         }
+    }
+
+    /// The limits this run exceeded.
+    pub fn exceeded(&self) -> impl Iterator<Item = &crate::export::lava::Check> {
+        self.limits
+            .iter()
+            .flatten()
+            .filter(|c| c.result == crate::export::lava::Outcome::Fail)
     }
 
     /// Measured reports in measuring order.
