@@ -25,12 +25,13 @@ mod probe {
     use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power, smp};
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
-    use vmprobe_guest::config::{Config, ConfigError, Mode};
+    use vmprobe_guest::config::{BenchSet, Config, ConfigError, Mode};
     use vmprobe_guest::dtb::{DtbError, Irq, Platform};
     use vmprobe_guest::kvm_ptp::{self, KvmPtp};
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
     use vmprobe_guest::net::{InterruptPath, TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::probe::self_report::{self, SelfReport};
     use vmprobe_guest::services::announce::Gateway;
     use vmprobe_guest::services::Services;
     use vmprobe_proto::GuestMode;
@@ -121,6 +122,9 @@ mod probe {
         let parsed = Config::parse(platform.bootargs.as_deref().unwrap_or(""))?;
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
+        }
+        if let Some(unknown) = &parsed.unknown_bench {
+            println!("vmprobe: note: {unknown}");
         }
         let config = parsed.config;
 
@@ -240,14 +244,19 @@ mod probe {
 
     impl ReadyLine {
         /// Prints the line the first time the services have announced their address (a peer
-        /// that has been waiting is answered from then on); true once printed.
-        fn announce(&self, services: &Services, printed: &mut bool) {
+        /// that has been waiting is answered from then on); true once printed. With `bench=`,
+        /// the micro-benchmarks run first, and their results and the boot time to this point
+        /// (their own run excluded) are printed before it.
+        fn announce(&self, services: &Services, machine: &mut Machine, printed: &mut bool) {
             if *printed {
                 return;
             }
             if let Some(announced) = services.announced(now()) {
                 if let Gateway::Silent(gw) = announced.gateway {
                     println!("vmprobe: note: gateway {gw} did not answer ARP");
+                }
+                if !self.config.bench.is_empty() {
+                    self_report(machine, self.config.bench);
                 }
                 let ip = announced.address;
                 println!(
@@ -264,6 +273,17 @@ mod probe {
                 );
                 *printed = true;
             }
+        }
+    }
+
+    /// Runs the boot-time micro-benchmarks and prints their results block.
+    fn self_report(machine: &mut Machine, tests: BenchSet) {
+        let ready = micros_since_start();
+        let mut samples = alloc::vec![0u64; self_report::ITERATIONS];
+        let mut report = SelfReport::run(machine, tests, &mut samples);
+        report.boot(ready);
+        for line in report.lines() {
+            println!("{line}");
         }
     }
 
@@ -295,7 +315,7 @@ mod probe {
         loop {
             machine.counters.polls += 1;
             services.poll(now(), phy, machine);
-            ready.announce(services, &mut printed);
+            ready.announce(services, machine, &mut printed);
             if machine.power_off_requested() {
                 power_off_after_transmit(phy);
             }
@@ -328,7 +348,7 @@ mod probe {
             let t = now();
             machine.counters.polls += 1;
             let busy = services.poll(t, phy, machine);
-            ready.announce(services, &mut printed);
+            ready.announce(services, machine, &mut printed);
             if machine.power_off_requested() {
                 power_off_after_transmit(phy);
             }
