@@ -437,8 +437,9 @@ fn unusable_device_tree_is_reported_on_its_console() {
 }
 
 /// The `vmprobe: result` lines of `console` between `results begin` and `results end`, as
-/// (id, value, unit); panics unless the block is there once, before the ready line.
-fn self_report(console: &str) -> Vec<(String, f64, String)> {
+/// (id, value, unit); panics unless the block is there once, with the line after it starting
+/// with `next`.
+fn self_report(console: &str, next: &str) -> Vec<(String, f64, String)> {
     let lines: Vec<&str> = console.lines().map(str::trim).collect();
     let at = |needle: &str| {
         let found: Vec<usize> = (0..lines.len()).filter(|&i| lines[i] == needle).collect();
@@ -446,11 +447,11 @@ fn self_report(console: &str) -> Vec<(String, f64, String)> {
         found[0]
     };
     let (begin, end) = (at("vmprobe: results begin"), at("vmprobe: results end"));
-    let ready = lines
-        .iter()
-        .position(|l| l.starts_with("vmprobe: ready "))
-        .expect("ready line");
-    assert!(begin < end && end < ready, "{console}");
+    assert!(begin < end, "{console}");
+    assert!(
+        lines.get(end + 1).is_some_and(|l| l.starts_with(next)),
+        "{next:?} right after the block in:\n{console}"
+    );
     lines[begin + 1..end]
         .iter()
         .map(|l| {
@@ -492,7 +493,7 @@ fn bench_all_reports_every_micro_benchmark_then_serves() {
         "{ready}"
     );
     assert!(ready.ends_with(" interrupt=msix-its"), "{ready}");
-    let results = self_report(&qemu.console());
+    let results = self_report(&qemu.console(), "vmprobe: ready ");
     let mut expected: Vec<String> = vmprobe_proto::BenchTest::ALL
         .iter()
         .flat_map(|t| [format!("guest-{t}-p50"), format!("guest-{t}-p99")])
@@ -545,4 +546,42 @@ fn unknown_bench_name_is_said_and_the_probe_serves() {
     );
     assert!(notes[0].ends_with("; running none"), "{}", notes[0]);
     assert!(!console.contains("vmprobe: result"), "{console}");
+}
+
+/// Without any NIC (a board without virtio-net), `bench=all` still reports what needs none,
+/// notes the rest, and then stops with the error it stops with anyway; no boot time, as it never
+/// gets to serve.
+#[test]
+fn bench_all_without_a_nic_reports_then_stops() {
+    let mut qemu_args = args("-M virt,gic-version=2 -cpu cortex-a57 -m 128M -nic none -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args("-append bench=all"));
+    let mut qemu = Qemu::spawn(&qemu_args);
+    qemu.wait_for("vmprobe: error", READY_TIMEOUT);
+    assert!(
+        qemu.wait_exit(Duration::from_secs(20)).is_some(),
+        "powered off"
+    );
+    let console = qemu.console();
+    let results = self_report(
+        &console,
+        "vmprobe: error: no virtio-net device on virtio-mmio or PCI",
+    );
+    let ids: Vec<&str> = results.iter().map(|(id, ..)| id.as_str()).collect();
+    let expected: Vec<String> = [
+        "hypercall",
+        "mmio-gicd",
+        "eoi",
+        "self-sgi",
+        "vtimer",
+        "counter-read",
+    ]
+    .iter()
+    .flat_map(|t| [format!("guest-{t}-p50"), format!("guest-{t}-p99")])
+    .collect();
+    assert_eq!(ids, expected);
+    for t in ["mmio-virtio", "vq-notify", "ipi", "lpi"] {
+        let note = format!("vmprobe: bench: {t}: not supported on this machine, no result");
+        assert!(console.contains(&note), "{note:?} in:\n{console}");
+    }
 }

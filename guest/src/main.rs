@@ -30,7 +30,7 @@ mod probe {
     use vmprobe_guest::kvm_ptp::{self, KvmPtp};
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
-    use vmprobe_guest::net::{InterruptPath, TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::net::{InterruptPath, QueueRings, TransportKind, VirtioNic, VirtioPhy};
     use vmprobe_guest::probe::self_report::{self, SelfReport};
     use vmprobe_guest::services::announce::Gateway;
     use vmprobe_guest::services::Services;
@@ -139,7 +139,35 @@ mod probe {
                 need,
             });
         }
-        let nic = find_nic(&platform)?;
+        let timer = Irq {
+            intid: platform.virtual_timer_intid,
+            trigger: platform.virtual_timer_trigger,
+        };
+        let mode = match config.mode {
+            Mode::Irq => GuestMode::Irq,
+            Mode::Poll => GuestMode::Poll,
+        };
+        let nic = match find_nic(&platform) {
+            Ok(nic) => nic,
+            Err(fatal) => {
+                // Nothing to serve on, but the benchmarks that need no NIC still report: on a
+                // board without virtio-net they are all there is.
+                if !config.bench.is_empty() {
+                    let targets = BenchTargets {
+                        nic: None,
+                        nic_irqs: NicInterrupts::none(),
+                        timer,
+                        irq_mode: false,
+                        cpu_count: platform.cpu_count,
+                    };
+                    let rings = alloc::rc::Rc::new(QueueRings::default());
+                    let clock = clock.map_err(|a| a.code());
+                    let mut machine = Machine::new(mode, rings, targets, clock);
+                    self_report(&mut machine, config.bench, None);
+                }
+                return Err(fatal);
+            }
+        };
         let (kind, nic_registers) = (nic.kind, nic.registers);
         let sources = nic_irq::NicIrqSources {
             kind,
@@ -152,10 +180,6 @@ mod probe {
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
         let mut phy: Phy =
             unsafe { VirtioPhy::new(nic.transport, nic.doorbells, vectors, config.mode)? };
-        let timer = Irq {
-            intid: platform.virtual_timer_intid,
-            trigger: platform.virtual_timer_trigger,
-        };
         if config.mode == Mode::Irq {
             gic::enable(timer.intid, timer.trigger)?;
         }
@@ -168,10 +192,6 @@ mod probe {
             timer,
             irq_mode: config.mode == Mode::Irq,
             cpu_count: platform.cpu_count,
-        };
-        let mode = match config.mode {
-            Mode::Irq => GuestMode::Irq,
-            Mode::Poll => GuestMode::Poll,
         };
         let mut machine = Machine::new(mode, phy.rings(), targets, clock.map_err(|a| a.code()));
         let ready = ReadyLine {
@@ -256,7 +276,7 @@ mod probe {
                     println!("vmprobe: note: gateway {gw} did not answer ARP");
                 }
                 if !self.config.bench.is_empty() {
-                    self_report(machine, self.config.bench);
+                    self_report(machine, self.config.bench, Some(micros_since_start()));
                 }
                 let ip = announced.address;
                 println!(
@@ -276,12 +296,14 @@ mod probe {
         }
     }
 
-    /// Runs the boot-time micro-benchmarks and prints their results block.
-    fn self_report(machine: &mut Machine, tests: BenchSet) {
-        let ready = micros_since_start();
+    /// Runs the boot-time micro-benchmarks and prints their results block, with the boot time
+    /// when the probe got as far as serving (`ready`, in us).
+    fn self_report(machine: &mut Machine, tests: BenchSet, ready: Option<u64>) {
         let mut samples = alloc::vec![0u64; self_report::ITERATIONS];
         let mut report = SelfReport::run(machine, tests, &mut samples);
-        report.boot(ready);
+        if let Some(ready) = ready {
+            report.boot(ready);
+        }
         for line in report.lines() {
             println!("{line}");
         }

@@ -13,7 +13,8 @@
 //!
 //! Ids are lowercase, URL-safe `<configuration>-<series>-<figure>`, the configuration being
 //! `guest` (the probe does not know how the host wired it). A test the machine cannot run (no
-//! second vCPU for `ipi`, no ITS for `lpi`) gets a note before the block, not a result.
+//! second vCPU for `ipi`, no ITS for `lpi`, no NIC for `mmio-virtio`) gets a note before the
+//! block, not a result. `guest-boot` is there only when the probe got as far as serving.
 
 use alloc::format;
 use alloc::string::String;
