@@ -6,7 +6,8 @@
 #   - lava/jobs/uboot-board-monitors.yaml on a U-Boot board that is QEMU running Debian's
 #     U-Boot, fed by TFTP (lava/jobs/devices/qemu-uboot-board.yaml);
 #   - lava/jobs/kvm-host-test-definition.yaml is validated only (`lava-run --validate`): its
-#     device is an arm64 KVM host reached over SSH, which this machine is not.
+#     device is an arm64 KVM host reached over SSH, which this machine is not;
+#   - every job against LAVA's job schema (lava_common.schemas, strict), as a server checks it.
 # Installs lava-dispatcher and the tools it wants for TFTP/U-Boot jobs (tftpd-hpa, u-boot-tools)
 # and socat (the board's serial line) if missing. lava-run refuses to run as anyone but root: as
 # another user this script says so and skips. Logs stay in target/lava-test/<job>/lava.log.
@@ -15,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "test-lava: skipped: lava-run runs only as root, and this is uid $(id -u)"
-    echo "0 passed, 0 failed, 3 skipped"
+    echo "0 passed, 0 failed, 4 skipped"
     exit 0
 fi
 packages=(lava-dispatcher tftpd-hpa u-boot-tools socat)
@@ -110,6 +111,25 @@ validate() {
         failed=$((failed + 1))
     fi
 }
+
+# Every job against LAVA's own job schema, strictly, as a server checks a job at submission.
+if /usr/bin/python3 - lava/jobs/*.yaml <<'PY'; then
+import sys, yaml
+from lava_common.schemas import validate
+bad = 0
+for path in sys.argv[1:]:
+    try:
+        validate(yaml.safe_load(open(path)), strict=True, extra_context_variables=[])
+    except Exception as e:
+        print(f"test-lava: {path}: not a valid LAVA job: {e}")
+        bad += 1
+sys.exit(bad)
+PY
+    echo "test-lava: schema: every job in lava/jobs/ is valid under LAVA's job schema"
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+fi
 
 run qemu lava/jobs/qemu-guest-monitors.yaml lava/jobs/devices/qemu-arm64.yaml
 run uboot lava/jobs/uboot-board-monitors.yaml lava/jobs/devices/qemu-uboot-board.yaml \
