@@ -435,3 +435,153 @@ fn unusable_device_tree_is_reported_on_its_console() {
         "vmprobe: error: device tree has no GICv2 or GICv3 interrupt controller"
     );
 }
+
+/// The `vmprobe: result` lines of `console` between `results begin` and `results end`, as
+/// (id, value, unit); panics unless the block is there once, with the line after it starting
+/// with `next`.
+fn self_report(console: &str, next: &str) -> Vec<(String, f64, String)> {
+    let lines: Vec<&str> = console.lines().map(str::trim).collect();
+    let at = |needle: &str| {
+        let found: Vec<usize> = (0..lines.len()).filter(|&i| lines[i] == needle).collect();
+        assert_eq!(found.len(), 1, "{needle:?} once in:\n{console}");
+        found[0]
+    };
+    let (begin, end) = (at("vmprobe: results begin"), at("vmprobe: results end"));
+    assert!(begin < end, "{console}");
+    assert!(
+        lines.get(end + 1).is_some_and(|l| l.starts_with(next)),
+        "{next:?} right after the block in:\n{console}"
+    );
+    lines[begin + 1..end]
+        .iter()
+        .map(|l| {
+            let fields: Vec<&str> = l
+                .strip_prefix("vmprobe: result ")
+                .unwrap_or_else(|| panic!("not a result line: {l:?}"))
+                .split(' ')
+                .collect();
+            let [id, value, unit] = fields[..] else {
+                panic!("not `id value unit`: {l:?}")
+            };
+            assert!(
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{id}"
+            );
+            (
+                id.to_string(),
+                value.parse().expect(value),
+                unit.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `bench=all` on a machine that can run every micro-benchmark (two vCPUs for the IPI, the ITS
+/// for the LPI): the p50 and p99 of each and the boot time, between the markers and before the
+/// unchanged ready line; then the probe serves as usual.
+#[test]
+fn bench_all_reports_every_micro_benchmark_then_serves() {
+    let (ready, qemu) = boot_and_echo(
+        "-M virt,gic-version=3 -cpu max -smp 2",
+        "virtio-net-pci,romfile=",
+        "bench=all",
+        &[],
+    );
+    assert!(
+        ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v3 transport=pci cntfrq="),
+        "{ready}"
+    );
+    assert!(ready.ends_with(" interrupt=msix-its"), "{ready}");
+    let results = self_report(&qemu.console(), "vmprobe: ready ");
+    let mut expected: Vec<String> = vmprobe_proto::BenchTest::ALL
+        .iter()
+        .flat_map(|t| [format!("guest-{t}-p50"), format!("guest-{t}-p99")])
+        .collect();
+    expected.push("guest-boot".into());
+    let ids: Vec<&str> = results.iter().map(|(id, ..)| id.as_str()).collect();
+    assert_eq!(ids, expected);
+    for pair in results[..results.len() - 1].chunks(2) {
+        let ((p50_id, p50, p50_unit), (_, p99, p99_unit)) = (&pair[0], &pair[1]);
+        assert_eq!((p50_unit.as_str(), p99_unit.as_str()), ("ns", "ns"));
+        assert!(p50 <= p99, "{p50_id}: p50 {p50} above p99 {p99}");
+    }
+    // The boot figure is the time to ready in ms: well under the ready timeout, not zero.
+    let (_, boot, unit) = results.last().unwrap();
+    assert_eq!(unit, "ms");
+    assert!(
+        *boot > 0.0 && *boot < READY_TIMEOUT.as_millis() as f64,
+        "{boot}"
+    );
+    assert!(
+        !qemu.console().contains("vmprobe: bench:"),
+        "{}",
+        qemu.console()
+    );
+}
+
+/// A name that is no micro-benchmark: one line naming it, no results, and the probe serves.
+#[test]
+fn unknown_bench_name_is_said_and_the_probe_serves() {
+    let (ready, qemu) = boot_and_echo(
+        "-M virt,gic-version=2 -cpu cortex-a57",
+        "virtio-net-device",
+        "bench=hypercall,eio",
+        &[],
+    );
+    assert!(ready.starts_with("vmprobe: ready ip=10.0.2.15/24 mode=irq gic=v2 "));
+    let console = qemu.console();
+    let notes: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains("eio"))
+        .map(str::trim)
+        .collect();
+    assert_eq!(notes.len(), 1, "{console}");
+    assert!(
+        notes[0].starts_with(
+            "vmprobe: note: bench=: no micro-benchmark named \"eio\" (one of all, hypercall, "
+        ),
+        "{}",
+        notes[0]
+    );
+    assert!(notes[0].ends_with("; running none"), "{}", notes[0]);
+    assert!(!console.contains("vmprobe: result"), "{console}");
+}
+
+/// Without any NIC (a board without virtio-net), `bench=all` still reports what needs none,
+/// notes the rest, and then stops with the error it stops with anyway; no boot time, as it never
+/// gets to serve.
+#[test]
+fn bench_all_without_a_nic_reports_then_stops() {
+    let mut qemu_args = args("-M virt,gic-version=2 -cpu cortex-a57 -m 128M -nic none -kernel");
+    qemu_args.push(guest_image().display().to_string());
+    qemu_args.extend(args("-append bench=all"));
+    let mut qemu = Qemu::spawn(&qemu_args);
+    qemu.wait_for("vmprobe: error", READY_TIMEOUT);
+    assert!(
+        qemu.wait_exit(Duration::from_secs(20)).is_some(),
+        "powered off"
+    );
+    let console = qemu.console();
+    let results = self_report(
+        &console,
+        "vmprobe: error: no virtio-net device on virtio-mmio or PCI",
+    );
+    let ids: Vec<&str> = results.iter().map(|(id, ..)| id.as_str()).collect();
+    let expected: Vec<String> = [
+        "hypercall",
+        "mmio-gicd",
+        "eoi",
+        "self-sgi",
+        "vtimer",
+        "counter-read",
+    ]
+    .iter()
+    .flat_map(|t| [format!("guest-{t}-p50"), format!("guest-{t}-p99")])
+    .collect();
+    assert_eq!(ids, expected);
+    for t in ["mmio-virtio", "vq-notify", "ipi", "lpi"] {
+        let note = format!("vmprobe: bench: {t}: not supported on this machine, no result");
+        assert!(console.contains(&note), "{note:?} in:\n{console}");
+    }
+}

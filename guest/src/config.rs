@@ -2,7 +2,9 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+use vmprobe_proto::BenchTest;
 
 /// How the probe waits for packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +44,8 @@ pub struct Config {
     pub net: NetConfig,
     /// How packets are waited for.
     pub mode: Mode,
+    /// Micro-benchmarks to run once at boot and report on the console (`bench=`).
+    pub bench: BenchSet,
 }
 
 impl Default for Config {
@@ -49,7 +53,58 @@ impl Default for Config {
         Config {
             net: NetConfig::default(),
             mode: Mode::Irq,
+            bench: BenchSet::default(),
         }
+    }
+}
+
+/// A set of micro-benchmarks, one bit per wire id; iterated in id order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BenchSet(u32);
+
+impl BenchSet {
+    /// Every micro-benchmark.
+    pub fn all() -> BenchSet {
+        BenchTest::ALL.into_iter().fold(BenchSet(0), BenchSet::with)
+    }
+
+    /// This set and `test`.
+    pub fn with(self, test: BenchTest) -> BenchSet {
+        BenchSet(self.0 | (1 << test.id()))
+    }
+
+    /// Whether nothing is in it.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The tests in it, in id order.
+    pub fn iter(self) -> impl Iterator<Item = BenchTest> {
+        BenchTest::ALL
+            .into_iter()
+            .filter(move |t| self.0 & (1 << t.id()) != 0)
+    }
+}
+
+/// `bench=` named something that is no micro-benchmark: none is run, and the console says
+/// which names were wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBench<'a> {
+    /// The names that are not micro-benchmarks, as given.
+    pub names: Vec<&'a str>,
+}
+
+impl fmt::Display for UnknownBench<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("bench=: no micro-benchmark named")?;
+        for name in &self.names {
+            write!(f, " {name:?}")?;
+        }
+        f.write_str(" (one of all")?;
+        for t in BenchTest::ALL {
+            write!(f, ", {}", t.name())?;
+        }
+        f.write_str("); running none")
     }
 }
 
@@ -82,16 +137,20 @@ pub struct Parsed<'a> {
     pub config: Config,
     /// Tokens that are not probe arguments (printed as a note, e.g. `console=ttyAMA0`).
     pub ignored: Vec<&'a str>,
+    /// `bench=` names that are not micro-benchmarks (then `config.bench` is empty).
+    pub unknown_bench: Option<UnknownBench<'a>>,
 }
 
 impl Config {
-    /// Parses boot arguments (`/chosen/bootargs`): `ip=A.B.C.D/N gw=A.B.C.D dhcp mode=irq|poll`,
-    /// separated by whitespace, all optional. Other tokens are returned as ignored; a probe
-    /// argument with a bad value is an error. `ip=` alone keeps the default gateway only if it is
-    /// inside the new subnet.
+    /// Parses boot arguments (`/chosen/bootargs`): `ip=A.B.C.D/N gw=A.B.C.D dhcp mode=irq|poll
+    /// bench=all|NAME,NAME...`, separated by whitespace, all optional. Other tokens are returned
+    /// as ignored; a probe argument with a bad value is an error, except `bench=`, whose unknown
+    /// names are returned so that the probe can say so and still serve. `ip=` alone keeps the
+    /// default gateway only if it is inside the new subnet.
     pub fn parse(bootargs: &str) -> Result<Parsed<'_>, ConfigError> {
         let mut config = Config::default();
         let mut ignored = Vec::new();
+        let mut unknown_bench = None;
         let mut gw_given = false;
         for token in bootargs.split_ascii_whitespace() {
             let (key, value) = token.split_once('=').unwrap_or((token, ""));
@@ -116,6 +175,12 @@ impl Config {
                         _ => return Err(ConfigError::BadMode(value.into())),
                     }
                 }
+                "bench" => {
+                    (config.bench, unknown_bench) = match parse_bench(value) {
+                        Ok(set) => (set, None),
+                        Err(unknown) => (BenchSet::default(), Some(unknown)),
+                    }
+                }
                 _ => ignored.push(token),
             }
         }
@@ -130,7 +195,31 @@ impl Config {
                 config.net.gw = None;
             }
         }
-        Ok(Parsed { config, ignored })
+        Ok(Parsed {
+            config,
+            ignored,
+            unknown_bench,
+        })
+    }
+}
+
+/// `all` or comma-separated micro-benchmark names (as `vmprobe micro --test` spells them).
+fn parse_bench(value: &str) -> Result<BenchSet, UnknownBench<'_>> {
+    let mut set = BenchSet::default();
+    let mut names = Vec::new();
+    for name in value.split(',') {
+        match name {
+            "all" => set = BenchSet::all(),
+            _ => match BenchTest::from_name(name) {
+                Some(t) => set = set.with(t),
+                None => names.push(name),
+            },
+        }
+    }
+    if names.is_empty() {
+        Ok(set)
+    } else {
+        Err(UnknownBench { names })
     }
 }
 
@@ -213,5 +302,44 @@ mod tests {
         let p = Config::parse("dhcp=no").unwrap();
         assert!(!p.config.net.dhcp);
         assert_eq!(p.ignored, ["dhcp=no"]);
+    }
+
+    #[test]
+    fn bench_all_and_names() {
+        assert!(Config::parse("").unwrap().config.bench.is_empty());
+        let all = Config::parse("bench=all").unwrap();
+        assert!(all.config.bench.iter().eq(BenchTest::ALL));
+        assert_eq!(all.unknown_bench, None);
+        let some = Config::parse("mode=poll bench=eoi,hypercall,eoi").unwrap();
+        assert_eq!(some.config.mode, Mode::Poll);
+        assert!(some
+            .config
+            .bench
+            .iter()
+            .eq([BenchTest::PsciVersion, BenchTest::Eoi]));
+        let names: Vec<&str> = BenchTest::ALL.iter().map(|t| t.name()).collect();
+        let spelled = alloc::format!("bench={}", names.join(","));
+        assert_eq!(
+            Config::parse(&spelled).unwrap().config.bench,
+            BenchSet::all()
+        );
+    }
+
+    #[test]
+    fn unknown_bench_names_run_none_and_say_which() {
+        let p = Config::parse("bench=hypercall,eio,x ip=10.0.2.20/24").unwrap();
+        assert!(p.config.bench.is_empty());
+        assert_eq!(p.config.net.ip.to_string(), "10.0.2.20/24");
+        let unknown = p.unknown_bench.unwrap();
+        assert_eq!(unknown.names, ["eio", "x"]);
+        assert_eq!(
+            unknown.to_string(),
+            "bench=: no micro-benchmark named \"eio\" \"x\" (one of all, hypercall, \
+             mmio-virtio, mmio-gicd, eoi, self-sgi, vtimer, vq-notify, ipi, counter-read, lpi); \
+             running none"
+        );
+        let empty = Config::parse("bench=").unwrap();
+        assert!(empty.config.bench.is_empty());
+        assert_eq!(empty.unknown_bench.unwrap().names, [""]);
     }
 }

@@ -25,12 +25,13 @@ mod probe {
     use crate::arch::{console, gic, hal::ProbeHal, heap, mmu, power, smp};
     use core::convert::Infallible;
     use smoltcp::time::{Duration, Instant};
-    use vmprobe_guest::config::{Config, ConfigError, Mode};
+    use vmprobe_guest::config::{BenchSet, Config, ConfigError, Mode};
     use vmprobe_guest::dtb::{DtbError, Irq, Platform};
     use vmprobe_guest::kvm_ptp::{self, KvmPtp};
     use vmprobe_guest::net::discover::{self, DiscoverError};
     use vmprobe_guest::net::phy::PhyError;
-    use vmprobe_guest::net::{InterruptPath, TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::net::{InterruptPath, QueueRings, TransportKind, VirtioNic, VirtioPhy};
+    use vmprobe_guest::probe::self_report::{self, SelfReport};
     use vmprobe_guest::services::announce::Gateway;
     use vmprobe_guest::services::Services;
     use vmprobe_proto::GuestMode;
@@ -122,6 +123,9 @@ mod probe {
         for token in &parsed.ignored {
             println!("vmprobe: note: ignoring boot argument {token:?}");
         }
+        if let Some(unknown) = &parsed.unknown_bench {
+            println!("vmprobe: note: {unknown}");
+        }
         let config = parsed.config;
 
         // SAFETY: the GIC frames are mapped as device memory and used only through `gic`.
@@ -135,7 +139,35 @@ mod probe {
                 need,
             });
         }
-        let nic = find_nic(&platform)?;
+        let timer = Irq {
+            intid: platform.virtual_timer_intid,
+            trigger: platform.virtual_timer_trigger,
+        };
+        let mode = match config.mode {
+            Mode::Irq => GuestMode::Irq,
+            Mode::Poll => GuestMode::Poll,
+        };
+        let nic = match find_nic(&platform) {
+            Ok(nic) => nic,
+            Err(fatal) => {
+                // Nothing to serve on, but the benchmarks that need no NIC still report: on a
+                // board without virtio-net they are all there is.
+                if !config.bench.is_empty() {
+                    let targets = BenchTargets {
+                        nic: None,
+                        nic_irqs: NicInterrupts::none(),
+                        timer,
+                        irq_mode: false,
+                        cpu_count: platform.cpu_count,
+                    };
+                    let rings = alloc::rc::Rc::new(QueueRings::default());
+                    let clock = clock.map_err(|a| a.code());
+                    let mut machine = Machine::new(mode, rings, targets, clock);
+                    self_report(&mut machine, config.bench, None);
+                }
+                return Err(fatal);
+            }
+        };
         let (kind, nic_registers) = (nic.kind, nic.registers);
         let sources = nic_irq::NicIrqSources {
             kind,
@@ -148,10 +180,6 @@ mod probe {
         // SAFETY: `ProbeHal` maps DMA memory at identical virtual and physical addresses.
         let mut phy: Phy =
             unsafe { VirtioPhy::new(nic.transport, nic.doorbells, vectors, config.mode)? };
-        let timer = Irq {
-            intid: platform.virtual_timer_intid,
-            trigger: platform.virtual_timer_trigger,
-        };
         if config.mode == Mode::Irq {
             gic::enable(timer.intid, timer.trigger)?;
         }
@@ -164,10 +192,6 @@ mod probe {
             timer,
             irq_mode: config.mode == Mode::Irq,
             cpu_count: platform.cpu_count,
-        };
-        let mode = match config.mode {
-            Mode::Irq => GuestMode::Irq,
-            Mode::Poll => GuestMode::Poll,
         };
         let mut machine = Machine::new(mode, phy.rings(), targets, clock.map_err(|a| a.code()));
         let ready = ReadyLine {
@@ -240,14 +264,19 @@ mod probe {
 
     impl ReadyLine {
         /// Prints the line the first time the services have announced their address (a peer
-        /// that has been waiting is answered from then on); true once printed.
-        fn announce(&self, services: &Services, printed: &mut bool) {
+        /// that has been waiting is answered from then on); true once printed. With `bench=`,
+        /// the micro-benchmarks run first, and their results and the boot time to this point
+        /// (their own run excluded) are printed before it.
+        fn announce(&self, services: &Services, machine: &mut Machine, printed: &mut bool) {
             if *printed {
                 return;
             }
             if let Some(announced) = services.announced(now()) {
                 if let Gateway::Silent(gw) = announced.gateway {
                     println!("vmprobe: note: gateway {gw} did not answer ARP");
+                }
+                if !self.config.bench.is_empty() {
+                    self_report(machine, self.config.bench, Some(micros_since_start()));
                 }
                 let ip = announced.address;
                 println!(
@@ -264,6 +293,19 @@ mod probe {
                 );
                 *printed = true;
             }
+        }
+    }
+
+    /// Runs the boot-time micro-benchmarks and prints their results block, with the boot time
+    /// when the probe got as far as serving (`ready`, in us).
+    fn self_report(machine: &mut Machine, tests: BenchSet, ready: Option<u64>) {
+        let mut samples = alloc::vec![0u64; self_report::ITERATIONS];
+        let mut report = SelfReport::run(machine, tests, &mut samples);
+        if let Some(ready) = ready {
+            report.boot(ready);
+        }
+        for line in report.lines() {
+            println!("{line}");
         }
     }
 
@@ -295,7 +337,7 @@ mod probe {
         loop {
             machine.counters.polls += 1;
             services.poll(now(), phy, machine);
-            ready.announce(services, &mut printed);
+            ready.announce(services, machine, &mut printed);
             if machine.power_off_requested() {
                 power_off_after_transmit(phy);
             }
@@ -328,7 +370,7 @@ mod probe {
             let t = now();
             machine.counters.polls += 1;
             let busy = services.poll(t, phy, machine);
-            ready.announce(services, &mut printed);
+            ready.announce(services, machine, &mut printed);
             if machine.power_off_requested() {
                 power_off_after_transmit(phy);
             }

@@ -38,6 +38,14 @@ const VECTOR_TX: u16 = 1;
 const VECTOR_CONFIG: u16 = 2;
 
 impl NicInterrupts {
+    /// No interrupts: poll mode, or no NIC at all.
+    pub fn none() -> Self {
+        NicInterrupts {
+            path: InterruptPath::None,
+            lines: [None; 3],
+        }
+    }
+
     /// Whether `intid` (an acknowledged interrupt's number) is one of the NIC's.
     pub fn is_nic(&self, intid: u32) -> bool {
         self.lines.contains(&Some(intid))
@@ -85,11 +93,7 @@ pub fn setup(
     mode: Mode,
 ) -> Result<(NicInterrupts, Option<VirtioVectors>), NicIrqError> {
     if mode == Mode::Poll {
-        let none = NicInterrupts {
-            path: InterruptPath::None,
-            lines: [None; 3],
-        };
-        return Ok((none, None));
+        return Ok((NicInterrupts::none(), None));
     }
     if let (Some(msix), Some(msi)) = (sources.msix, sources.msi) {
         if let Some(msi) = setup_msix(&msix, msi, sources.gic)? {

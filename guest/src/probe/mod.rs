@@ -5,6 +5,8 @@
 //! - [`stamp`]: lets the device layer write counter readings into probe frames in place: arrival
 //!   readings into echo requests as the driver takes them off the receive queue, departure
 //!   readings into echo replies just before the TX notify.
+//! - [`self_report`]: the same micro-benchmarks run once at boot (`bench=`) and printed as
+//!   result lines on the console, for boards without a host harness.
 //!
 //! The pieces fit together like this, per echo:
 //! ```text
@@ -16,6 +18,7 @@
 
 pub mod handler;
 pub mod platform;
+pub mod self_report;
 pub mod stamp;
 
 pub use handler::{DropReason, Outcome, ProbeCounters, ProbeHandler};

@@ -412,3 +412,34 @@ fn clock_request_gets_readings_or_the_reason_there_are_none() {
         )
     );
 }
+
+#[test]
+fn self_report_prints_p50_p99_per_test_then_boot_and_notes_refusals() {
+    use super::self_report::{SelfReport, ITERATIONS};
+    use crate::config::Config;
+    let mut p = Fake::default();
+    let mut samples = [0u64; ITERATIONS];
+    let bench = Config::parse("bench=hypercall,vtimer,ipi,eoi")
+        .unwrap()
+        .config
+        .bench;
+    let mut r = SelfReport::run(&mut p, bench, &mut samples);
+    r.boot(1_234_567);
+    assert_eq!(p.runs, 4);
+    // Samples 100..=1099 ticks at 62.5 MHz (16 ns): p50 is the 500th (599), p99 the 990th (1089).
+    let lines: Vec<String> = r.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "vmprobe: bench: vtimer: failed, no result",
+            "vmprobe: bench: ipi: not supported on this machine, no result",
+            "vmprobe: results begin",
+            "vmprobe: result guest-hypercall-p50 9584 ns",
+            "vmprobe: result guest-hypercall-p99 17424 ns",
+            "vmprobe: result guest-eoi-p50 9584 ns",
+            "vmprobe: result guest-eoi-p99 17424 ns",
+            "vmprobe: result guest-boot 1234.567 ms",
+            "vmprobe: results end",
+        ]
+    );
+}
