@@ -11,8 +11,11 @@ use super::error::TraceError;
 use super::fields::field;
 use super::line::{self, Event, Record};
 use super::path::PathSpec;
-use super::report::{Gap, Marker, Ordered, Report, Unparsed};
+use super::report::{
+    Closest, Diagnosis, Gap, Handover, Marker, Ordered, Report, StageSeen, Unparsed,
+};
 use super::stats::Durations;
+use super::timeline::Count;
 use super::timeline::{Timeline, MAX_CPU};
 use crate::stats::ns_to_us as us;
 use std::collections::{HashMap, VecDeque};
@@ -488,6 +491,14 @@ impl Analyzer {
         let s = &self.path.stages;
         let activity = self.timeline.activity(e.cpu, t0, e.ts_ns);
         let (ran_ns, ran_cpus) = self.timeline.ran(e.pid, t0, e.ts_ns);
+        let handed_over_by =
+            self.timeline
+                .handed_over(e.cpu, t0, e.ts_ns, e.pid)
+                .map(|(pid, task)| Handover {
+                    same_command: task == e.task,
+                    task,
+                    pid,
+                });
         let span = e.ts_ns.saturating_sub(t0).max(1);
         self.gaps.push(Gap {
             start: secs(t0),
@@ -501,6 +512,7 @@ impl Analyzer {
             task_ran_us: us(ran_ns),
             task_share: (ran_ns as f64 / span as f64).min(1.0),
             task_cpus: ran_cpus,
+            handed_over_by,
             activity,
             markers: Vec::new(),
         });
@@ -617,6 +629,15 @@ impl Analyzer {
             self.waiting[k].clear();
         }
         self.link_markers();
+        let diagnosis = (self.packets == 0).then(|| self.diagnose());
+        let crossed_by = Ordered(
+            self.path
+                .stages
+                .iter()
+                .zip(std::mem::take(&mut self.crossed_by))
+                .map(|(s, e)| (s.name.clone(), e))
+                .collect(),
+        );
         let names = self.path.stage_pair_names();
         let s = &self.path.stages;
         let incomplete: u64 = self.incomplete_after.iter().sum();
@@ -658,7 +679,75 @@ impl Analyzer {
             first_ts: self.first_ts.map(secs),
             last_ts: self.first_ts.map(|_| secs(self.last_ts)),
             timestamps_out_of_order: self.out_of_order,
+            crossed_by,
+            diagnosis,
         })
+    }
+
+    /// What the trace holds, against this path and the built-in ones.
+    fn diagnose(&self) -> Diagnosis {
+        let mut seen: Vec<Count> = self
+            .interest
+            .iter()
+            .filter(|(_, i)| i.count > 0)
+            .map(|(n, i)| Count {
+                name: n.clone(),
+                count: i.count,
+            })
+            .collect();
+        seen.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        let in_trace = |s: &super::path::Stage| -> Vec<Count> {
+            seen.iter()
+                .filter(|c| s.forms.iter().any(|f| f.names_event(&c.name)))
+                .cloned()
+                .collect()
+        };
+        let stage_events = Ordered(
+            self.path
+                .stages
+                .iter()
+                .map(|s| {
+                    let seen = StageSeen {
+                        events: s.event_names(),
+                        found: in_trace(s),
+                    };
+                    (s.name.clone(), seen)
+                })
+                .collect(),
+        );
+        let closest = super::path::BUILTIN
+            .iter()
+            .filter(|(n, _)| *n != self.path.name)
+            .filter_map(|(n, text)| PathSpec::from_toml(text, n).ok())
+            .map(|p| {
+                let missing: Vec<String> = p
+                    .stages
+                    .iter()
+                    .filter(|s| in_trace(s).is_empty())
+                    .map(|s| s.name.clone())
+                    .collect();
+                Closest {
+                    path: p.name.clone(),
+                    present: p.stages.len() - missing.len(),
+                    stages: p.stages.len(),
+                    missing,
+                }
+            })
+            .max_by(|a, b| {
+                (a.present * b.stages)
+                    .cmp(&(b.present * a.stages))
+                    .then(b.path.cmp(&a.path))
+            });
+        let shown = 40.min(seen.len());
+        let other_events =
+            seen[shown..].iter().map(|c| c.count).sum::<u64>() + self.other_name_events;
+        seen.truncate(shown);
+        Diagnosis {
+            trace_events: seen,
+            other_events,
+            stage_events,
+            closest,
+        }
     }
 
     /// Puts each marker next to the gaps overlapping the round trip it reports.
