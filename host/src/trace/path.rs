@@ -615,6 +615,119 @@ mod tests {
     }
 
     #[test]
+    fn a_boundary_in_several_forms() {
+        let p = PathSpec::from_toml(
+            r#"
+            [vars]
+            nic = "enp*"
+            [[stage]]
+            name = "irq"
+            event = "irq_handler_entry"
+            fields = { name = "{nic}" }
+            [[stage.or]]
+            event = ["*_msix_ring", "re:_isr$"]
+            task = "irq/*"
+            [[stage]]
+            name = "kick"
+            event = ["kvm_vcpu_kick", "kvm_vcpu_wakeup"]
+            "#,
+            "forms",
+        )
+        .unwrap();
+        let ev = |l: &'static str| match parse(l) {
+            Some(Record::Event(e)) => e,
+            _ => panic!("{l}"),
+        };
+        let irq = &p.stages[0];
+        assert_eq!(irq.forms.len(), 2);
+        let tp = ev("a-1 [003] 1.0: irq_handler_entry: irq=49 name=enp1s0-TxRx-0");
+        assert_eq!(irq.form_of(&tp), Some(0));
+        let other = ev("a-1 [003] 1.0: irq_handler_entry: irq=11 name=arch_timer");
+        assert_eq!(irq.form_of(&other), None);
+        let f = ev("irq/49-enp1s0-T-540 [003] 1.0: function: igc_msix_ring");
+        assert_eq!(irq.form_of(&f), Some(1));
+        let f = ev("irq/50-x-541 [003] 1.0: function: mvneta_isr");
+        assert_eq!(irq.form_of(&f), Some(1));
+        // The function form's task matcher applies to it alone.
+        let f = ev("kvm-1463 [003] 1.0: function: igc_msix_ring");
+        assert_eq!(irq.form_of(&f), None);
+        assert_eq!(
+            irq.event_names(),
+            ["irq_handler_entry", "*_msix_ring", "re:_isr$"]
+        );
+        let kick = &p.stages[1];
+        assert!(kick.matches(&ev("v-1 [003] 1.0: function: kvm_vcpu_kick")));
+        assert!(kick.matches(&ev(
+            "k-2 [003] 1.0: kvm_vcpu_wakeup: wait time 1 ns, polling valid"
+        )));
+        // A stage with several events or a pattern must be named.
+        let e = PathSpec::from_toml(
+            "[[stage]]\nevent = [\"a\", \"b\"]\n[[stage]]\nevent = \"c\"\n",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs a `name`"), "{e}");
+        let e = PathSpec::from_toml("[[stage]]\nevent = []\n[[stage]]\nevent = \"c\"\n", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty list"), "{e}");
+    }
+
+    #[test]
+    fn arm64_vhost_knows_both_forms_of_every_boundary() {
+        let p = PathSpec::resolve("arm64-vhost").unwrap();
+        let ev = |l: String| match parse(&l) {
+            Some(Record::Event(e)) => e.name.to_owned(),
+            _ => panic!("{l}"),
+        };
+        let names = |k: usize| -> Vec<String> { p.stages[k].event_names() };
+        // Every boundary has a tracepoint form and a function form, but the guest entry.
+        for k in 0..6 {
+            assert!(p.stages[k].forms.len() >= 2, "{}", p.stages[k].name);
+        }
+        assert_eq!(names(4), ["kvm_vgic_inject_irq", "vgic_update_irq_pending"]);
+        assert_eq!(names(5), ["kvm_vcpu_kick", "kvm_vcpu_wakeup"]);
+        let nic = &p.stages[0].forms[1];
+        for handler in [
+            "igc_msix_ring",
+            "igb_msix_ring",
+            "ixgbe_msix_clean_rings",
+            "i40e_msix_clean_rings",
+            "ice_msix_clean_rings",
+            "e1000_intr_msix_rx",
+            "igc_intr",
+            "igc_intr_msi",
+            "stmmac_interrupt",
+            "fec_enet_interrupt",
+            "mvneta_isr",
+            "bcmgenet_isr0",
+        ] {
+            let name = ev(format!("t-1 [000] 1.0: function: {handler}"));
+            assert!(nic.names_event(&name), "{handler}");
+        }
+        for not in [
+            "igc_msix_other",
+            "igc_poll",
+            "do_interrupt_handler",
+            "ixgbe_msix_other",
+        ] {
+            assert!(!nic.names_event(not), "{not}");
+        }
+        // Only the assertion of the injected interrupt counts, not its release.
+        let level = |l: &'static str| match parse(l) {
+            Some(Record::Event(e)) => p.stages[4].matches(&e),
+            _ => panic!(),
+        };
+        assert!(level(
+            "v-812 [003] 1.0: vgic_update_irq_pending: VCPU: 0, IRQ 81, level: 1"
+        ));
+        assert!(!level(
+            "v-812 [003] 1.0: vgic_update_irq_pending: VCPU: 0, IRQ 81, level: 0"
+        ));
+    }
+
+    #[test]
     fn a_path_timeout_needs_a_unit() {
         let with = |t: &str| {
             PathSpec::from_toml(

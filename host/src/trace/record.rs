@@ -638,3 +638,61 @@ fn drain(mut pipe: File, mut out: BufWriter<File>, stop: &AtomicBool) -> io::Res
     out.flush()?;
     Ok(total)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(events: &[&str]) -> HashMap<String, String> {
+        events
+            .iter()
+            .map(|e| (e.split_once(':').unwrap().1.to_owned(), e.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_boundary_by_a_tracepoint_where_the_kernel_has_one() {
+        let path = PathSpec::resolve("arm64-vhost").unwrap();
+        let arm64 = kernel(&[
+            "irq:irq_handler_entry",
+            "net:netif_receive_skb",
+            "net:net_dev_xmit",
+            "skb:skb_copy_datagram_iovec",
+            "kvm:vgic_update_irq_pending",
+            "kvm:kvm_vcpu_wakeup",
+            "kvm:kvm_entry",
+            "sched:sched_switch",
+        ]);
+        let p = plan(&path, &arm64, true);
+        assert_eq!(
+            p.tracepoints,
+            [
+                "irq:irq_handler_entry",
+                "net:netif_receive_skb",
+                "net:net_dev_xmit",
+                "skb:skb_copy_datagram_iovec",
+                "kvm:vgic_update_irq_pending",
+                "kvm:kvm_vcpu_wakeup",
+                "kvm:kvm_entry",
+                "sched:sched_switch",
+            ]
+        );
+        assert!(p.functions.is_empty() && p.function_patterns.is_empty());
+        // A kernel without the vGIC tracepoint (not arm64): that boundary by its names as
+        // functions (those the kernel cannot trace are named in the recorder's notes).
+        let mut x86 = arm64;
+        x86.remove("vgic_update_irq_pending");
+        let p = plan(&path, &x86, false);
+        assert_eq!(
+            p.functions,
+            ["kvm_vgic_inject_irq", "vgic_update_irq_pending"]
+        );
+        assert!(!p.tracepoints.contains(&"sched:sched_switch".to_owned()));
+        // Without any NIC tracepoint, the driver's handlers as a pattern for the function tracer.
+        let mut bare = x86;
+        bare.remove("irq_handler_entry");
+        let p = plan(&path, &bare, false);
+        assert_eq!(p.function_patterns.len(), 1);
+        assert!(p.function_patterns[0].matches("igc_msix_ring"));
+    }
+}
