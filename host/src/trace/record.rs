@@ -299,7 +299,8 @@ fn write_file(p: &Path, value: &str) -> io::Result<()> {
 }
 
 impl Recorder {
-    /// Starts recording the events and functions of `path` (plus context events) into `output`.
+    /// Starts recording `path` (plus context events) into `output`: each boundary by its
+    /// tracepoint forms where this kernel has them, else by its functions (see [`plan`]).
     pub fn start(
         path: &PathSpec,
         output: &Path,
