@@ -1,6 +1,8 @@
 //! `vmprobe trace analyze` on small hand-written traces (tests/data/trace): the users' arm64
 //! vhost scenario in both text formats, with interleaved packets, a stalled packet, a 4 ms gap
-//! where a QEMU worker holds the vCPU's CPU, an outlier marker and malformed lines.
+//! where a QEMU worker holds the vCPU's CPU, an outlier marker and malformed lines; and one
+//! packet recorded the users' way (function tracer, `trace-cmd report`) and the way
+//! `vmprobe trace record` does it (tracepoints), both through the built-in path.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
