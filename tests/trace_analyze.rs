@@ -1,6 +1,8 @@
 //! `vmprobe trace analyze` on small hand-written traces (tests/data/trace): the users' arm64
 //! vhost scenario in both text formats, with interleaved packets, a stalled packet, a 4 ms gap
-//! where a QEMU worker holds the vCPU's CPU, an outlier marker and malformed lines.
+//! where a QEMU worker holds the vCPU's CPU, an outlier marker and malformed lines; and one
+//! packet recorded the users' way (function tracer, `trace-cmd report`) and the way
+//! `vmprobe trace record` does it (tracepoints), both through the built-in path.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -347,4 +349,257 @@ fn tap_tcg_unanswered_frame_shows_why_the_client_variable_exists() {
     assert!(r.total.max_us.unwrap() > 1000.0);
     let e = PathSpec::resolve_with("tap-tcg", &[("nic".into(), "x".into())]).unwrap_err();
     assert!(e.to_string().contains("client"), "{e}");
+}
+
+/// The JSON report of `vmprobe trace analyze FILE` with no `--path`: the built-in
+/// `arm64-vhost`, no path file written.
+fn builtin_json(file: &Path) -> Value {
+    let out = vmprobe(&[
+        "trace",
+        "analyze",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Checks the kick-to-entry gap both recording styles show: the kicked vCPU thread (kvm-1449)
+/// barely ran, a second `kvm` thread (the AIO worker, 1463) held CPU 3 and handed it back.
+fn assert_users_gap(j: &Value, duration_us: f64, vcpu_ran_us: f64) {
+    let gaps = j["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:#?}");
+    let g = &gaps[0];
+    assert_eq!(g["stage"], "kvm_vcpu_kick__kvm_entry");
+    assert_eq!(g["duration_us"], duration_us);
+    assert_eq!(
+        (g["cpu"].as_u64(), g["from_cpu"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        (
+            g["task"].as_str(),
+            g["pid"].as_u64(),
+            g["task_ran_us"].as_f64()
+        ),
+        (Some("kvm"), Some(1449), Some(vcpu_ran_us))
+    );
+    let top = &g["tasks"][0];
+    assert_eq!(
+        (top["task"].as_str(), top["pid"].as_u64()),
+        (Some("kvm"), Some(1463))
+    );
+    assert!(top["share"].as_f64().unwrap() > 0.99, "{top}");
+    assert_eq!(
+        g["handed_over_by"],
+        serde_json::json!({"task": "kvm", "pid": 1463, "same_command": true})
+    );
+    assert_eq!(
+        g["ipis"],
+        serde_json::json!([{"name": "Rescheduling interrupts", "count": 4}])
+    );
+}
+
+/// The users' own recording style: trace-cmd report text of the function tracer on a handful
+/// of functions plus sched_switch, kvm and ipi tracepoints, no irq_handler_entry.
+#[test]
+fn users_function_tracer_trace_follows_its_packet_with_the_builtin_path() {
+    let j = builtin_json(&data("users-arm64-function.txt"));
+    assert_eq!(j["path"], "arm64-vhost");
+    assert_eq!(
+        (j["packets"].as_u64(), j["incomplete"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(j["unparsed_lines"], 0);
+    let want = [
+        ("nic_irq__br_handle_frame", 9.0),
+        ("br_handle_frame__vhost_poll_wakeup", 4.0),
+        ("vhost_poll_wakeup__handle_rx_net", 7.0),
+        ("handle_rx_net__kvm_vgic_inject_irq", 6.0),
+        ("kvm_vgic_inject_irq__kvm_vcpu_kick", 2.0),
+        ("kvm_vcpu_kick__kvm_entry", 4135.0),
+    ];
+    assert_eq!(j["stages"].as_object().unwrap().len(), want.len());
+    for (name, us) in want {
+        let s = stage(&j, name);
+        assert_eq!(
+            (s["count"].as_u64(), s["max_us"].as_f64()),
+            (Some(1), Some(us)),
+            "{name}"
+        );
+    }
+    assert_eq!(j["total"]["max_us"], 4163.0);
+    // The NIC interrupt is the driver's MSI-X handler; the vGIC injection the function that
+    // comes before its tracepoint.
+    assert_eq!(
+        j["crossed_by"],
+        serde_json::json!({
+            "nic_irq": "igc_msix_ring",
+            "br_handle_frame": "br_handle_frame",
+            "vhost_poll_wakeup": "vhost_poll_wakeup",
+            "handle_rx_net": "handle_rx_net",
+            "kvm_vgic_inject_irq": "kvm_vgic_inject_irq",
+            "kvm_vcpu_kick": "kvm_vcpu_kick",
+            "kvm_entry": "kvm_entry"
+        })
+    );
+    // The vCPU ran 8 us after its first wakeup and the last 19 us before entering the guest.
+    assert_users_gap(&j, 4135.0, 27.0);
+    assert!(j["diagnosis"].is_null());
+}
+
+/// The same packet as `vmprobe trace record` writes it: tracefs text, tracepoints only.
+#[test]
+fn recorder_style_trace_follows_the_same_packet() {
+    let j = builtin_json(&data("users-arm64-tracepoints.txt"));
+    assert_eq!(
+        (j["packets"].as_u64(), j["incomplete"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        j["crossed_by"],
+        serde_json::json!({
+            "nic_irq": "irq_handler_entry",
+            "br_handle_frame": "netif_receive_skb",
+            "vhost_poll_wakeup": "net_dev_xmit",
+            "handle_rx_net": "skb_copy_datagram_iovec",
+            "kvm_vgic_inject_irq": "vgic_update_irq_pending",
+            "kvm_vcpu_kick": "kvm_vcpu_wakeup",
+            "kvm_entry": "kvm_entry"
+        })
+    );
+    assert_eq!(stage(&j, "nic_irq__br_handle_frame")["max_us"], 12.0);
+    // The wakeup is seen in the vCPU thread once it runs, 6 us after the injection.
+    assert_users_gap(&j, 4130.0, 25.0);
+}
+
+/// A trace holding both forms of the NIC interrupt and of the kick: each packet is still one
+/// packet, crossing each boundary by the form that came first.
+#[test]
+fn both_forms_of_a_boundary_in_one_trace_count_once() {
+    let text = std::fs::read_to_string(data("users-arm64-function.txt")).unwrap();
+    let mut lines = Vec::new();
+    for l in text.lines() {
+        if l.contains("function:             igc_msix_ring") {
+            lines.push("             kvm-1463  [003] 1670566189.497263: irq_handler_entry:    irq=49 name=enp1s0-TxRx-0".to_owned());
+        }
+        lines.push(l.to_owned());
+        if l.contains("vhost-802:812 [120] S ==> kvm:1449") {
+            lines.push("             kvm-1449  [003] 1670566189.497298: kvm_vcpu_wakeup:      wait time 303000 ns, polling valid".to_owned());
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("vmprobe-forms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("both.txt");
+    std::fs::write(&f, lines.join("\n") + "\n").unwrap();
+    let j = builtin_json(&f);
+    assert_eq!(
+        (j["packets"].as_u64(), j["incomplete"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(j["crossed_by"]["nic_irq"], "irq_handler_entry");
+    assert_eq!(j["crossed_by"]["kvm_vcpu_kick"], "kvm_vcpu_kick");
+    assert_eq!(stage(&j, "nic_irq__br_handle_frame")["max_us"], 12.0);
+    assert_users_gap(&j, 4135.0, 27.0);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The built-in path as it was (one event per boundary) against the users' trace: nothing
+/// matches, and the report says which stage found none of its events and which built-in
+/// path has them all.
+#[test]
+fn a_path_that_matches_nothing_says_why() {
+    let dir = std::env::temp_dir().join(format!("vmprobe-nomatch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("one-form.toml");
+    std::fs::write(
+        &path,
+        "[[stage]]\nname = \"nic_irq\"\nevent = \"irq_handler_entry\"\n\
+         [[stage]]\nevent = \"br_handle_frame\"\n[[stage]]\nevent = \"kvm_entry\"\n",
+    )
+    .unwrap();
+    let users = data("users-arm64-function.txt");
+    let r = analyze_file(
+        &users,
+        PathSpec::resolve(path.to_str().unwrap()).unwrap(),
+        Config::default(),
+    )
+    .unwrap();
+    assert_eq!((r.packets, r.incomplete), (0, 0));
+    let d = json(&r)["diagnosis"].clone();
+    assert_eq!(d["stage_events"]["nic_irq"]["found"], serde_json::json!([]));
+    assert_eq!(
+        d["stage_events"]["kvm_entry"]["found"],
+        serde_json::json!([{"name": "kvm_entry", "count": 2}])
+    );
+    let held: Vec<&str> = d["trace_events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(held[0], "sched_switch");
+    assert!(held.contains(&"igc_msix_ring"), "{held:?}");
+    assert_eq!(
+        d["closest"],
+        serde_json::json!({"path": "arm64-vhost", "present": 7, "stages": 7, "missing": []})
+    );
+    let out = vmprobe(&[
+        "trace",
+        "analyze",
+        users.to_str().unwrap(),
+        "--path",
+        path.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("nic_irq: none of irq_handler_entry"),
+        "{text}"
+    );
+    assert!(
+        text.contains("closest built-in path: arm64-vhost (7 of 7 boundaries in this trace)"),
+        "{text}"
+    );
+    // tap-tcg on it: the closest is arm64-vhost, and each tap-tcg stage says what it lacks.
+    let out = vmprobe(&[
+        "trace",
+        "analyze",
+        users.to_str().unwrap(),
+        "--path",
+        "tap-tcg",
+    ]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("tap_xmit: none of net_dev_xmit"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// README's walk-through shows this command's real output on the users' trace, verbatim.
+#[test]
+fn readme_walkthrough_is_the_real_output() {
+    let users = data("users-arm64-function.txt");
+    let out = vmprobe(&["trace", "analyze", users.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let indented: String = text
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_owned()
+            } else {
+                format!("    {l}\n")
+            }
+        })
+        .collect();
+    assert!(
+        readme.contains(&indented),
+        "README's walk-through differs from the output; paste this (indented by 4):\n{text}"
+    );
 }

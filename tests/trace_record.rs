@@ -243,6 +243,54 @@ fn cli_record_passes_the_marker_to_the_command_and_analyze_reads_it() {
     std::fs::remove_file(&path).unwrap();
 }
 
+/// Recording the built-in arm64-vhost path: every boundary is recorded by a tracepoint form
+/// where this kernel has one, and any boundary it cannot record is named in the notes, so a
+/// trace `trace record` or `run --trace` writes always has what the built-in path matches.
+#[test]
+#[ignore = "needs root: records through tracefs"]
+fn builtin_vhost_path_records_a_form_of_every_boundary_or_says_which_not() {
+    let (tracefs, _turn) = tracefs();
+    let spec = PathSpec::resolve("arm64-vhost").unwrap();
+    let out = out_file("arm64-vhost.trace");
+    let rec = Recorder::start(&spec, &out, &RecordOptions::default()).unwrap();
+    let (events, notes) = (rec.events().to_vec(), rec.notes().join("\n"));
+    rec.stop().unwrap();
+    let kernel = std::fs::read_to_string(tracefs.join("available_events")).unwrap();
+    for stage in &spec.stages {
+        let names = stage.event_names();
+        let tracepoints: Vec<&String> = names
+            .iter()
+            .filter(|n| {
+                kernel
+                    .lines()
+                    .any(|l| l.split_once(':').is_some_and(|(_, e)| e == *n))
+            })
+            .collect();
+        if tracepoints.is_empty() {
+            assert!(
+                names.iter().any(|n| notes.contains(n.as_str())),
+                "stage {} is neither recorded nor named: {notes}",
+                stage.name
+            );
+        } else {
+            for t in tracepoints {
+                assert!(
+                    events.iter().any(|e| e.ends_with(&format!(":{t}"))),
+                    "{t} not enabled: {events:?}"
+                );
+            }
+        }
+    }
+    // No function tracer for boundaries a tracepoint shows.
+    assert!(!notes.contains("br_handle_frame"), "{notes}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("# vmprobe trace: path=arm64-vhost events="),
+        "{text}"
+    );
+    std::fs::remove_file(&out).unwrap();
+}
+
 /// A directory that looks like tracefs but is not one, and an empty (current directory) path,
 /// are refused before anything is written: no `trace_marker`, `tracing_on` or instance
 /// appears in them (an early run once left such files in a checkout). Needs no root.

@@ -11,8 +11,11 @@ use super::error::TraceError;
 use super::fields::field;
 use super::line::{self, Event, Record};
 use super::path::PathSpec;
-use super::report::{Gap, Marker, Ordered, Report, Unparsed};
+use super::report::{
+    Closest, Diagnosis, Gap, Handover, Marker, Ordered, Report, StageSeen, Unparsed,
+};
 use super::stats::Durations;
+use super::timeline::Count;
 use super::timeline::{Timeline, MAX_CPU};
 use crate::stats::ns_to_us as us;
 use std::collections::{HashMap, VecDeque};
@@ -101,12 +104,18 @@ const ROLES: &[(&str, Role)] = &[
     ("print", Role::Marker),
 ];
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Interest {
-    /// Stage indices using this event, highest first.
-    stages: Vec<usize>,
+    /// (stage, form) pairs naming this event, highest stage first, forms in path order.
+    forms: Vec<(usize, usize)>,
     role: Option<Role>,
+    /// Events of this name seen so far (the census a path that matched nothing reports).
+    count: u64,
 }
+
+/// Distinct event names remembered (with their stage forms and counts); names beyond are
+/// resolved on every line and counted together.
+const MAX_NAMES: usize = 1 << 16;
 
 #[derive(Debug)]
 struct Packet {
@@ -155,6 +164,26 @@ impl Captures {
     }
 }
 
+/// Most (stage, form) pairs one event name is tried against.
+const MAX_FORMS_PER_EVENT: usize = 64;
+
+/// What an event called `name` means to `path`: its context role and the stage forms naming it.
+fn interest_for(path: &PathSpec, name: &str) -> Interest {
+    let mut forms = Vec::new();
+    for (k, s) in path.stages.iter().enumerate().rev() {
+        for (f, form) in s.forms.iter().enumerate() {
+            if form.names_event(name) {
+                forms.push((k, f));
+            }
+        }
+    }
+    Interest {
+        forms,
+        role: ROLES.iter().find(|(n, _)| *n == name).map(|(_, r)| *r),
+        count: 0,
+    }
+}
+
 /// Unparseable lines kept as examples in the report.
 const UNPARSED_EXAMPLES: usize = 5;
 /// Longest example text kept.
@@ -167,6 +196,12 @@ pub struct Analyzer {
     cfg: Config,
     timeout_ns: u64,
     interest: FastMap<Interest>,
+    /// Events whose name did not fit in `interest`.
+    other_name_events: u64,
+    /// Per stage: the form that first carried a packet across it (used from then on).
+    locked: Vec<Option<usize>>,
+    /// Per stage: the event name of that first crossing.
+    crossed_by: Vec<Option<String>>,
     captures: Captures,
     /// `waiting[k]`: packets that crossed stage `k - 1` and wait for stage `k`.
     waiting: Vec<VecDeque<Packet>>,
@@ -197,14 +232,19 @@ impl Analyzer {
     pub fn new(path: PathSpec, cfg: Config) -> Self {
         let timeout_ns = cfg.timeout_ns.unwrap_or(path.timeout_ns).max(1);
         let mut interest: FastMap<Interest> = FastMap::default();
-        for (name, role) in ROLES {
-            interest.entry((*name).to_owned()).or_default().role = Some(*role);
+        for (name, _) in ROLES {
+            interest.insert((*name).to_owned(), interest_for(&path, name));
         }
-        for (i, s) in path.stages.iter().enumerate().rev() {
-            interest.entry(s.event.clone()).or_default().stages.push(i);
+        for s in &path.stages {
+            for name in s.forms.iter().flat_map(|f| &f.names) {
+                interest.insert(name.clone(), interest_for(&path, name));
+            }
         }
         let n = path.stages.len();
         Analyzer {
+            other_name_events: 0,
+            locked: vec![None; n],
+            crossed_by: vec![None; n],
             captures: Captures::new(&path),
             waiting: (0..n).map(|_| VecDeque::new()).collect(),
             pairs: (1..n).map(|_| Durations::new()).collect(),
@@ -279,26 +319,49 @@ impl Analyzer {
         }
         self.expire(ts);
         self.timeline.running(e.cpu, ts, e.pid, e.task);
-        let Some(interest) = self.interest.get(e.name) else {
-            return;
+        // Borrow-free copy of the (short) list of stage forms naming this event.
+        let mut forms = [(0usize, 0usize); MAX_FORMS_PER_EVENT];
+        let (role, nf) = match self.interest.get_mut(e.name) {
+            Some(i) => {
+                i.count += 1;
+                let nf = i.forms.len().min(forms.len());
+                forms[..nf].copy_from_slice(&i.forms[..nf]);
+                (i.role, nf)
+            }
+            None => {
+                let mut i = interest_for(&self.path, e.name);
+                i.count = 1;
+                let nf = i.forms.len().min(forms.len());
+                forms[..nf].copy_from_slice(&i.forms[..nf]);
+                let role = i.role;
+                if self.interest.len() < MAX_NAMES {
+                    self.interest.insert(e.name.to_owned(), i);
+                } else {
+                    self.other_name_events += 1;
+                }
+                (role, nf)
+            }
         };
-        let role = interest.role;
-        // Borrow-free copy of the (short) stage list.
-        let mut stages = [0usize; super::path::MAX_STAGES];
-        let ns = interest.stages.len().min(stages.len());
-        stages[..ns].copy_from_slice(&interest.stages[..ns]);
         if let Some(role) = role {
             self.context(role, e);
         }
-        let mut starts = false;
-        for &k in &stages[..ns] {
+        let mut starts = None;
+        for &(k, f) in &forms[..nf] {
+            if self.locked[k].is_some_and(|l| l != f) {
+                continue;
+            }
+            let form = &self.path.stages[k].forms[f];
             if k == 0 {
-                starts = self.path.stages[0].matches(e);
-            } else if self.any_waiting(k) && self.path.stages[k].matches(e) && self.advance(k, e) {
+                if starts.is_none() && form.matches(e) {
+                    starts = Some(f);
+                }
+            } else if self.any_waiting(k) && form.matches(e) && self.advance(k, e) {
+                self.lock(k, f, e.name);
                 return;
             }
         }
-        if starts {
+        if let Some(f) = starts {
+            self.lock(0, f, e.name);
             let id = self.next_id;
             self.next_id += 1;
             let mut p = Packet {
@@ -308,6 +371,16 @@ impl Analyzer {
             };
             self.captures.capture(0, e, &mut p);
             self.enqueue(1, p);
+        }
+    }
+
+    /// Fixes the form used for stage `k` at its first crossing.
+    fn lock(&mut self, k: usize, form: usize, name: &str) {
+        if self.crossed_by[k].is_none() {
+            self.crossed_by[k] = Some(name.to_owned());
+            if self.path.stages[k].forms.len() > 1 {
+                self.locked[k] = Some(form);
+            }
         }
     }
 
@@ -418,6 +491,14 @@ impl Analyzer {
         let s = &self.path.stages;
         let activity = self.timeline.activity(e.cpu, t0, e.ts_ns);
         let (ran_ns, ran_cpus) = self.timeline.ran(e.pid, t0, e.ts_ns);
+        let handed_over_by =
+            self.timeline
+                .handed_over(e.cpu, t0, e.ts_ns, e.pid)
+                .map(|(pid, task)| Handover {
+                    same_command: task == e.task,
+                    task,
+                    pid,
+                });
         let span = e.ts_ns.saturating_sub(t0).max(1);
         self.gaps.push(Gap {
             start: secs(t0),
@@ -431,6 +512,7 @@ impl Analyzer {
             task_ran_us: us(ran_ns),
             task_share: (ran_ns as f64 / span as f64).min(1.0),
             task_cpus: ran_cpus,
+            handed_over_by,
             activity,
             markers: Vec::new(),
         });
@@ -547,6 +629,15 @@ impl Analyzer {
             self.waiting[k].clear();
         }
         self.link_markers();
+        let diagnosis = (self.packets == 0).then(|| self.diagnose());
+        let crossed_by = Ordered(
+            self.path
+                .stages
+                .iter()
+                .zip(std::mem::take(&mut self.crossed_by))
+                .map(|(s, e)| (s.name.clone(), e))
+                .collect(),
+        );
         let names = self.path.stage_pair_names();
         let s = &self.path.stages;
         let incomplete: u64 = self.incomplete_after.iter().sum();
@@ -588,7 +679,75 @@ impl Analyzer {
             first_ts: self.first_ts.map(secs),
             last_ts: self.first_ts.map(|_| secs(self.last_ts)),
             timestamps_out_of_order: self.out_of_order,
+            crossed_by,
+            diagnosis,
         })
+    }
+
+    /// What the trace holds, against this path and the built-in ones.
+    fn diagnose(&self) -> Diagnosis {
+        let mut seen: Vec<Count> = self
+            .interest
+            .iter()
+            .filter(|(_, i)| i.count > 0)
+            .map(|(n, i)| Count {
+                name: n.clone(),
+                count: i.count,
+            })
+            .collect();
+        seen.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.name.cmp(&b.name)));
+        let in_trace = |s: &super::path::Stage| -> Vec<Count> {
+            seen.iter()
+                .filter(|c| s.forms.iter().any(|f| f.names_event(&c.name)))
+                .cloned()
+                .collect()
+        };
+        let stage_events = Ordered(
+            self.path
+                .stages
+                .iter()
+                .map(|s| {
+                    let seen = StageSeen {
+                        events: s.event_names(),
+                        found: in_trace(s),
+                    };
+                    (s.name.clone(), seen)
+                })
+                .collect(),
+        );
+        let closest = super::path::BUILTIN
+            .iter()
+            .filter(|(n, _)| *n != self.path.name)
+            .filter_map(|(n, text)| PathSpec::from_toml(text, n).ok())
+            .map(|p| {
+                let missing: Vec<String> = p
+                    .stages
+                    .iter()
+                    .filter(|s| in_trace(s).is_empty())
+                    .map(|s| s.name.clone())
+                    .collect();
+                Closest {
+                    path: p.name.clone(),
+                    present: p.stages.len() - missing.len(),
+                    stages: p.stages.len(),
+                    missing,
+                }
+            })
+            .max_by(|a, b| {
+                (a.present * b.stages)
+                    .cmp(&(b.present * a.stages))
+                    .then(b.path.cmp(&a.path))
+            });
+        let shown = 40.min(seen.len());
+        let other_events =
+            seen[shown..].iter().map(|c| c.count).sum::<u64>() + self.other_name_events;
+        seen.truncate(shown);
+        Diagnosis {
+            trace_events: seen,
+            other_events,
+            stage_events,
+            closest,
+        }
     }
 
     /// Puts each marker next to the gaps overlapping the round trip it reports.

@@ -3,11 +3,12 @@
 //! tracefs prints `key=value` pairs; a value ends where the next ` key=` starts (so command
 //! names with spaces such as `CPU 0/TCG` survive). trace-cmd's sched plugin prints its own
 //! forms, which are mapped onto the tracepoint's field names here so one path file works on
-//! both formats:
+//! both formats, as are arm64 KVM tracepoints that print `Label: value`:
 //!
 //! ```text
 //! sched_switch:  prev:15 [120] W ==> next:0 [120]     (prev_comm, prev_pid, prev_prio, prev_state, next_*)
 //! sched_wakeup:  comm:15 [120] CPU:001                (comm, pid, prio, target_cpu)
+//! vgic_update_irq_pending:  VCPU: 0, IRQ 81, level: 1 (vcpu_id, irq, level)
 //! ```
 
 /// The value of field `key` in `details` of event `event`, if present.
@@ -18,6 +19,7 @@ pub fn field<'a>(event: &str, details: &'a str, key: &str) -> Option<&'a str> {
     match event {
         "sched_switch" => sched_switch_plugin(details, key),
         "sched_wakeup" | "sched_waking" | "sched_wakeup_new" => sched_wakeup_plugin(details, key),
+        "vgic_update_irq_pending" | "kvm_timer_update_irq" => vcpu_irq_level(details, key),
         _ => None,
     }
 }
@@ -106,6 +108,21 @@ fn sched_wakeup_plugin<'a>(details: &'a str, key: &str) -> Option<&'a str> {
     }
 }
 
+/// arm64 KVM's `VCPU: 0, IRQ 81, level: 1` (`vcpu_id`, `irq`, `level`).
+fn vcpu_irq_level<'a>(details: &'a str, key: &str) -> Option<&'a str> {
+    let label = match key {
+        "vcpu_id" => "VCPU",
+        "irq" => "IRQ",
+        "level" => "level",
+        _ => return None,
+    };
+    details.split(',').find_map(|part| {
+        let v = part.trim().strip_prefix(label)?;
+        let v = v.strip_prefix(':').unwrap_or(v).trim();
+        (!v.is_empty()).then_some(v)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::field;
@@ -140,5 +157,11 @@ mod tests {
         assert_eq!(field("sched_wakeup", w, "target_cpu"), Some("001"));
         let w = "comm=rcu_preempt pid=15 prio=120 target_cpu=000";
         assert_eq!(field("sched_waking", w, "target_cpu"), Some("000"));
+        let v = "VCPU: 0, IRQ 81, level: 1";
+        assert_eq!(field("vgic_update_irq_pending", v, "level"), Some("1"));
+        assert_eq!(field("vgic_update_irq_pending", v, "irq"), Some("81"));
+        assert_eq!(field("vgic_update_irq_pending", v, "vcpu_id"), Some("0"));
+        let t = "VCPU: 0, IRQ 27, level 0";
+        assert_eq!(field("kvm_timer_update_irq", t, "level"), Some("0"));
     }
 }

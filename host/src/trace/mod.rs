@@ -1,7 +1,8 @@
 //! `vmprobe trace`: follow packets through a host trace, stage by stage, and explain the gaps.
 //!
 //! - [`line`] parses one line of `trace-cmd report` text or of a tracefs `trace` file.
-//! - [`path`] defines the stage boundaries (built-ins `arm64-vhost`, `tap-tcg`, or TOML).
+//! - [`path`] defines the stage boundaries (built-ins `arm64-vhost`, `tap-tcg`, or TOML), each
+//!   in one or several forms (a tracepoint, traced functions, name patterns).
 //! - [`analyze`] reconstructs packets in a single streaming pass with bounded state,
 //!   using [`timeline`] to say what ran on a CPU during a gap and [`stats`] for percentiles.
 //! - [`report`] is the result (its JSON keys are a stable interface: only ever added) and its

@@ -16,6 +16,23 @@
 //! same = { skbaddr = "xmit" } # this field must equal its value at stage `xmit`
 //! ```
 //! Matchers are [`Pattern`]s: exact, glob, `~substring` or `re:regex`, or an array of them.
+//!
+//! One boundary can be recorded several ways (a tracepoint, or a traced function). `event`
+//! may be a list of names or a pattern over names (`event = ["kvm_vcpu_kick",
+//! "kvm_vcpu_wakeup"]`, `event = "*_msix_ring"`), and `[[stage.or]]` adds another form with
+//! its own `event`, `task`, `pid` and `fields`:
+//!
+//! ```toml
+//! [[stage]]
+//! name = "nic_irq"                 # required when `event` is not a single name
+//! event = "irq_handler_entry"
+//! fields = { name = "igc*" }
+//! [[stage.or]]
+//! event = ["*_msix_ring", "*_intr"]  # the driver's handler, from the function tracer
+//! ```
+//! When a trace holds several forms of one boundary, the form that first carries a packet
+//! across it is the one used for that boundary from then on, so a packet is not counted
+//! twice when both forms were recorded.
 //! `optional = true` lets a packet pass a boundary that does not always happen (a wakeup of a
 //! thread that happened to be awake already). `same` correlates one packet's events exactly (for example by `skbaddr`); without it,
 //! packets cross each boundary in FIFO order.
@@ -57,22 +74,63 @@ pub struct PathSpec {
 pub struct Stage {
     /// Unique name within the path; stage durations are named `<from>__<to>`.
     pub name: String,
-    /// Tracepoint or function name.
-    pub event: String,
-    /// Matcher on the current task's command name.
-    pub task: Option<Pattern>,
-    /// Matcher on the current task's pid.
-    pub pid: Option<Pattern>,
-    /// Matchers on fields of the event's details.
-    pub fields: Vec<(String, Pattern)>,
+    /// The ways this boundary shows in a trace, in the order written; at least one.
+    pub forms: Vec<Form>,
     /// Fields that must equal the value captured at an earlier stage: (field, stage index).
     pub same: Vec<(String, usize)>,
     /// A packet may go past this boundary without it (the next stage's event is taken).
     pub optional: bool,
 }
 
+/// One way a boundary shows in a trace: events (tracepoints or functions) and matchers.
+#[derive(Debug, Clone)]
+pub struct Form {
+    /// Event or function names given exactly.
+    pub names: Vec<String>,
+    /// Patterns over event or function names (globs, regexes).
+    pub name_patterns: Vec<Pattern>,
+    /// Matcher on the current task's command name.
+    pub task: Option<Pattern>,
+    /// Matcher on the current task's pid.
+    pub pid: Option<Pattern>,
+    /// Matchers on fields of the event's details.
+    pub fields: Vec<(String, Pattern)>,
+}
+
 impl Stage {
-    /// Whether `ev` (already known to carry this stage's event name) crosses this boundary.
+    /// The index of the first form that `ev` crosses this boundary by, if any.
+    pub fn form_of(&self, ev: &Event<'_>) -> Option<usize> {
+        self.forms
+            .iter()
+            .position(|f| f.names_event(ev.name) && f.matches(ev))
+    }
+
+    /// Whether `ev` crosses this boundary by any form.
+    pub fn matches(&self, ev: &Event<'_>) -> bool {
+        self.form_of(ev).is_some()
+    }
+
+    /// Every exact event name and name pattern of this stage, as written.
+    pub fn event_names(&self) -> Vec<String> {
+        self.forms
+            .iter()
+            .flat_map(|f| {
+                f.names
+                    .iter()
+                    .cloned()
+                    .chain(f.name_patterns.iter().map(|p| p.to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Form {
+    /// Whether this form is about events named `name`.
+    pub fn names_event(&self, name: &str) -> bool {
+        self.names.iter().any(|n| n == name) || self.name_patterns.iter().any(|p| p.matches(name))
+    }
+
+    /// Whether `ev` (already known to carry one of this form's names) passes its matchers.
     pub fn matches(&self, ev: &Event<'_>) -> bool {
         if let Some(t) = &self.task {
             if !t.matches(ev.task) {
@@ -120,7 +178,7 @@ struct PathFile {
 #[serde(deny_unknown_fields)]
 struct StageFile {
     name: Option<String>,
-    event: String,
+    event: OneOrMany,
     task: Option<OneOrMany>,
     pid: Option<OneOrMany>,
     fields: Option<FieldsFile>,
@@ -128,6 +186,18 @@ struct StageFile {
     same: BTreeMap<String, String>,
     #[serde(default)]
     optional: bool,
+    /// More forms of the same boundary.
+    #[serde(default)]
+    or: Vec<FormFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FormFile {
+    event: OneOrMany,
+    task: Option<OneOrMany>,
+    pid: Option<OneOrMany>,
+    fields: Option<FieldsFile>,
 }
 
 #[derive(Deserialize)]
@@ -299,13 +369,27 @@ impl PathSpec {
     }
 }
 
-impl Stage {
-    fn from_file(s: StageFile, vars: &Vars, earlier: &[Stage]) -> Result<Self, TraceError> {
-        let event = s.event.trim().to_owned();
-        if event.is_empty() || event.contains(char::is_whitespace) {
-            return Err(TraceError::Path(format!("bad event name `{}`", s.event)));
+impl Form {
+    fn from_file(f: FormFile, vars: &Vars) -> Result<Self, TraceError> {
+        let items = match f.event {
+            OneOrMany::One(e) => vec![e],
+            OneOrMany::Many(v) if v.is_empty() => {
+                return Err(TraceError::Path("empty list of events".into()))
+            }
+            OneOrMany::Many(v) => v,
+        };
+        let (mut names, mut name_patterns) = (Vec::new(), Vec::new());
+        for item in items {
+            let item = vars.expand(item.trim())?;
+            if item.is_empty() || item.contains(char::is_whitespace) {
+                return Err(TraceError::Path(format!("bad event name `{item}`")));
+            }
+            match Pattern::parse(&item)? {
+                Pattern::Exact(n) => names.push(n),
+                p => name_patterns.push(p),
+            }
         }
-        let fields = match s.fields {
+        let fields = match f.fields {
             None => Vec::new(),
             Some(FieldsFile::Table(t)) => t
                 .into_iter()
@@ -323,7 +407,44 @@ impl Stage {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let name = s.name.unwrap_or_else(|| event.clone());
+        Ok(Form {
+            names,
+            name_patterns,
+            task: f.task.as_ref().map(|t| t.compile(vars)).transpose()?,
+            pid: f.pid.as_ref().map(|p| p.compile(vars)).transpose()?,
+            fields,
+        })
+    }
+}
+
+impl Stage {
+    fn from_file(s: StageFile, vars: &Vars, earlier: &[Stage]) -> Result<Self, TraceError> {
+        let first = FormFile {
+            event: s.event,
+            task: s.task,
+            pid: s.pid,
+            fields: s.fields,
+        };
+        let forms = std::iter::once(first)
+            .chain(s.or)
+            .map(|f| Form::from_file(f, vars))
+            .collect::<Result<Vec<_>, _>>()?;
+        let name = match s.name {
+            Some(n) => n,
+            None => match (
+                &forms[0].names[..],
+                &forms[0].name_patterns[..],
+                forms.len(),
+            ) {
+                ([one], [], 1) => one.clone(),
+                _ => {
+                    return Err(TraceError::Path(
+                        "a stage with several events, a pattern or `or` forms needs a `name`"
+                            .into(),
+                    ))
+                }
+            },
+        };
         if name.is_empty() || name.contains("__") {
             return Err(TraceError::Path(format!(
                 "stage name `{name}` must be non-empty without `__`"
@@ -343,10 +464,7 @@ impl Stage {
             .collect::<Result<_, _>>()?;
         Ok(Stage {
             name,
-            event,
-            task: s.task.as_ref().map(|t| t.compile(vars)).transpose()?,
-            pid: s.pid.as_ref().map(|p| p.compile(vars)).transpose()?,
-            fields,
+            forms,
             same,
             optional: s.optional,
         })
@@ -376,7 +494,7 @@ mod tests {
         );
         assert_eq!(a.stage_pair_names()[0], "nic_irq__br_handle_frame");
         let t = PathSpec::resolve("tap-tcg").unwrap();
-        assert_eq!(t.stages[0].event, "net_dev_xmit");
+        assert_eq!(t.stages[0].forms[0].names, ["net_dev_xmit"]);
     }
 
     #[test]
@@ -494,6 +612,119 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("not an earlier stage"));
+    }
+
+    #[test]
+    fn a_boundary_in_several_forms() {
+        let p = PathSpec::from_toml(
+            r#"
+            [vars]
+            nic = "enp*"
+            [[stage]]
+            name = "irq"
+            event = "irq_handler_entry"
+            fields = { name = "{nic}" }
+            [[stage.or]]
+            event = ["*_msix_ring", "re:_isr$"]
+            task = "irq/*"
+            [[stage]]
+            name = "kick"
+            event = ["kvm_vcpu_kick", "kvm_vcpu_wakeup"]
+            "#,
+            "forms",
+        )
+        .unwrap();
+        let ev = |l: &'static str| match parse(l) {
+            Some(Record::Event(e)) => e,
+            _ => panic!("{l}"),
+        };
+        let irq = &p.stages[0];
+        assert_eq!(irq.forms.len(), 2);
+        let tp = ev("a-1 [003] 1.0: irq_handler_entry: irq=49 name=enp1s0-TxRx-0");
+        assert_eq!(irq.form_of(&tp), Some(0));
+        let other = ev("a-1 [003] 1.0: irq_handler_entry: irq=11 name=arch_timer");
+        assert_eq!(irq.form_of(&other), None);
+        let f = ev("irq/49-enp1s0-T-540 [003] 1.0: function: igc_msix_ring");
+        assert_eq!(irq.form_of(&f), Some(1));
+        let f = ev("irq/50-x-541 [003] 1.0: function: mvneta_isr");
+        assert_eq!(irq.form_of(&f), Some(1));
+        // The function form's task matcher applies to it alone.
+        let f = ev("kvm-1463 [003] 1.0: function: igc_msix_ring");
+        assert_eq!(irq.form_of(&f), None);
+        assert_eq!(
+            irq.event_names(),
+            ["irq_handler_entry", "*_msix_ring", "re:_isr$"]
+        );
+        let kick = &p.stages[1];
+        assert!(kick.matches(&ev("v-1 [003] 1.0: function: kvm_vcpu_kick")));
+        assert!(kick.matches(&ev(
+            "k-2 [003] 1.0: kvm_vcpu_wakeup: wait time 1 ns, polling valid"
+        )));
+        // A stage with several events or a pattern must be named.
+        let e = PathSpec::from_toml(
+            "[[stage]]\nevent = [\"a\", \"b\"]\n[[stage]]\nevent = \"c\"\n",
+            "x",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("needs a `name`"), "{e}");
+        let e = PathSpec::from_toml("[[stage]]\nevent = []\n[[stage]]\nevent = \"c\"\n", "x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("empty list"), "{e}");
+    }
+
+    #[test]
+    fn arm64_vhost_knows_both_forms_of_every_boundary() {
+        let p = PathSpec::resolve("arm64-vhost").unwrap();
+        let ev = |l: String| match parse(&l) {
+            Some(Record::Event(e)) => e.name.to_owned(),
+            _ => panic!("{l}"),
+        };
+        let names = |k: usize| -> Vec<String> { p.stages[k].event_names() };
+        // Every boundary has a tracepoint form and a function form, but the guest entry.
+        for k in 0..6 {
+            assert!(p.stages[k].forms.len() >= 2, "{}", p.stages[k].name);
+        }
+        assert_eq!(names(4), ["kvm_vgic_inject_irq", "vgic_update_irq_pending"]);
+        assert_eq!(names(5), ["kvm_vcpu_kick", "kvm_vcpu_wakeup"]);
+        let nic = &p.stages[0].forms[1];
+        for handler in [
+            "igc_msix_ring",
+            "igb_msix_ring",
+            "ixgbe_msix_clean_rings",
+            "i40e_msix_clean_rings",
+            "ice_msix_clean_rings",
+            "e1000_intr_msix_rx",
+            "igc_intr",
+            "igc_intr_msi",
+            "stmmac_interrupt",
+            "fec_enet_interrupt",
+            "mvneta_isr",
+            "bcmgenet_isr0",
+        ] {
+            let name = ev(format!("t-1 [000] 1.0: function: {handler}"));
+            assert!(nic.names_event(&name), "{handler}");
+        }
+        for not in [
+            "igc_msix_other",
+            "igc_poll",
+            "do_interrupt_handler",
+            "ixgbe_msix_other",
+        ] {
+            assert!(!nic.names_event(not), "{not}");
+        }
+        // Only the assertion of the injected interrupt counts, not its release.
+        let level = |l: &'static str| match parse(l) {
+            Some(Record::Event(e)) => p.stages[4].matches(&e),
+            _ => panic!(),
+        };
+        assert!(level(
+            "v-812 [003] 1.0: vgic_update_irq_pending: VCPU: 0, IRQ 81, level: 1"
+        ));
+        assert!(!level(
+            "v-812 [003] 1.0: vgic_update_irq_pending: VCPU: 0, IRQ 81, level: 0"
+        ));
     }
 
     #[test]

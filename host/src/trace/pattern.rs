@@ -55,6 +55,21 @@ impl Pattern {
     }
 }
 
+impl std::fmt::Display for Pattern {
+    /// The pattern as written in a path file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pattern::Exact(s) | Pattern::Glob(s) => f.write_str(s),
+            Pattern::Contains(s) => write!(f, "~{s}"),
+            Pattern::Regex(r) => write!(f, "re:{}", r.as_str()),
+            Pattern::AnyOf(v) => {
+                let all: Vec<String> = v.iter().map(Pattern::to_string).collect();
+                write!(f, "[{}]", all.join(", "))
+            }
+        }
+    }
+}
+
 /// Iterative glob match with single-star backtracking (linear in practice, no recursion).
 fn glob(p: &[u8], s: &[u8]) -> bool {
     let (mut pi, mut si) = (0, 0);

@@ -10,6 +10,7 @@
 
 use super::error::TraceError;
 use super::path::PathSpec;
+use super::pattern::Pattern;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Write};
@@ -31,6 +32,81 @@ pub const CONTEXT_EVENTS: &[&str] = &[
     "ipi_send_cpu",
     "ipi_send_cpumask",
 ];
+
+/// Most functions one name pattern of a path may enable in the function tracer.
+const MAX_FUNCTIONS_PER_PATTERN: usize = 32;
+
+/// What to record for a path: tracepoints (`system:event`) and, for boundaries no tracepoint
+/// of this kernel shows, functions for the function tracer.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Tracepoints to enable, `system:event`, stage events first.
+    pub tracepoints: Vec<String>,
+    /// Functions named exactly.
+    pub functions: Vec<String>,
+    /// Patterns to expand over the kernel's traceable functions.
+    pub function_patterns: Vec<Pattern>,
+}
+
+/// Plans the recording of `path` given the kernel's tracepoints (`event` -> `system:event`).
+/// Every boundary is recorded by its tracepoint forms where the kernel has any (cheap, and
+/// every form of a boundary is as good to the analysis); a boundary without one is recorded
+/// by its functions.
+pub fn plan(path: &PathSpec, events: &HashMap<String, String>, context: bool) -> Plan {
+    let mut p = Plan::default();
+    let add_tp = |p: &mut Plan, full: &String| {
+        if !p.tracepoints.contains(full) {
+            p.tracepoints.push(full.clone());
+        }
+    };
+    for stage in &path.stages {
+        let mut by_tracepoint = false;
+        let (mut funcs, mut pats) = (Vec::new(), Vec::new());
+        for form in &stage.forms {
+            for name in &form.names {
+                match events.get(name) {
+                    Some(full) => {
+                        add_tp(&mut p, full);
+                        by_tracepoint = true;
+                    }
+                    None => funcs.push(name.clone()),
+                }
+            }
+            for pat in &form.name_patterns {
+                let mut hits: Vec<&String> = events
+                    .iter()
+                    .filter(|(n, _)| pat.matches(n))
+                    .map(|(_, full)| full)
+                    .collect();
+                hits.sort();
+                for full in &hits {
+                    add_tp(&mut p, full);
+                }
+                if hits.is_empty() {
+                    pats.push(pat.clone());
+                } else {
+                    by_tracepoint = true;
+                }
+            }
+        }
+        if !by_tracepoint {
+            for f in funcs {
+                if !p.functions.contains(&f) {
+                    p.functions.push(f);
+                }
+            }
+            p.function_patterns.extend(pats);
+        }
+    }
+    if context {
+        for name in CONTEXT_EVENTS {
+            if let Some(full) = events.get(*name) {
+                add_tp(&mut p, full);
+            }
+        }
+    }
+    p
+}
 
 /// Where tracefs is usually mounted.
 pub const DEFAULT_TRACEFS: &str = "/sys/kernel/tracing";
@@ -223,7 +299,8 @@ fn write_file(p: &Path, value: &str) -> io::Result<()> {
 }
 
 impl Recorder {
-    /// Starts recording the events and functions of `path` (plus context events) into `output`.
+    /// Starts recording `path` (plus context events) into `output`: each boundary by its
+    /// tracepoint forms where this kernel has them, else by its functions (see [`plan`]).
     pub fn start(
         path: &PathSpec,
         output: &Path,
@@ -325,54 +402,62 @@ impl Recorder {
                 ));
             }
         }
-        let mut wanted: Vec<(&str, bool)> = path
-            .stages
-            .iter()
-            .map(|s| (s.event.as_str(), true))
-            .collect();
-        if opts.context_events {
-            wanted.extend(CONTEXT_EVENTS.iter().map(|e| (*e, false)));
-        }
-        let mut functions: Vec<&str> = Vec::new();
-        for (ev, is_stage) in wanted {
-            if let Some(full) = events.get(ev) {
-                if self.events.contains(full) {
-                    continue;
-                }
-                let (sys, name) = full.split_once(':').unwrap_or(("", ev));
-                let enable = inst.join("events").join(sys).join(name).join("enable");
-                match write_file(&enable, "1") {
-                    Ok(()) => self.events.push(full.clone()),
-                    Err(e) => self
-                        .notes
-                        .push(format!("event {full}: cannot enable ({e})")),
-                }
-            } else if is_stage && !functions.contains(&ev) {
-                functions.push(ev);
+        let plan = plan(path, events, opts.context_events);
+        for full in &plan.tracepoints {
+            let (sys, name) = full.split_once(':').unwrap_or(("", full));
+            let enable = inst.join("events").join(sys).join(name).join("enable");
+            match write_file(&enable, "1") {
+                Ok(()) => self.events.push(full.clone()),
+                Err(e) => self
+                    .notes
+                    .push(format!("event {full}: cannot enable ({e})")),
             }
         }
-        if functions.is_empty() {
+        if plan.functions.is_empty() && plan.function_patterns.is_empty() {
             return;
         }
         let avail = tracefs.join("available_filter_functions");
         let known = match read_function_names(&avail) {
             Ok(k) => k,
             Err(e) => {
+                let mut all = plan.functions.clone();
+                all.extend(plan.function_patterns.iter().map(|p| p.to_string()));
                 self.notes.push(format!(
-                    "function tracing unavailable ({}: {e}); stage(s) {} will not be recorded",
+                    "function tracing unavailable ({}: {e}); {} will not be recorded",
                     avail.display(),
-                    functions.join(", ")
+                    all.join(", ")
                 ));
                 return;
             }
         };
-        let (present, absent): (Vec<&str>, Vec<&str>) =
-            functions.into_iter().partition(|f| known.contains(*f));
+        let (mut present, absent): (Vec<String>, Vec<String>) =
+            plan.functions.into_iter().partition(|f| known.contains(f));
         if !absent.is_empty() {
             self.notes.push(format!(
                 "no tracepoint or traceable function named {} on this kernel; not recorded",
                 absent.join(", ")
             ));
+        }
+        for p in &plan.function_patterns {
+            let mut hits: Vec<&String> = known.iter().filter(|f| p.matches(f)).collect();
+            hits.sort();
+            if hits.is_empty() {
+                self.notes.push(format!(
+                    "no traceable function matches `{p}` on this kernel; not recorded"
+                ));
+            } else if hits.len() > MAX_FUNCTIONS_PER_PATTERN {
+                self.notes.push(format!(
+                    "`{p}` matches {} functions (more than {MAX_FUNCTIONS_PER_PATTERN}); not recorded, name them in a path file",
+                    hits.len()
+                ));
+            } else {
+                present.extend(
+                    hits.into_iter()
+                        .filter(|h| !present.contains(h))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
+            }
         }
         if present.is_empty() {
             return;
@@ -389,7 +474,7 @@ impl Recorder {
             return;
         }
         match write_file(&inst.join("current_tracer"), "function") {
-            Ok(()) => self.functions = present.iter().map(|s| s.to_string()).collect(),
+            Ok(()) => self.functions = present,
             Err(e) => {
                 self.notes.push(format!(
                     "cannot select the function tracer ({e}); functions {} not recorded",
@@ -553,4 +638,62 @@ fn drain(mut pipe: File, mut out: BufWriter<File>, stop: &AtomicBool) -> io::Res
     }
     out.flush()?;
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(events: &[&str]) -> HashMap<String, String> {
+        events
+            .iter()
+            .map(|e| (e.split_once(':').unwrap().1.to_owned(), e.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_boundary_by_a_tracepoint_where_the_kernel_has_one() {
+        let path = PathSpec::resolve("arm64-vhost").unwrap();
+        let arm64 = kernel(&[
+            "irq:irq_handler_entry",
+            "net:netif_receive_skb",
+            "net:net_dev_xmit",
+            "skb:skb_copy_datagram_iovec",
+            "kvm:vgic_update_irq_pending",
+            "kvm:kvm_vcpu_wakeup",
+            "kvm:kvm_entry",
+            "sched:sched_switch",
+        ]);
+        let p = plan(&path, &arm64, true);
+        assert_eq!(
+            p.tracepoints,
+            [
+                "irq:irq_handler_entry",
+                "net:netif_receive_skb",
+                "net:net_dev_xmit",
+                "skb:skb_copy_datagram_iovec",
+                "kvm:vgic_update_irq_pending",
+                "kvm:kvm_vcpu_wakeup",
+                "kvm:kvm_entry",
+                "sched:sched_switch",
+            ]
+        );
+        assert!(p.functions.is_empty() && p.function_patterns.is_empty());
+        // A kernel without the vGIC tracepoint (not arm64): that boundary by its names as
+        // functions (those the kernel cannot trace are named in the recorder's notes).
+        let mut x86 = arm64;
+        x86.remove("vgic_update_irq_pending");
+        let p = plan(&path, &x86, false);
+        assert_eq!(
+            p.functions,
+            ["kvm_vgic_inject_irq", "vgic_update_irq_pending"]
+        );
+        assert!(!p.tracepoints.contains(&"sched:sched_switch".to_owned()));
+        // Without any NIC tracepoint, the driver's handlers as a pattern for the function tracer.
+        let mut bare = x86;
+        bare.remove("irq_handler_entry");
+        let p = plan(&path, &bare, false);
+        assert_eq!(p.function_patterns.len(), 1);
+        assert!(p.function_patterns[0].matches("igc_msix_ring"));
+    }
 }

@@ -2,7 +2,7 @@
 //! rendering.
 
 use super::stats::StageSummary;
-use super::timeline::Activity;
+use super::timeline::{Activity, Count};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use std::io::{self, Write};
 
@@ -66,6 +66,60 @@ pub struct Report {
     pub last_ts: Option<f64>,
     /// Events whose timestamp went backwards.
     pub timestamps_out_of_order: u64,
+    /// Per stage: the event (tracepoint or function) that first carried a packet across it;
+    /// of a boundary with several forms, that form is the one used. Null: never crossed.
+    pub crossed_by: Ordered<Option<String>>,
+    /// When no packet crossed every stage: what the trace holds and which path comes closest.
+    pub diagnosis: Option<Diagnosis>,
+}
+
+/// Why a path matched nothing: the trace's events, each stage's forms found in it, and the
+/// built-in path with the most boundaries present.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Diagnosis {
+    /// Event and traced-function names in the trace, most frequent first (the first 40).
+    pub trace_events: Vec<Count>,
+    /// Events with names beyond those.
+    pub other_events: u64,
+    /// Per stage of the path: its events and those of them the trace holds.
+    pub stage_events: Ordered<StageSeen>,
+    /// The built-in path (other than this one) with the most boundaries in the trace.
+    pub closest: Option<Closest>,
+}
+
+/// A stage's events in a trace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageSeen {
+    /// The stage's event names and name patterns, as written in the path.
+    pub events: Vec<String>,
+    /// The trace's events that are one of them (by name: the stage's task, pid and field
+    /// matchers may still have refused them). Empty: none in the trace.
+    pub found: Vec<Count>,
+}
+
+/// How close a built-in path comes to a trace.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Closest {
+    /// The built-in path.
+    pub path: String,
+    /// Its stages with at least one form's event in the trace.
+    pub present: usize,
+    /// Its stages.
+    pub stages: usize,
+    /// The stages none of whose events are in the trace.
+    pub missing: Vec<String>,
+}
+
+/// Who handed the CPU to the task that ended a gap.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Handover {
+    /// Command name.
+    pub task: String,
+    /// Pid (thread id).
+    pub pid: u32,
+    /// Same command name as the task it handed over to: most likely another thread of the
+    /// same program (a QEMU worker next to a vCPU thread).
+    pub same_command: bool,
 }
 
 /// One stage that took longer than the gap threshold.
@@ -95,6 +149,9 @@ pub struct Gap {
     pub task_share: f64,
     /// CPUs it ran on during the gap.
     pub task_cpus: Vec<u32>,
+    /// The task running on `cpu` just before that task was last switched in during the gap:
+    /// the one that ended the wait by giving up the CPU.
+    pub handed_over_by: Option<Handover>,
     /// What ran on `cpu` meanwhile.
     #[serde(flatten)]
     pub activity: Activity,
@@ -133,7 +190,52 @@ fn num(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
 }
 
+fn counts(list: &[Count]) -> String {
+    let v: Vec<String> = list
+        .iter()
+        .map(|c| format!("{} x{}", c.name, c.count))
+        .collect();
+    v.join(", ")
+}
+
 impl Report {
+    fn write_diagnosis(&self, d: &Diagnosis, out: &mut dyn Write) -> io::Result<()> {
+        writeln!(
+            out,
+            "\nno packet crossed every stage of path {}. The trace holds: {}{}",
+            self.path,
+            counts(&d.trace_events),
+            if d.other_events > 0 {
+                format!(", {} more", d.other_events)
+            } else {
+                String::new()
+            }
+        )?;
+        writeln!(out, "stages of path {} in this trace:", self.path)?;
+        for (stage, seen) in &d.stage_events.0 {
+            if seen.found.is_empty() {
+                writeln!(out, "  {stage}: none of {}", seen.events.join(", "))?;
+            } else {
+                writeln!(out, "  {stage}: {}", counts(&seen.found))?;
+            }
+        }
+        if let Some(c) = &d.closest {
+            writeln!(
+                out,
+                "closest built-in path: {} ({} of {} boundaries in this trace{})",
+                c.path,
+                c.present,
+                c.stages,
+                if c.missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; missing {}", c.missing.join(", "))
+                }
+            )?;
+        }
+        Ok(())
+    }
+
     /// Writes the report as one JSON object.
     pub fn write_json(&self, out: &mut dyn Write) -> io::Result<()> {
         serde_json::to_writer_pretty(&mut *out, self)?;
@@ -197,12 +299,21 @@ impl Report {
         if !skipped.is_empty() {
             writeln!(out, "optional stages skipped: {}", skipped.join(", "))?;
         }
-        if self.packets == 0 && self.incomplete == 0 {
-            writeln!(
-                out,
-                "\nno event matched the first stage of path {}; is this the right --path?",
-                self.path
-            )?;
+        let crossed: Vec<String> = self
+            .crossed_by
+            .0
+            .iter()
+            .filter_map(|(s, e)| {
+                e.as_ref()
+                    .filter(|e| *e != s)
+                    .map(|e| format!("{s} by {e}"))
+            })
+            .collect();
+        if !crossed.is_empty() {
+            writeln!(out, "boundaries seen as: {}", crossed.join(", "))?;
+        }
+        if let Some(d) = &self.diagnosis {
+            self.write_diagnosis(d, out)?;
         }
         writeln!(
             out,
@@ -234,6 +345,22 @@ impl Report {
                     format!(", cpus {:?}", g.task_cpus)
                 }
             )?;
+            if let Some(h) = &g.handed_over_by {
+                writeln!(
+                    out,
+                    "      cpu {} handed to {}-{} by {}-{}{}",
+                    g.cpu,
+                    g.task,
+                    g.pid,
+                    h.task,
+                    h.pid,
+                    if h.same_command {
+                        format!(" (also `{}`: another thread of the same program)", h.task)
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
             let tasks: Vec<String> = g
                 .activity
                 .tasks

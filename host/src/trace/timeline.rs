@@ -294,6 +294,41 @@ impl Timeline {
         complete
     }
 
+    /// The task that last handed `cpu` to `pid` within `[from, to]` (the one running just
+    /// before `pid` was switched in), with its command name.
+    pub fn handed_over(&self, cpu: u32, from: u64, to: u64, pid: u32) -> Option<(u32, String)> {
+        let c = self.cpus.get(cpu as usize)?;
+        let start = c.entries.partition_point(|e| e.ts < from);
+        let mut prev = c
+            .entries
+            .range(..start)
+            .rev()
+            .find(|e| e.mark == Mark::Task)
+            .map(|e| e.id)
+            .or(c.base_task);
+        let mut last = None;
+        for e in c.entries.range(start..) {
+            if e.ts > to {
+                break;
+            }
+            if e.mark == Mark::Task {
+                if e.id == pid && prev.is_some_and(|p| p != pid) {
+                    last = prev;
+                }
+                prev = Some(e.id);
+            }
+        }
+        last.map(|p| (p, self.task_name(p)))
+    }
+
+    /// The best known command name of `pid`.
+    pub fn task_name(&self, pid: u32) -> String {
+        self.tasks
+            .get(&pid)
+            .cloned()
+            .unwrap_or_else(|| "<...>".into())
+    }
+
     /// How long `pid` ran over `[from, to]` on any CPU, and on which CPUs.
     pub fn ran(&self, pid: u32, from: u64, to: u64) -> (u64, Vec<u32>) {
         let mut total = 0;
@@ -426,6 +461,12 @@ mod tests {
             [("qemu-worker", 9, 3.0), ("<idle>", 0, 1.0), ("kvm", 7, 1.0)]
         );
         assert!((a.tasks[0].share - 0.6).abs() < 1e-9);
+        // qemu-worker handed cpu 1 back to kvm.
+        assert_eq!(
+            t.handed_over(1, 500, 5_500, 7),
+            Some((9, "qemu-worker".into()))
+        );
+        assert_eq!(t.handed_over(1, 500, 4_999, 7), None);
         // kvm (7) ran 500 ns on cpu 1 in the interval; pid 5 only on cpu 0.
         assert_eq!(t.ran(7, 500, 5_500), (1_000, vec![1]));
         assert_eq!(t.ran(5, 3_000, 4_000), (1_000, vec![0]));
