@@ -9,8 +9,12 @@
 //! - `macvtap`: `vmp-PID-N` holds `veth0` and `mvtap0` (macvtap, bridge mode, the guest's MAC)
 //!   on it; QEMU gets the macvtap character device as a file descriptor; the client runs in
 //!   `vmp-PID-N-h1` on `veth1`.
+//! - `ebpf`: `vmp-PID-N` holds `tap0` and `veth0`, joined by an eBPF program on each that
+//!   redirects every arriving frame to the other (tc ingress or generic XDP, [`ebpf`]); QEMU
+//!   runs there; the client runs in `vmp-PID-N-h1` on `veth1`.
 //!
 //! Teardown is explicit ([`NetSetup::teardown`]) and also happens on drop.
+pub mod ebpf;
 pub mod ip;
 pub mod netns;
 
@@ -32,6 +36,9 @@ pub enum Topology {
     Bridge,
     /// A macvtap over a veth whose peer sits in a second namespace.
     Macvtap,
+    /// A tap and a veth joined by eBPF redirects at `Hook`, the veth's peer in a second
+    /// namespace.
+    Ebpf(ebpf::Hook),
 }
 
 impl Topology {
@@ -41,6 +48,7 @@ impl Topology {
             Topology::Tap => "tap",
             Topology::Bridge => "bridge",
             Topology::Macvtap => "macvtap",
+            Topology::Ebpf(_) => "ebpf",
         }
     }
 }
@@ -67,7 +75,7 @@ pub enum NetError {
     #[error("--net {0} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user")]
     NotRoot(&'static str),
     /// A tool is not installed.
-    #[error("`{0}` not found: install iproute2 (apt-get install iproute2)")]
+    #[error("`{0}` not found: install {pkg} (apt-get install {pkg})", pkg = package_of(.0))]
     ToolMissing(String),
     /// A command failed.
     #[error("`{command}` failed: {message}")]
@@ -80,9 +88,21 @@ pub enum NetError {
     /// Anything else from the OS.
     #[error("network setup: {0}")]
     Io(#[from] std::io::Error),
+    /// Loading or attaching the eBPF bridge.
+    #[error("--net ebpf: {0}")]
+    Ebpf(String),
     /// Output of a tool not understood.
     #[error("network setup: {0}")]
     Unexpected(String),
+}
+
+/// The Debian package that installs `tool`.
+fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "ethtool" => "ethtool",
+        "ovs-vsctl" => "openvswitch-switch",
+        _ => "iproute2",
+    }
 }
 
 /// Tap device name inside the VM namespace.
@@ -109,6 +129,10 @@ pub struct NetSetup {
     mac: [u8; 6],
     /// The macvtap character device, opened for QEMU.
     tap_fd: Option<File>,
+    /// The eBPF bridge's programs.
+    bridge: Option<ebpf::Bridge>,
+    /// Files a by-hand setup needs beside its script (the eBPF objects).
+    files: Vec<(String, Vec<u8>)>,
     runner: Runner,
     torn_down: bool,
 }
@@ -131,6 +155,8 @@ impl NetSetup {
             namespaces: Vec::new(),
             mac,
             tap_fd: None,
+            bridge: None,
+            files: Vec::new(),
             runner: Runner::default(),
             torn_down: false,
         };
@@ -221,6 +247,38 @@ impl NetSetup {
                 r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
                 self.tap_fd = Some(self.open_macvtap(&v)?);
             }
+            Topology::Ebpf(hook) => {
+                let h1 = self.add_ns(format!("{base}-h1"))?;
+                let h = h1.name().to_string();
+                let r = &mut self.runner;
+                r.ip(&["-n", &v, "tuntap", "add", "dev", TAP, "mode", "tap"])?;
+                r.ip(&[
+                    "-n", &v, "link", "add", VETH_VM, "type", "veth", "peer", "name", VETH_HOST1,
+                    "netns", &h,
+                ])?;
+                for dev in [TAP, VETH_VM] {
+                    r.ip(&["-n", &v, "link", "set", dev, "up"])?;
+                }
+                r.ip(&["-n", &h, "addr", "add", &host_addr, "dev", VETH_HOST1])?;
+                r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
+                if hook == ebpf::Hook::Xdp {
+                    // A generic XDP redirect hands the frame straight to the tap's transmit,
+                    // past the step that completes a checksum the sender left to the device:
+                    // the client's veth computes its checksums itself instead.
+                    ip::require("ethtool")?;
+                    r.ip(&[
+                        "netns", "exec", &h, "ethtool", "-K", VETH_HOST1, "tx", "off",
+                    ])?;
+                }
+                let (bridge, recipe) = ebpf::Bridge::attach(&vm, hook, TAP, VETH_VM)?;
+                self.bridge = Some(bridge);
+                self.runner.log.push(format!(
+                    "# eBPF redirects ({}): the objects beside this script carry each peer's ifindex",
+                    hook.as_str()
+                ));
+                self.runner.log.extend(recipe.lines);
+                self.files = recipe.files;
+            }
         }
         Ok(())
     }
@@ -297,6 +355,11 @@ impl NetSetup {
         &self.runner.log
     }
 
+    /// Files the commands read from beside the script, as `(name, contents)`.
+    pub fn files(&self) -> &[(String, Vec<u8>)] {
+        &self.files
+    }
+
     /// Removes everything: the macvtap descriptor is closed, devices deleted, namespaces
     /// deleted (last created first). Idempotent. QEMU should be gone first, or the kernel
     /// keeps its namespace alive until it exits.
@@ -307,6 +370,11 @@ impl NetSetup {
         self.torn_down = true;
         self.tap_fd = None;
         let mut first_err = None;
+        if let Some(bridge) = self.bridge.take() {
+            if let Err(e) = bridge.detach(self.qemu_netns()) {
+                first_err.get_or_insert(e);
+            }
+        }
         for ns in self.namespaces.iter().rev() {
             if !ns.exists() {
                 continue;
