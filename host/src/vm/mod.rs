@@ -84,11 +84,14 @@ pub enum VmError {
     #[error("--vhost on needs /dev/vhost-net ({0}): load it with `modprobe vhost_net`, or use --vhost off")]
     VhostUnavailable(String),
     /// `--vhost on` with user networking.
-    #[error("--vhost on needs --net tap, bridge or macvtap (user networking has no vhost)")]
+    #[error("--vhost on needs --net tap, bridge, macvtap or ebpf (user networking has no vhost)")]
     VhostNeedsTap,
     /// Not root for a namespace setup.
     #[error("--net {} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user", .0.as_str())]
     NotRoot(Net),
+    /// `--ebpf-hook` without `--net ebpf`.
+    #[error("--ebpf-hook applies to --net ebpf only")]
+    HookWithoutEbpf,
     /// `--pin` names a vCPU or CPU that does not exist.
     #[error("--pin: {0}")]
     BadPin(String),
@@ -241,7 +244,7 @@ impl Vm {
         let label = config.label();
         let run_dir = RunDir::create(config.run_dir.as_deref(), &label)?;
         let mac = guest_mac();
-        let mut net = match config.net.topology() {
+        let mut net = match config.topology() {
             None => None,
             Some(kind) => Some(
                 tokio::task::spawn_blocking(move || NetSetup::create(kind, mac))
@@ -253,6 +256,9 @@ impl Vm {
             let mut lines = vec!["# network setup vmprobe ran for this run".to_string()];
             lines.extend(n.commands().iter().cloned());
             run_dir.write_script(files::NETSETUP, &lines)?;
+            for (name, bytes) in n.files() {
+                run_dir.write_bytes(name, bytes)?;
+            }
         }
         let mut attempt = 0;
         loop {
@@ -549,7 +555,7 @@ impl Drop for QemuChild {
 fn backend_of(setup: &NetSetup) -> Backend {
     match setup.topology() {
         Topology::Macvtap => Backend::Fd { fd: TAP_FD_IN_QEMU },
-        Topology::Tap | Topology::Bridge => Backend::Tap {
+        Topology::Tap | Topology::Bridge | Topology::Ebpf(_) => Backend::Tap {
             ifname: crate::netsetup::TAP.to_string(),
         },
     }
