@@ -109,6 +109,9 @@ impl VmOptions {
             (None, Accel::Kvm) => None,
             (None, Accel::Tcg) => Some(3),
         };
+        if self.ebpf_hook.is_some() && self.net != Net::Ebpf {
+            return Err(VmError::HookWithoutEbpf);
+        }
         let vhost = self.vhost == OnOff::On;
         if vhost {
             if self.net == Net::User {
@@ -118,9 +121,6 @@ impl VmOptions {
         }
         if self.net != Net::User && !is_root() {
             return Err(VmError::NotRoot(self.net));
-        }
-        if self.ebpf_hook.is_some() && self.net != Net::Ebpf {
-            return Err(VmError::HookWithoutEbpf);
         }
         if self.net == Net::Ebpf {
             // Before anything boots: the programs load, or one line says what is missing.
