@@ -86,7 +86,7 @@ fn ebpf_both_hooks_attach_crosswise_and_teardown_unloads() {
                 format!("ebpf-{h}-{VETH_VM}-to-{TAP}.o")
             ]
         );
-        assert!(s.commands().iter().any(|l| l.contains(&files[0])));
+        assert!(s.commands().iter().any(|l| l.contains(files[0])));
 
         s.teardown().unwrap();
         for id in ids {
