@@ -126,6 +126,9 @@ impl VmOptions {
             // Before anything boots: the programs load, or one line says what is missing.
             ebpf::check()?;
         }
+        if self.net == Net::Ovs {
+            crate::netsetup::ovs::check()?;
+        }
         if let Some(pin) = &self.pin {
             pin.check(self.smp, crate::cpus::count())?;
         }
@@ -217,7 +220,8 @@ mod tests {
     #[test]
     fn bad_values_are_errors() {
         for bad in [
-            &["--net", "ovs"][..],
+            &["--net", "vde"][..],
+            &["--ebpf-hook", "tcx"],
             &["--gic", "4"],
             &["--transport", "isa"],
             &["--boot", "efi"],

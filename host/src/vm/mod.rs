@@ -326,7 +326,12 @@ impl Vm {
             // Its own process group: a Ctrl-C at the terminal reaches vmprobe only, which then
             // quits QEMU through QMP and tears the setup down in order.
             .process_group(0);
-        let ns_file = match net.as_ref().map(|n| n.qemu_netns().open()).transpose() {
+        let ns_file = match net
+            .as_ref()
+            .and_then(|n| n.qemu_netns())
+            .map(|ns| ns.open())
+            .transpose()
+        {
             Ok(f) => f,
             Err(e) => return Err((e.into(), net)),
         };
@@ -377,7 +382,7 @@ impl Vm {
             Err(e) => return Err((e.into(), net)),
         };
         let (client_netns, qemu_netns) = match &mut net {
-            Some(n) => (Some(n.client_netns().clone()), Some(n.qemu_netns().clone())),
+            Some(n) => (Some(n.client_netns().clone()), n.qemu_netns().cloned()),
             None => (None, None),
         };
         let info = VmInfo {
@@ -555,8 +560,8 @@ impl Drop for QemuChild {
 fn backend_of(setup: &NetSetup) -> Backend {
     match setup.topology() {
         Topology::Macvtap => Backend::Fd { fd: TAP_FD_IN_QEMU },
-        Topology::Tap | Topology::Bridge | Topology::Ebpf(_) => Backend::Tap {
-            ifname: crate::netsetup::TAP.to_string(),
+        Topology::Tap | Topology::Bridge | Topology::Ebpf(_) | Topology::Ovs => Backend::Tap {
+            ifname: setup.tap_name().to_string(),
         },
     }
 }
@@ -568,7 +573,8 @@ fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<Stri
     match net {
         None => vec![format!("exec {line}")],
         Some(n) if n.topology() == Topology::Macvtap => {
-            let (ns, mv) = (n.qemu_netns().name(), crate::netsetup::MACVTAP);
+            let ns = n.qemu_netns().map_or("", |ns| ns.name());
+            let mv = crate::netsetup::MACVTAP;
             // A private device node: udev's /dev/tapN names (by ifindex) collide between
             // namespaces.
             let node = format!("/dev/vmprobe-{ns}-{mv}");
@@ -581,10 +587,16 @@ fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<Stri
                 ),
             ]
         }
-        Some(n) => vec![
-            format!("# run {} first", files::NETSETUP),
-            format!("exec ip netns exec {} {line}", n.qemu_netns().name()),
-        ],
+        Some(n) => match n.qemu_netns() {
+            Some(ns) => vec![
+                format!("# run {} first", files::NETSETUP),
+                format!("exec ip netns exec {} {line}", ns.name()),
+            ],
+            None => vec![
+                format!("# run {} first", files::NETSETUP),
+                format!("exec {line}"),
+            ],
+        },
     }
 }
 

@@ -41,10 +41,13 @@ pub enum Net {
     Macvtap,
     /// Tap and veth joined by eBPF redirects (`--ebpf-hook`), no bridge; client in "host1".
     Ebpf,
+    /// Tap and veth on an Open vSwitch bridge (ovs-vsctl) in the host's namespace; client in
+    /// "host1".
+    Ovs,
 }
 
 impl Net {
-    /// The option value (`user`, `tap`, `bridge`, `macvtap`, `ebpf`).
+    /// The option value (`user`, `tap`, `bridge`, `macvtap`, `ebpf`, `ovs`).
     pub fn as_str(self) -> &'static str {
         match self {
             Net::User => "user",
@@ -52,6 +55,7 @@ impl Net {
             Net::Bridge => "bridge",
             Net::Macvtap => "macvtap",
             Net::Ebpf => "ebpf",
+            Net::Ovs => "ovs",
         }
     }
 }
@@ -178,6 +182,7 @@ impl VmConfig {
             Net::Bridge => Some(Topology::Bridge),
             Net::Macvtap => Some(Topology::Macvtap),
             Net::Ebpf => Some(Topology::Ebpf(self.ebpf_hook)),
+            Net::Ovs => Some(Topology::Ovs),
         }
     }
 

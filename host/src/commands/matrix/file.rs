@@ -255,9 +255,9 @@ mod tests {
         assert!(
             e("[[config]]\nname = \"a\"\n[[config]]\nname = \"a\"").contains("two configurations")
         );
-        let m = e("[[config]]\nname = \"x\"\nnet = \"ovs\"");
+        let m = e("[[config]]\nname = \"x\"\nnet = \"vde\"");
         assert!(
-            m.contains("configuration \"x\"") && m.contains("invalid value 'ovs'"),
+            m.contains("configuration \"x\"") && m.contains("invalid value 'vde'"),
             "{m}"
         );
         let m = e("[[config]]\nname = \"x\"\ncolour = 1");

@@ -1,13 +1,14 @@
-//! The eBPF bridge's setup on its own: both hooks attach one program to each of tap0 and veth0,
-//! each carrying the other's ifindex, and teardown leaves no program and no namespace; and
-//! `--ebpf-hook` without `--net ebpf` is refused. (The guest echoing over the eBPF path is in
-//! run_net.rs.)
+//! The users' other bridges. The eBPF bridge's setup on its own: both hooks attach one program
+//! to each of tap0 and veth0, each carrying the other's ifindex, and teardown leaves no
+//! program and no namespace; `--ebpf-hook` without `--net ebpf` is refused. (The guest echoing
+//! over the eBPF path is in run_net.rs.) Open vSwitch: a host without it gets one line naming
+//! what is missing before anything is made.
 mod support;
 
 use std::process::Command;
 
 use serde_json::Value;
-use support::vm::netns_list;
+use support::vm::{host_links, netns_list, temp_dir};
 use support::vmprobe_output;
 use vmprobe::netsetup::ebpf::Hook;
 use vmprobe::netsetup::{NetSetup, Topology, TAP, VETH_VM};
@@ -43,7 +44,7 @@ fn peer_of(id: u64) -> u32 {
 fn ebpf_both_hooks_attach_crosswise_and_teardown_unloads() {
     for hook in [Hook::Tc, Hook::Xdp] {
         let mut s = NetSetup::create(Topology::Ebpf(hook), [0x52, 0x54, 0, 1, 2, 3]).unwrap();
-        let ns = s.qemu_netns().name().to_string();
+        let ns = s.qemu_netns().unwrap().name().to_string();
         let names: Vec<String> = s
             .namespaces()
             .iter()
@@ -126,4 +127,39 @@ fn ebpf_hook_without_net_ebpf_is_refused() {
         "{err}"
     );
     assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+#[ignore = "needs root: --net ovs makes devices in the host's namespace"]
+fn ovs_says_what_is_missing_before_anything_is_made() {
+    let image = vmprobe::vm::options::default_image();
+    assert!(
+        image.is_file(),
+        "build the guest first: scripts/build-guest.sh"
+    );
+    let Some(missing) = vmprobe::netsetup::ovs::Host::probe().missing() else {
+        panic!("this host has Open vSwitch: run run_net's tests with --net ovs instead");
+    };
+    let dir = temp_dir("ovs-missing");
+    let rd = dir.join("run");
+    let child = support::vmprobe()
+        .args(["run", "--accel", "tcg", "--net", "ovs", "--image"])
+        .arg(&image)
+        .arg("--run-dir")
+        .arg(&rd)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.trim(), format!("vmprobe: error: {missing}"));
+    assert!(!rd.exists(), "a run directory was made");
+    // Nothing of that process's: no namespace `vmp-PID-*`, no OVS device `voPID-*`.
+    let ns = format!("vmp-{pid}-");
+    assert!(!netns_list().iter().any(|n| n.starts_with(&ns)));
+    let dev = format!("vo{pid}-");
+    assert!(!host_links().iter().any(|l| l.starts_with(&dev)));
+    std::fs::remove_dir_all(dir).unwrap();
 }
