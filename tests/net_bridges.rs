@@ -163,3 +163,32 @@ fn ovs_says_what_is_missing_before_anything_is_made() {
     assert!(!host_links().iter().any(|l| l.starts_with(&dev)));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+#[ignore = "needs root: drops capabilities from a root process"]
+fn ebpf_without_capabilities_says_so_in_one_line() {
+    let image = vmprobe::vm::options::default_image();
+    assert!(
+        image.is_file(),
+        "build the guest first: scripts/build-guest.sh"
+    );
+    // Still uid 0, so the namespace check passes; the BPF syscall is what refuses.
+    let out = Command::new("capsh")
+        .args([
+            "--drop=cap_bpf,cap_net_admin,cap_sys_admin,cap_perfmon",
+            "--",
+            "-c",
+            "exec \"$0\" run --accel tcg --net ebpf --image \"$1\"",
+        ])
+        .arg(env!("CARGO_BIN_EXE_vmprobe"))
+        .arg(&image)
+        .output()
+        .expect("capsh (apt-get install libcap2-bin)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        "vmprobe: error: --net ebpf: creating a BPF map: not permitted: \
+         needs CAP_BPF and CAP_NET_ADMIN (run as root) (Operation not permitted)"
+    );
+}

@@ -90,9 +90,37 @@ pub fn with_peer(object: &[u8], ifindex: u32) -> Result<Vec<u8>, NetError> {
 /// Loads both programs without attaching them: whether this host lets vmprobe use eBPF at
 /// all (BPF syscall, permission, program types). The error is one line naming what is missing.
 pub fn check() -> Result<(), NetError> {
+    bpf_syscall()?;
     for hook in [Hook::Tc, Hook::Xdp] {
         load(OBJECT, hook)?;
     }
+    Ok(())
+}
+
+/// Creates and closes a one-entry array map: the BPF syscall's own answer on whether it exists
+/// and is permitted (the loader's error for the same refusal names only its own later step).
+fn bpf_syscall() -> Result<(), NetError> {
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_MAP_TYPE_ARRAY: u32 = 2;
+    // map_type, key_size, value_size, max_entries; the rest of the attribute union zero.
+    let mut attr = [0u32; 16];
+    attr[..4].copy_from_slice(&[BPF_MAP_TYPE_ARRAY, 4, 4, 1]);
+    // SAFETY: `attr` is a valid, fully initialised BPF_MAP_CREATE attribute block of the size
+    // passed; the kernel only reads it.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_CREATE,
+            attr.as_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(step_error("creating a BPF map", &e));
+    }
+    // SAFETY: `fd` is the descriptor the kernel just returned to us and nothing else owns it.
+    unsafe { libc::close(fd as libc::c_int) };
     Ok(())
 }
 
@@ -327,7 +355,13 @@ fn step_error(step: &str, e: &(dyn std::error::Error + 'static)) -> NetError {
     };
     let os = n.map_or_else(
         || e.to_string().lines().next().unwrap_or_default().to_string(),
-        |n| std::io::Error::from_raw_os_error(n).to_string(),
+        |n| {
+            let os = std::io::Error::from_raw_os_error(n).to_string();
+            os.split(" (os error")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        },
     );
     NetError::Ebpf(format!("{step}: {missing} ({os})"))
 }

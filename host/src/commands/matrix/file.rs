@@ -245,6 +245,15 @@ mod tests {
                 "{n:?}: irq and poll"
             );
         }
+        // The eBPF bridge at both hooks, irq and poll each.
+        let hooks: Vec<_> = m
+            .rows
+            .iter()
+            .filter(|r| r.args.vm.net == Net::Ebpf)
+            .filter_map(|r| r.args.vm.ebpf_hook)
+            .collect();
+        use crate::netsetup::ebpf::Hook;
+        assert_eq!(hooks, [Hook::Tc, Hook::Tc, Hook::Xdp, Hook::Xdp]);
     }
 
     #[test]
