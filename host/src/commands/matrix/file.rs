@@ -257,6 +257,27 @@ mod tests {
     }
 
     #[test]
+    fn the_bridges_example_parses() {
+        use crate::netsetup::ebpf::Hook;
+        let m = Matrix::parse(include_str!("../../../../examples/bridges.toml")).unwrap();
+        let rows: Vec<_> = m
+            .rows
+            .iter()
+            .map(|r| (r.args.vm.net, r.args.vm.ebpf_hook))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Net::Tap, None),
+                (Net::Bridge, None),
+                (Net::Macvtap, None),
+                (Net::Ebpf, Some(Hook::Tc)),
+                (Net::Ebpf, Some(Hook::Xdp)),
+            ]
+        );
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let e = |t: &str| Matrix::parse(t).unwrap_err().to_string();
         assert!(e("count = 1").contains("no configurations"));
