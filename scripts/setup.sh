@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 # System packages: QEMU for arm64 guests, Debian's U-Boot build for QEMU, the network tools
 # for tap/bridge/macvtap setups, sockperf as the reference client, trace-cmd for host traces,
 # DejaVu Sans for the text of `vmprobe report` charts, chromium for the test that draws
-# report.html in a real browser.
-packages=(qemu-system-arm u-boot-qemu iproute2 procps sockperf trace-cmd gcc python3 fonts-dejavu-core chromium)
+# report.html in a real browser; clang builds the eBPF bridge's program, ethtool, bpftool and
+# capsh set up and test `--net ebpf`.
+packages=(qemu-system-arm u-boot-qemu iproute2 procps sockperf trace-cmd gcc python3 fonts-dejavu-core
+    chromium clang ethtool bpftool libcap2-bin)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

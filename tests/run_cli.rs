@@ -54,7 +54,7 @@ fn bad_input_is_one_clear_line() {
     assert!(err.contains("/etc/passwd is not an arm64 Image"), "{err}");
 
     for (flag, bad) in [
-        ("--net", "ovs"),
+        ("--net", "vde"),
         ("--proto", "sctp"),
         ("--mode", "spin"),
         ("--transport", "isa"),

@@ -125,14 +125,22 @@ fn quickstart_runs_what_this_host_can() {
     // Quickstart itself adapts to the host: as root every setup, else user networking and a
     // line saying why.
     let not_root = "not root: user networking only";
-    let nets: &[&str] = if is_root() {
+    let mut nets = vec!["user"];
+    if is_root() {
         assert!(!stderr.contains(not_root), "{stderr}");
-        &["user", "tap", "bridge", "macvtap"]
+        nets.extend(["tap", "bridge", "macvtap"]);
+        // The eBPF rows where the programs load here, else one line why not.
+        match vmprobe::netsetup::ebpf::check() {
+            Ok(()) => nets.extend(["ebpf tc", "ebpf xdp"]),
+            Err(e) => assert!(
+                stderr.contains(&format!("vmprobe: no eBPF rows: {e}")),
+                "{stderr}"
+            ),
+        }
     } else {
         assert!(stderr.contains(not_root), "{stderr}");
-        &["user"]
-    };
-    for net in nets {
+    }
+    for net in &nets {
         for mode in ["irq", "poll"] {
             let name = format!("{net}, {mode}");
             let l = stdout

@@ -90,6 +90,15 @@ fn run(test: &str, args: &[&str], protos: &[&str]) -> (serde_json::Value, String
     for f in files {
         assert!(rd.join(&f).is_file(), "{f} missing in the run directory");
     }
+    // Whatever netsetup.sh loads from beside itself (the eBPF objects) is there.
+    let setup = std::fs::read_to_string(rd.join("netsetup.sh")).unwrap_or_default();
+    for f in setup.split("\"$(dirname \"$0\")/").skip(1) {
+        let f = f.split('"').next().unwrap();
+        assert!(
+            rd.join(f).is_file(),
+            "{f}, which netsetup.sh loads, is missing"
+        );
+    }
     let saved: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(rd.join("results.json")).unwrap()).unwrap();
     assert_eq!(saved, v);
@@ -142,6 +151,51 @@ fn bridge_direct() {
 fn macvtap_direct() {
     let (v, _) = run("run-macvtap", &["--net", "macvtap"], BOTH);
     assert_eq!(v["config"]["net"], "macvtap");
+}
+
+/// No eBPF bridge program is loaded (the two eBPF runs take turns, so neither sees the
+/// other's).
+fn assert_no_bridge_programs() {
+    let out = std::process::Command::new("bpftool")
+        .args(["prog", "show"])
+        .output()
+        .expect("bpftool (apt-get install bpftool)");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !list.contains("vmp_redirect"),
+        "eBPF bridge programs left loaded:\n{list}"
+    );
+}
+
+static EBPF_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `--net ebpf --ebpf-hook HOOK`: UDP and TCP echo through the redirect programs (the only
+/// way between the tap and the client's veth), netsetup.sh and the objects it loads in the
+/// run directory, and nothing left afterwards: programs, links, namespaces.
+fn ebpf_direct(hook: &str) {
+    let _turn = EBPF_TURN.lock().unwrap_or_else(|e| e.into_inner());
+    assert_no_bridge_programs();
+    let (v, _) = run(
+        &format!("run-ebpf-{hook}"),
+        &["--net", "ebpf", "--ebpf-hook", hook],
+        BOTH,
+    );
+    assert_eq!(v["config"]["net"], "ebpf");
+    assert_eq!(v["config"]["ebpf_hook"], hook);
+    assert_eq!(v["udp"]["address"], "192.168.20.2:7");
+    assert_no_bridge_programs();
+}
+
+#[test]
+#[ignore = "needs root: --net ebpf sets up network namespaces and loads eBPF programs"]
+fn ebpf_tc_direct() {
+    ebpf_direct("tc");
+}
+
+#[test]
+#[ignore = "needs root: --net ebpf sets up network namespaces and loads eBPF programs"]
+fn ebpf_xdp_direct() {
+    ebpf_direct("xdp");
 }
 
 #[test]

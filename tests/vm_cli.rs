@@ -138,7 +138,7 @@ fn bad_input_is_one_clear_line() {
 
     // Unknown option values: clap names the valid ones.
     for (flag, bad) in [
-        ("--net", "ovs"),
+        ("--net", "vde"),
         ("--gic", "4"),
         ("--transport", "isa"),
         ("--boot", "efi"),

@@ -94,6 +94,13 @@ impl RunDir {
         Ok(p)
     }
 
+    /// Writes raw bytes.
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<PathBuf, RunDirError> {
+        let p = self.file(name);
+        std::fs::write(&p, bytes).map_err(|source| io(&p, source))?;
+        Ok(p)
+    }
+
     /// Writes a value as pretty JSON.
     pub fn write_json<T: serde::Serialize>(
         &self,

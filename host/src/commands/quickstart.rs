@@ -1,7 +1,8 @@
 //! `vmprobe quickstart`: the default experiment on this machine. Builds the guest image when
 //! it is missing (with the checkout's `scripts/build-guest.sh`), picks the configurations this
-//! host can run (user networking always; tap, bridge and macvtap as root; irq and poll mode
-//! each), and runs them as a short matrix. The generated matrix is kept in the run directory
+//! host can run (user networking always; tap, bridge and macvtap as root, and the eBPF bridge
+//! at tc and XDP where the kernel loads its programs; irq and poll mode each), and runs them as
+//! a short matrix. The generated matrix is kept in the run directory
 //! as `matrix.toml`, so `vmprobe matrix` repeats it.
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,7 +44,9 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
         None => ensure_image()?,
     };
     let image = std::path::absolute(&image).unwrap_or(image);
-    let text = matrix_toml(&image, args.count, is_root(), &args.output.limits);
+    let root = is_root();
+    let ebpf = root && ebpf_allowed();
+    let text = matrix_toml(&image, args.count, root, ebpf, &args.output.limits);
     let matrix = Matrix::parse(&text).map_err(|source| MatrixError::File {
         path: "quickstart".into(),
         source,
@@ -52,15 +55,29 @@ fn quickstart(args: &QuickstartArgs) -> Result<(), MatrixError> {
     let dir = RunDir::create(args.run_dir.as_deref(), &slug("quickstart"))?;
     dir.write(files::MATRIX, &text)?;
     if !is_root() {
-        eprintln!("vmprobe: not root: user networking only (tap, bridge and macvtap need root)");
+        eprintln!(
+            "vmprobe: not root: user networking only (tap, bridge, macvtap and ebpf need root)"
+        );
     }
     run_and_report(&matrix, &dir, args.output.format)
 }
 
-/// The quickstart matrix: every network setup this host allows, irq and poll mode, 1 ms
-/// pacing (like netperf `-w`, shorter so the whole experiment takes about a minute), and the
-/// `--limit`s as the file's own, so the kept file repeats them too.
-pub fn matrix_toml(image: &Path, count: u64, root: bool, limits: &[Limit]) -> String {
+/// Whether the eBPF bridge's programs load here; says why not when they do not.
+fn ebpf_allowed() -> bool {
+    match crate::netsetup::ebpf::check() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("vmprobe: no eBPF rows: {e}");
+            false
+        }
+    }
+}
+
+/// The quickstart matrix: every network setup this host allows (`root` for namespaces, `ebpf`
+/// where the eBPF programs load), irq and poll mode, 1 ms pacing (like netperf `-w`, shorter
+/// so the whole experiment takes about a minute), and the `--limit`s as the file's own, so the
+/// kept file repeats them too.
+pub fn matrix_toml(image: &Path, count: u64, root: bool, ebpf: bool, limits: &[Limit]) -> String {
     let mut s =
         String::from("# vmprobe quickstart: generated; repeat with `vmprobe matrix matrix.toml`\n");
     let _ = writeln!(
@@ -73,16 +90,26 @@ pub fn matrix_toml(image: &Path, count: u64, root: bool, limits: &[Limit]) -> St
         let list: Vec<toml::Value> = limits.iter().map(|l| l.text.clone().into()).collect();
         let _ = writeln!(s, "limit = {}", toml::Value::Array(list));
     }
-    let nets: &[&str] = if root {
-        &["user", "tap", "bridge", "macvtap"]
-    } else {
-        &["user"]
-    };
-    for net in nets {
+    // (row name, the net's own keys)
+    let mut nets: Vec<(&str, &str)> = vec![("user", "net = \"user\"")];
+    if root {
+        nets.extend([
+            ("tap", "net = \"tap\""),
+            ("bridge", "net = \"bridge\""),
+            ("macvtap", "net = \"macvtap\""),
+        ]);
+    }
+    if root && ebpf {
+        nets.extend([
+            ("ebpf tc", "net = \"ebpf\"\nebpf-hook = \"tc\""),
+            ("ebpf xdp", "net = \"ebpf\"\nebpf-hook = \"xdp\""),
+        ]);
+    }
+    for (name, keys) in nets {
         for mode in ["irq", "poll"] {
             let _ = write!(
                 s,
-                "\n[[config]]\nname = \"{net}, {mode}\"\nnet = \"{net}\"\nmode = \"{mode}\"\n"
+                "\n[[config]]\nname = \"{name}, {mode}\"\n{keys}\nmode = \"{mode}\"\n"
             );
         }
     }
@@ -139,11 +166,18 @@ mod tests {
 
     #[test]
     fn quickstart_matrix_parses_and_matches_privileges() {
-        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, false, &[])).unwrap();
+        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, false, true, &[])).unwrap();
         let names: Vec<_> = m.rows.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["user, irq", "user, poll"]);
         let limits: Vec<Limit> = vec!["p99=1ms".parse().unwrap(), "lost=0".parse().unwrap()];
-        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true, &limits)).unwrap();
+        let m = Matrix::parse(&matrix_toml(
+            Path::new("/x/g.bin"),
+            100,
+            true,
+            false,
+            &limits,
+        ))
+        .unwrap();
         assert_eq!(m.rows.len(), 8);
         assert_eq!(
             m.rows[7].args.vm.image.as_deref(),
@@ -151,5 +185,28 @@ mod tests {
         );
         assert_eq!(m.rows[7].args.rr.count, Some(100));
         assert_eq!(m.rows[7].args.limits, limits);
+    }
+
+    #[test]
+    fn ebpf_rows_come_with_both_hooks_where_the_programs_load() {
+        use crate::netsetup::ebpf::Hook;
+        use crate::vm::options::Net;
+        let m = Matrix::parse(&matrix_toml(Path::new("/x/g.bin"), 100, true, true, &[])).unwrap();
+        assert_eq!(m.rows.len(), 12);
+        let ebpf: Vec<_> = m
+            .rows
+            .iter()
+            .filter(|r| r.args.vm.net == Net::Ebpf)
+            .map(|r| (r.name.as_str(), r.args.vm.ebpf_hook))
+            .collect();
+        assert_eq!(
+            ebpf,
+            [
+                ("ebpf tc, irq", Some(Hook::Tc)),
+                ("ebpf tc, poll", Some(Hook::Tc)),
+                ("ebpf xdp, irq", Some(Hook::Xdp)),
+                ("ebpf xdp, poll", Some(Hook::Xdp)),
+            ]
+        );
     }
 }

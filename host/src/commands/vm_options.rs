@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::netsetup::ebpf::{self, Hook};
 use crate::os::is_root;
 use crate::vm::options::{
     check_vhost_net, default_image, find_on_path, is_arm64_image, resolve_accel, Accel, AccelArg,
@@ -27,7 +28,11 @@ pub struct VmOptions {
     /// Network backend
     #[arg(long, value_enum, default_value = "user")]
     pub net: Net,
-    /// vhost-net for tap/bridge/macvtap
+    /// Where `--net ebpf` runs its redirect programs: tc ingress (clsact) or generic XDP
+    /// [default: tc]
+    #[arg(long, value_enum)]
+    pub ebpf_hook: Option<Hook>,
+    /// vhost-net for tap/bridge/macvtap/ebpf
     #[arg(long, value_enum, default_value = "off")]
     pub vhost: OnOff,
     /// GIC version [default: 3 under TCG, the host's under KVM]
@@ -104,6 +109,9 @@ impl VmOptions {
             (None, Accel::Kvm) => None,
             (None, Accel::Tcg) => Some(3),
         };
+        if self.ebpf_hook.is_some() && self.net != Net::Ebpf {
+            return Err(VmError::HookWithoutEbpf);
+        }
         let vhost = self.vhost == OnOff::On;
         if vhost {
             if self.net == Net::User {
@@ -114,6 +122,13 @@ impl VmOptions {
         if self.net != Net::User && !is_root() {
             return Err(VmError::NotRoot(self.net));
         }
+        if self.net == Net::Ebpf {
+            // Before anything boots: the programs load, or one line says what is missing.
+            ebpf::check()?;
+        }
+        if self.net == Net::Ovs {
+            crate::netsetup::ovs::check()?;
+        }
         if let Some(pin) = &self.pin {
             pin.check(self.smp, crate::cpus::count())?;
         }
@@ -122,6 +137,7 @@ impl VmOptions {
             boot: self.boot,
             uboot,
             net: self.net,
+            ebpf_hook: self.ebpf_hook.unwrap_or(Hook::Tc),
             vhost,
             gic,
             transport: self.transport,
@@ -204,7 +220,8 @@ mod tests {
     #[test]
     fn bad_values_are_errors() {
         for bad in [
-            &["--net", "ovs"][..],
+            &["--net", "vde"][..],
+            &["--ebpf-hook", "tcx"],
             &["--gic", "4"],
             &["--transport", "isa"],
             &["--boot", "efi"],

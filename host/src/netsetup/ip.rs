@@ -36,6 +36,18 @@ impl Runner {
     }
 }
 
+/// `tool` is on PATH, or the error naming its package (for tools run through `ip netns exec`,
+/// whose own failure would only say that exec failed).
+pub fn require(tool: &str) -> Result<(), NetError> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
+    if found {
+        Ok(())
+    } else {
+        Err(NetError::ToolMissing(tool.to_string()))
+    }
+}
+
 /// Runs a command without logging it; returns its stdout. The child gets its own process
 /// group so a Ctrl-C at the terminal cannot interrupt a teardown half way.
 pub fn run_quiet(program: &str, args: &[&str]) -> Result<String, NetError> {

@@ -1,6 +1,7 @@
-//! Network setups for tap, bridge and macvtap guests, built from iproute2 commands inside
-//! network namespaces that vmprobe creates and removes. Nothing is added to the host's own
-//! namespace, so every device goes away with the namespaces.
+//! Network setups for tap, bridge, macvtap, eBPF and OVS guests, built from iproute2 commands
+//! inside network namespaces that vmprobe creates and removes. Nothing but the OVS setup's
+//! three devices is added to the host's own namespace, so every other device goes away with
+//! the namespaces.
 //!
 //! Topologies (guest 192.168.20.2/24, host side 192.168.20.1/24):
 //! - `tap`: namespace `vmp-PID-N` holds `tap0` (192.168.20.1); QEMU and the client run there.
@@ -9,10 +10,18 @@
 //! - `macvtap`: `vmp-PID-N` holds `veth0` and `mvtap0` (macvtap, bridge mode, the guest's MAC)
 //!   on it; QEMU gets the macvtap character device as a file descriptor; the client runs in
 //!   `vmp-PID-N-h1` on `veth1`.
+//! - `ebpf`: `vmp-PID-N` holds `tap0` and `veth0`, joined by an eBPF program on each that
+//!   redirects every arriving frame to the other (tc ingress or generic XDP, [`ebpf`]); QEMU
+//!   runs there; the client runs in `vmp-PID-N-h1` on `veth1`.
+//! - `ovs`: an Open vSwitch bridge with the tap and a veth as ports, in the host's namespace
+//!   where ovs-vswitchd sees them ([`ovs`]); QEMU runs there; the client runs in
+//!   `vmp-PID-N-h1` on `veth1`.
 //!
 //! Teardown is explicit ([`NetSetup::teardown`]) and also happens on drop.
+pub mod ebpf;
 pub mod ip;
 pub mod netns;
+pub mod ovs;
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -32,6 +41,12 @@ pub enum Topology {
     Bridge,
     /// A macvtap over a veth whose peer sits in a second namespace.
     Macvtap,
+    /// A tap and a veth joined by eBPF redirects at `Hook`, the veth's peer in a second
+    /// namespace.
+    Ebpf(ebpf::Hook),
+    /// A tap and a veth on an Open vSwitch bridge in the host's namespace, the veth's peer in
+    /// a namespace of its own.
+    Ovs,
 }
 
 impl Topology {
@@ -41,6 +56,8 @@ impl Topology {
             Topology::Tap => "tap",
             Topology::Bridge => "bridge",
             Topology::Macvtap => "macvtap",
+            Topology::Ebpf(_) => "ebpf",
+            Topology::Ovs => "ovs",
         }
     }
 }
@@ -67,7 +84,7 @@ pub enum NetError {
     #[error("--net {0} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user")]
     NotRoot(&'static str),
     /// A tool is not installed.
-    #[error("`{0}` not found: install iproute2 (apt-get install iproute2)")]
+    #[error("`{0}` not found: install {pkg} (apt-get install {pkg})", pkg = package_of(.0))]
     ToolMissing(String),
     /// A command failed.
     #[error("`{command}` failed: {message}")]
@@ -80,9 +97,24 @@ pub enum NetError {
     /// Anything else from the OS.
     #[error("network setup: {0}")]
     Io(#[from] std::io::Error),
+    /// Loading or attaching the eBPF bridge.
+    #[error("--net ebpf: {0}")]
+    Ebpf(String),
+    /// Open vSwitch missing on this host (the line names what).
+    #[error("{0}")]
+    Ovs(String),
     /// Output of a tool not understood.
     #[error("network setup: {0}")]
     Unexpected(String),
+}
+
+/// The Debian package that installs `tool`.
+fn package_of(tool: &str) -> &'static str {
+    match tool {
+        "ethtool" => "ethtool",
+        "ovs-vsctl" => "openvswitch-switch",
+        _ => "iproute2",
+    }
 }
 
 /// Tap device name inside the VM namespace.
@@ -109,6 +141,12 @@ pub struct NetSetup {
     mac: [u8; 6],
     /// The macvtap character device, opened for QEMU.
     tap_fd: Option<File>,
+    /// The eBPF bridge's programs.
+    bridge: Option<ebpf::Bridge>,
+    /// The OVS setup's devices in the host's namespace.
+    ovs: Option<ovs::Names>,
+    /// Files a by-hand setup needs beside its script (the eBPF objects).
+    files: Vec<(String, Vec<u8>)>,
     runner: Runner,
     torn_down: bool,
 }
@@ -120,22 +158,29 @@ impl NetSetup {
         if !crate::os::is_root() {
             return Err(NetError::NotRoot(topology.as_str()));
         }
+        if topology == Topology::Ovs {
+            ovs::check()?;
+        }
         reap_stale();
-        let base = format!(
-            "{NS_PREFIX}{}-{}",
-            std::process::id(),
-            NEXT_ID.fetch_add(1, Ordering::Relaxed)
-        );
+        let (pid, id) = (std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed));
+        let base = format!("{NS_PREFIX}{pid}-{id}");
         let mut s = NetSetup {
             topology,
             namespaces: Vec::new(),
             mac,
             tap_fd: None,
+            bridge: None,
+            ovs: None,
+            files: Vec::new(),
             runner: Runner::default(),
             torn_down: false,
         };
         // On error `s` drops here and removes what was made.
-        s.build(&base)?;
+        if topology == Topology::Ovs {
+            s.build_ovs(&base, ovs::Names::new(pid, id))?;
+        } else {
+            s.build(&base)?;
+        }
         Ok(s)
     }
 
@@ -157,6 +202,19 @@ impl NetSetup {
             "net.ipv6.conf.default.disable_ipv6=1",
         ])?;
         Ok(ns)
+    }
+
+    /// The OVS setup: only the client's namespace is made; the rest lives in the host's.
+    fn build_ovs(&mut self, base: &str, names: ovs::Names) -> Result<(), NetError> {
+        let h1 = self.add_ns(format!("{base}-h1"))?;
+        let commands = ovs::setup_commands(&names, h1.name());
+        // From here on teardown removes the devices, whichever command fails.
+        self.ovs = Some(names);
+        for c in commands {
+            let args: Vec<&str> = c[1..].iter().map(String::as_str).collect();
+            self.runner.run(&c[0], &args)?;
+        }
+        Ok(())
     }
 
     fn build(&mut self, base: &str) -> Result<(), NetError> {
@@ -221,6 +279,39 @@ impl NetSetup {
                 r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
                 self.tap_fd = Some(self.open_macvtap(&v)?);
             }
+            Topology::Ovs => unreachable!("built by build_ovs"),
+            Topology::Ebpf(hook) => {
+                let h1 = self.add_ns(format!("{base}-h1"))?;
+                let h = h1.name().to_string();
+                let r = &mut self.runner;
+                r.ip(&["-n", &v, "tuntap", "add", "dev", TAP, "mode", "tap"])?;
+                r.ip(&[
+                    "-n", &v, "link", "add", VETH_VM, "type", "veth", "peer", "name", VETH_HOST1,
+                    "netns", &h,
+                ])?;
+                for dev in [TAP, VETH_VM] {
+                    r.ip(&["-n", &v, "link", "set", dev, "up"])?;
+                }
+                r.ip(&["-n", &h, "addr", "add", &host_addr, "dev", VETH_HOST1])?;
+                r.ip(&["-n", &h, "link", "set", VETH_HOST1, "up"])?;
+                if hook == ebpf::Hook::Xdp {
+                    // A generic XDP redirect hands the frame straight to the tap's transmit,
+                    // past the step that completes a checksum the sender left to the device:
+                    // the client's veth computes its checksums itself instead.
+                    ip::require("ethtool")?;
+                    r.ip(&[
+                        "netns", "exec", &h, "ethtool", "-K", VETH_HOST1, "tx", "off",
+                    ])?;
+                }
+                let (bridge, recipe) = ebpf::Bridge::attach(&vm, hook, TAP, VETH_VM)?;
+                self.bridge = Some(bridge);
+                self.runner.log.push(format!(
+                    "# eBPF redirects ({}): the objects beside this script carry each peer's ifindex",
+                    hook.as_str()
+                ));
+                self.runner.log.extend(recipe.lines);
+                self.files = recipe.files;
+            }
         }
         Ok(())
     }
@@ -272,9 +363,17 @@ impl NetSetup {
         self.topology
     }
 
-    /// The namespace QEMU runs in.
-    pub fn qemu_netns(&self) -> &NetNs {
-        &self.namespaces[0]
+    /// The namespace QEMU runs in; `None` for the host's own (OVS).
+    pub fn qemu_netns(&self) -> Option<&NetNs> {
+        match self.topology {
+            Topology::Ovs => None,
+            _ => self.namespaces.first(),
+        }
+    }
+
+    /// The tap QEMU opens (tap, bridge, eBPF and OVS setups).
+    pub fn tap_name(&self) -> &str {
+        self.ovs.as_ref().map_or(TAP, |n| n.tap.as_str())
     }
 
     /// The namespace a client (the measuring thread) runs in to reach the guest.
@@ -297,6 +396,11 @@ impl NetSetup {
         &self.runner.log
     }
 
+    /// Files the commands read from beside the script, as `(name, contents)`.
+    pub fn files(&self) -> &[(String, Vec<u8>)] {
+        &self.files
+    }
+
     /// Removes everything: the macvtap descriptor is closed, devices deleted, namespaces
     /// deleted (last created first). Idempotent. QEMU should be gone first, or the kernel
     /// keeps its namespace alive until it exits.
@@ -307,6 +411,22 @@ impl NetSetup {
         self.torn_down = true;
         self.tap_fd = None;
         let mut first_err = None;
+        if let Some(bridge) = self.bridge.take() {
+            if let Err(e) = bridge.detach(&self.namespaces[0]) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Some(names) = self.ovs.take() {
+            for c in ovs::teardown_commands(&names) {
+                let args: Vec<&str> = c[1..].iter().map(String::as_str).collect();
+                // The link deletions fail harmlessly for a device never made.
+                if let Err(e) = ip::run_quiet(&c[0], &args) {
+                    if c[0] == "ovs-vsctl" {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
         for ns in self.namespaces.iter().rev() {
             if !ns.exists() {
                 continue;
@@ -332,9 +452,22 @@ impl Drop for NetSetup {
     }
 }
 
-/// Removes namespaces left by vmprobe processes that no longer exist (killed with SIGKILL,
-/// so their teardown never ran).
+/// Removes namespaces (and OVS devices in the host's namespace) left by vmprobe processes
+/// that no longer exist (killed with SIGKILL, so their teardown never ran).
 pub fn reap_stale() {
+    let dead = |pid: u32| !PathBuf::from(format!("/proc/{pid}")).exists();
+    if let Ok(links) = std::fs::read_dir("/sys/class/net") {
+        for e in links.flatten() {
+            let dev = e.file_name().to_string_lossy().into_owned();
+            if ovs::Names::owner(&dev).is_some_and(dead) {
+                if dev.ends_with('b') {
+                    let _ = ip::run_quiet("ovs-vsctl", &["--if-exists", "del-br", &dev]);
+                } else {
+                    let _ = ip::run_quiet("ip", &["link", "del", &dev]);
+                }
+            }
+        }
+    }
     let Ok(dir) = std::fs::read_dir(netns::NETNS_DIR) else {
         return;
     };

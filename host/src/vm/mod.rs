@@ -84,11 +84,14 @@ pub enum VmError {
     #[error("--vhost on needs /dev/vhost-net ({0}): load it with `modprobe vhost_net`, or use --vhost off")]
     VhostUnavailable(String),
     /// `--vhost on` with user networking.
-    #[error("--vhost on needs --net tap, bridge or macvtap (user networking has no vhost)")]
+    #[error("--vhost on needs --net tap, bridge, macvtap or ebpf (user networking has no vhost)")]
     VhostNeedsTap,
     /// Not root for a namespace setup.
     #[error("--net {} needs root (network namespaces, tap and macvtap devices): run as root, or use --net user", .0.as_str())]
     NotRoot(Net),
+    /// `--ebpf-hook` without `--net ebpf`.
+    #[error("--ebpf-hook applies to --net ebpf only")]
+    HookWithoutEbpf,
     /// `--pin` names a vCPU or CPU that does not exist.
     #[error("--pin: {0}")]
     BadPin(String),
@@ -241,7 +244,7 @@ impl Vm {
         let label = config.label();
         let run_dir = RunDir::create(config.run_dir.as_deref(), &label)?;
         let mac = guest_mac();
-        let mut net = match config.net.topology() {
+        let mut net = match config.topology() {
             None => None,
             Some(kind) => Some(
                 tokio::task::spawn_blocking(move || NetSetup::create(kind, mac))
@@ -253,6 +256,9 @@ impl Vm {
             let mut lines = vec!["# network setup vmprobe ran for this run".to_string()];
             lines.extend(n.commands().iter().cloned());
             run_dir.write_script(files::NETSETUP, &lines)?;
+            for (name, bytes) in n.files() {
+                run_dir.write_bytes(name, bytes)?;
+            }
         }
         let mut attempt = 0;
         loop {
@@ -320,7 +326,12 @@ impl Vm {
             // Its own process group: a Ctrl-C at the terminal reaches vmprobe only, which then
             // quits QEMU through QMP and tears the setup down in order.
             .process_group(0);
-        let ns_file = match net.as_ref().map(|n| n.qemu_netns().open()).transpose() {
+        let ns_file = match net
+            .as_ref()
+            .and_then(|n| n.qemu_netns())
+            .map(|ns| ns.open())
+            .transpose()
+        {
             Ok(f) => f,
             Err(e) => return Err((e.into(), net)),
         };
@@ -371,7 +382,7 @@ impl Vm {
             Err(e) => return Err((e.into(), net)),
         };
         let (client_netns, qemu_netns) = match &mut net {
-            Some(n) => (Some(n.client_netns().clone()), Some(n.qemu_netns().clone())),
+            Some(n) => (Some(n.client_netns().clone()), n.qemu_netns().cloned()),
             None => (None, None),
         };
         let info = VmInfo {
@@ -549,8 +560,8 @@ impl Drop for QemuChild {
 fn backend_of(setup: &NetSetup) -> Backend {
     match setup.topology() {
         Topology::Macvtap => Backend::Fd { fd: TAP_FD_IN_QEMU },
-        Topology::Tap | Topology::Bridge => Backend::Tap {
-            ifname: crate::netsetup::TAP.to_string(),
+        Topology::Tap | Topology::Bridge | Topology::Ebpf(_) | Topology::Ovs => Backend::Tap {
+            ifname: setup.tap_name().to_string(),
         },
     }
 }
@@ -562,7 +573,8 @@ fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<Stri
     match net {
         None => vec![format!("exec {line}")],
         Some(n) if n.topology() == Topology::Macvtap => {
-            let (ns, mv) = (n.qemu_netns().name(), crate::netsetup::MACVTAP);
+            let ns = n.qemu_netns().map_or("", |ns| ns.name());
+            let mv = crate::netsetup::MACVTAP;
             // A private device node: udev's /dev/tapN names (by ifindex) collide between
             // namespaces.
             let node = format!("/dev/vmprobe-{ns}-{mv}");
@@ -575,10 +587,16 @@ fn rerun_script(cmd: &qemu_cmd::QemuCommand, net: Option<&NetSetup>) -> Vec<Stri
                 ),
             ]
         }
-        Some(n) => vec![
-            format!("# run {} first", files::NETSETUP),
-            format!("exec ip netns exec {} {line}", n.qemu_netns().name()),
-        ],
+        Some(n) => match n.qemu_netns() {
+            Some(ns) => vec![
+                format!("# run {} first", files::NETSETUP),
+                format!("exec ip netns exec {} {line}", ns.name()),
+            ],
+            None => vec![
+                format!("# run {} first", files::NETSETUP),
+                format!("exec {line}"),
+            ],
+        },
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::pin::PinSpec;
 use super::VmError;
+use crate::netsetup::ebpf::Hook;
 use crate::netsetup::Topology;
 
 /// Where Debian's u-boot-qemu package puts the QEMU arm64 build of U-Boot.
@@ -38,26 +39,23 @@ pub enum Net {
     Bridge,
     /// macvtap over a veth whose peer sits in a second namespace ("host1").
     Macvtap,
+    /// Tap and veth joined by eBPF redirects (`--ebpf-hook`), no bridge; client in "host1".
+    Ebpf,
+    /// Tap and veth on an Open vSwitch bridge (ovs-vsctl) in the host's namespace; client in
+    /// "host1".
+    Ovs,
 }
 
 impl Net {
-    /// The option value (`user`, `tap`, `bridge`, `macvtap`).
+    /// The option value (`user`, `tap`, `bridge`, `macvtap`, `ebpf`, `ovs`).
     pub fn as_str(self) -> &'static str {
         match self {
             Net::User => "user",
             Net::Tap => "tap",
             Net::Bridge => "bridge",
             Net::Macvtap => "macvtap",
-        }
-    }
-
-    /// The network setup this needs (none for user networking).
-    pub fn topology(self) -> Option<Topology> {
-        match self {
-            Net::User => None,
-            Net::Tap => Some(Topology::Tap),
-            Net::Bridge => Some(Topology::Bridge),
-            Net::Macvtap => Some(Topology::Macvtap),
+            Net::Ebpf => "ebpf",
+            Net::Ovs => "ovs",
         }
     }
 }
@@ -148,6 +146,8 @@ pub struct VmConfig {
     pub uboot: Option<PathBuf>,
     /// Network backend.
     pub net: Net,
+    /// Where the eBPF bridge's programs run (`--net ebpf`).
+    pub ebpf_hook: Hook,
     /// vhost-net.
     pub vhost: bool,
     /// GIC version; `None` means the host's (KVM `gic-version=host`).
@@ -174,9 +174,25 @@ pub struct VmConfig {
 }
 
 impl VmConfig {
-    /// A short label for run directories and tables, e.g. `user-direct-gic3-mmio-irq-tcg`.
+    /// The network setup this needs (none for user networking).
+    pub fn topology(&self) -> Option<Topology> {
+        match self.net {
+            Net::User => None,
+            Net::Tap => Some(Topology::Tap),
+            Net::Bridge => Some(Topology::Bridge),
+            Net::Macvtap => Some(Topology::Macvtap),
+            Net::Ebpf => Some(Topology::Ebpf(self.ebpf_hook)),
+            Net::Ovs => Some(Topology::Ovs),
+        }
+    }
+
+    /// A short label for run directories and tables, e.g. `user-direct-gic3-mmio-irq-tcg`
+    /// (`ebpf-tc-...` names the hook too).
     pub fn label(&self) -> String {
-        let net = self.net.as_str();
+        let net = match self.net {
+            Net::Ebpf => format!("ebpf-{}", self.ebpf_hook.as_str()),
+            n => n.as_str().to_string(),
+        };
         let boot = match self.boot {
             Boot::Direct => "direct",
             Boot::Uboot => "uboot",

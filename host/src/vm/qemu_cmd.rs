@@ -219,6 +219,7 @@ mod tests {
             boot: Boot::Direct,
             uboot: None,
             net: Net::User,
+            ebpf_hook: crate::netsetup::ebpf::Hook::Tc,
             vhost: false,
             gic: Some(3),
             transport: Transport::Mmio,

@@ -293,6 +293,36 @@ mod tests {
                 "{n:?}: irq and poll"
             );
         }
+        // The eBPF bridge at both hooks, irq and poll each.
+        let hooks: Vec<_> = m
+            .rows
+            .iter()
+            .filter(|r| r.args.vm.net == Net::Ebpf)
+            .filter_map(|r| r.args.vm.ebpf_hook)
+            .collect();
+        use crate::netsetup::ebpf::Hook;
+        assert_eq!(hooks, [Hook::Tc, Hook::Tc, Hook::Xdp, Hook::Xdp]);
+    }
+
+    #[test]
+    fn the_bridges_example_parses() {
+        use crate::netsetup::ebpf::Hook;
+        let m = Matrix::parse(include_str!("../../../../examples/bridges.toml")).unwrap();
+        let rows: Vec<_> = m
+            .rows
+            .iter()
+            .map(|r| (r.args.vm.net, r.args.vm.ebpf_hook))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Net::Tap, None),
+                (Net::Bridge, None),
+                (Net::Macvtap, None),
+                (Net::Ebpf, Some(Hook::Tc)),
+                (Net::Ebpf, Some(Hook::Xdp)),
+            ]
+        );
     }
 
     #[test]
@@ -303,9 +333,9 @@ mod tests {
         assert!(
             e("[[config]]\nname = \"a\"\n[[config]]\nname = \"a\"").contains("two configurations")
         );
-        let m = e("[[config]]\nname = \"x\"\nnet = \"ovs\"");
+        let m = e("[[config]]\nname = \"x\"\nnet = \"vde\"");
         assert!(
-            m.contains("configuration \"x\"") && m.contains("invalid value 'ovs'"),
+            m.contains("configuration \"x\"") && m.contains("invalid value 'vde'"),
             "{m}"
         );
         let m = e("[[config]]\nname = \"x\"\ncolour = 1");

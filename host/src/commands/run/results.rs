@@ -19,6 +19,9 @@ use crate::vm::{VcpuPin, VmInfo};
 pub struct RunConfig {
     /// Network backend.
     pub net: Net,
+    /// Where the eBPF bridge's programs ran (`--net ebpf` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ebpf_hook: Option<crate::netsetup::ebpf::Hook>,
     /// Boot path.
     pub boot: Boot,
     /// GIC version the guest runs on.
@@ -54,6 +57,7 @@ impl RunConfig {
         let c = &info.config;
         RunConfig {
             net: c.net,
+            ebpf_hook: (c.net == Net::Ebpf).then_some(c.ebpf_hook),
             boot: c.boot,
             gic: info
                 .ready
