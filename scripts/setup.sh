@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 # capsh set up and test `--net ebpf`.
 packages=(qemu-system-arm u-boot-qemu iproute2 procps sockperf trace-cmd gcc python3 fonts-dejavu-core
     chromium clang ethtool bpftool libcap2-bin)
+# Callers add what only they need (the tests: lava-dispatcher, whose own scripts they run).
+packages+=("$@")
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -19,18 +19,7 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "0 passed, 0 failed, 4 skipped"
     exit 0
 fi
-packages=(lava-dispatcher tftpd-hpa u-boot-tools socat)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "test-lava: installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-./scripts/setup.sh
+./scripts/setup.sh lava-dispatcher tftpd-hpa u-boot-tools socat
 ./scripts/build-guest.sh
 
 work=target/lava-test

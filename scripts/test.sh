@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-./scripts/setup.sh
+# lava-dispatcher: tests/lava_cli.rs checks vmprobe's output with LAVA's own scripts.
+./scripts/setup.sh lava-dispatcher
 ./scripts/build-guest.sh
 cargo build --release --bin vmprobe
 

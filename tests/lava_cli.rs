@@ -2,9 +2,8 @@
 //! signal parser (Debian's lava-dispatcher), `--limit` refusals before anything boots, and
 //! `lava/vmprobe.yaml` checked and its run steps executed the way LAVA's run.sh runs them,
 //! with the real guest under QEMU user networking. The tests that use LAVA's own code need
-//! Debian's lava-dispatcher installed (its dependencies are heavy, so `scripts/setup.sh`
-//! leaves it out): they are ignored with that reason, and run as root or with
-//! `--include-ignored`.
+//! Debian's lava-dispatcher installed (`scripts/test.sh` installs it; a plain `cargo test` may
+//! not have it): they are ignored with that reason, and run as root or with `--include-ignored`.
 mod support;
 
 use std::collections::HashSet;
@@ -111,7 +110,7 @@ fn find<'a>(cases: &'a [Recorded], id: &str) -> &'a Recorded {
 }
 
 #[test]
-#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test-lava.sh does"]
+#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test.sh does"]
 fn printed_lines_are_lava_test_cases_own_and_it_is_called_when_on_path() {
     let dir = temp_dir("lava-rr");
     let bin = lava_bin(&dir);
@@ -283,7 +282,7 @@ fn steps<'a>(def: &'a serde_json::Value, phase: &str) -> Vec<&'a str> {
 }
 
 #[test]
-#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test-lava.sh does"]
+#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test.sh does"]
 fn the_test_definition_names_what_exists() {
     let def = test_definition();
     assert_eq!(def["metadata"]["format"], "Lava-Test Test Definition 1.0");
@@ -348,7 +347,7 @@ fn run_sh(def: &serde_json::Value, job: &[(&str, &str)]) -> String {
 }
 
 #[test]
-#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test-lava.sh does"]
+#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test.sh does"]
 fn the_run_steps_report_every_figure_through_lava_test_case() {
     let dir = temp_dir("lava-definition");
     let bin = lava_bin(&dir);
@@ -514,7 +513,7 @@ fn run_csv_names_the_exceeded_limit_and_exits_3() {
 }
 
 #[test]
-#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test-lava.sh does"]
+#[ignore = "needs Debian's lava-dispatcher (its lava-test-case, parser and PyYAML): apt-get install lava-dispatcher, as scripts/test.sh does"]
 fn micro_lava_goes_through_lava_test_case_and_exits_3() {
     let image = guest_image();
     let image = image.to_str().unwrap();

@@ -473,6 +473,11 @@ impl Vm {
         &self.info
     }
 
+    /// The tap QEMU opens, where the setup has one (its name is per run under OVS).
+    pub fn tap_name(&self) -> Option<&str> {
+        self.net.as_ref().map(NetSetup::tap_name)
+    }
+
     /// The run directory.
     pub fn run_dir(&self) -> &RunDir {
         &self.run_dir

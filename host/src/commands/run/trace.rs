@@ -308,16 +308,17 @@ fn run_vars(vm: &Vm, declared: &[String]) -> Vec<(String, String)> {
     // (also on the bridge), or the client's veth for macvtap (the macvtap sits on its peer).
     let link = match info.config.net {
         Net::Macvtap => crate::netsetup::VETH_HOST1,
-        _ => crate::netsetup::TAP,
+        _ => vm.tap_name().unwrap_or(crate::netsetup::TAP),
     };
     let mut vars = vec![
         ("tap".to_string(), link.to_string()),
         ("qemu_pid".into(), qemu_pid.clone()),
         ("client".into(), CLIENT_COMM.into()),
     ];
-    // QEMU's main loop writes the reply into the tap itself; on macvtap the reply reaches the
-    // client's veth in a softirq, in any task.
-    if matches!(info.config.net, Net::Tap | Net::Bridge) {
+    // QEMU's main loop writes the reply into the tap itself (and the tap's own ingress hook
+    // redirects it on the eBPF bridge); on macvtap the reply reaches the client's veth in a
+    // softirq, in any task.
+    if matches!(info.config.net, Net::Tap | Net::Bridge | Net::Ebpf | Net::Ovs) {
         vars.push(("reply_pid".into(), qemu_pid));
     }
     vars.retain(|(k, _)| declared.contains(k));
