@@ -1,9 +1,10 @@
 //! LAVA test cases: every figure as one case, `<configuration>-<series>-<figure>` (e.g.
 //! `tap-irq-udp-p99`), with its measurement and units, pass or fail against the limits.
 //!
-//! Printed exactly as LAVA's own `lava-test-case ID --result R --units U --measurement M`
-//! prints it (`<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=ID RESULT=R UNITS=U MEASUREMENT=M>`, units
-//! before measurement, as that script writes them); when `lava-test-case` is on `PATH` (a
+//! Printed as LAVA's own `lava-test-case ID --result R --measurement M --units U` signals it,
+//! `<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=ID RESULT=R MEASUREMENT=M UNITS=U>`: the same fields
+//! and values (LAVA's parser reads them in any order; that script happens to write UNITS
+//! first, this keeps the documented order); when `lava-test-case` is on `PATH` (a
 //! LAVA test shell), it is called once per case instead, so LAVA records the results itself.
 //!
 //! Ids follow LAVA's own rule for names (`[-_a-zA-Z0-9.]`, no whitespace: the dispatcher
@@ -92,7 +93,7 @@ impl Case {
             self.result.as_str()
         );
         if let Some((m, units)) = &self.measurement {
-            s.push_str(&format!(" UNITS={units} MEASUREMENT={m}"));
+            s.push_str(&format!(" MEASUREMENT={m} UNITS={units}"));
         }
         s.push('>');
         s
@@ -415,7 +416,7 @@ mod tests {
         };
         assert_eq!(
             c.signal(),
-            "<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=tap-irq-udp-p99 RESULT=pass UNITS=us MEASUREMENT=182.5>"
+            "<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=tap-irq-udp-p99 RESULT=pass MEASUREMENT=182.5 UNITS=us>"
         );
         assert_eq!(
             c.arguments(),
@@ -466,10 +467,10 @@ mod tests {
         let lines = s.lines();
         assert_eq!(
             lines,
-            "<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-udp-p99 RESULT=fail UNITS=us MEASUREMENT=250>\n\
-             <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-tcp-p99 RESULT=pass UNITS=us MEASUREMENT=150>\n\
-             <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-udp-floor-p99 RESULT=pass UNITS=us MEASUREMENT=9>\n\
-             <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-udp-p50 RESULT=pass UNITS=us MEASUREMENT=100>\n\
+            "<LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-udp-p99 RESULT=fail MEASUREMENT=250 UNITS=us>\n\
+             <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-tcp-p99 RESULT=pass MEASUREMENT=150 UNITS=us>\n\
+             <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-udp-floor-p99 RESULT=pass MEASUREMENT=9 UNITS=us>\n\
+             <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-udp-p50 RESULT=pass MEASUREMENT=100 UNITS=us>\n\
              <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-tcp-lost RESULT=fail>\n\
              <LAVA_SIGNAL_TESTCASE TEST_CASE_ID=c-limit-residence-p50 RESULT=fail>\n"
         );

@@ -318,7 +318,10 @@ fn run_vars(vm: &Vm, declared: &[String]) -> Vec<(String, String)> {
     // QEMU's main loop writes the reply into the tap itself (and the tap's own ingress hook
     // redirects it on the eBPF bridge); on macvtap the reply reaches the client's veth in a
     // softirq, in any task.
-    if matches!(info.config.net, Net::Tap | Net::Bridge | Net::Ebpf | Net::Ovs) {
+    if matches!(
+        info.config.net,
+        Net::Tap | Net::Bridge | Net::Ebpf | Net::Ovs
+    ) {
         vars.push(("reply_pid".into(), qemu_pid));
     }
     vars.retain(|(k, _)| declared.contains(k));
