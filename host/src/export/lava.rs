@@ -11,7 +11,7 @@
 //! drops a case whose id has a space), narrowed to lowercase letters, digits, `-` and `.`,
 //! which are URL-safe as they are.
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde::Serialize;
@@ -353,16 +353,7 @@ pub fn rr_sheet(report: &RrReport) -> Sheet {
 
 /// `lava-test-case` on `PATH`, if there is one.
 pub fn lava_test_case() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("lava-test-case"))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    crate::os::find_on_path("lava-test-case")
 }
 
 /// Reports `cases` to LAVA: through `lava-test-case` when it is on `PATH` (its output goes

@@ -39,9 +39,7 @@ impl Runner {
 /// `tool` is on PATH, or the error naming its package (for tools run through `ip netns exec`,
 /// whose own failure would only say that exec failed).
 pub fn require(tool: &str) -> Result<(), NetError> {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(tool).is_file()));
-    if found {
+    if crate::os::find_on_path(tool).is_some() {
         Ok(())
     } else {
         Err(NetError::ToolMissing(tool.to_string()))

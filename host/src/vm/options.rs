@@ -246,24 +246,6 @@ pub fn default_image() -> PathBuf {
     }
 }
 
-/// Looks a program up on `PATH` like a shell would.
-pub fn find_on_path(name: &Path) -> Option<PathBuf> {
-    if name.components().count() > 1 {
-        return name.is_file().then(|| name.to_path_buf());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// Resolves `--accel`: KVM needs an aarch64 host and a /dev/kvm this process can open.
 pub fn resolve_accel(arg: AccelArg) -> Result<(Accel, String), VmError> {
     let kvm = kvm_usable();
