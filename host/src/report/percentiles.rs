@@ -7,7 +7,7 @@ use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{color, err, log_axis, log_range, us_label, Chart};
+use super::plot::{color, err, legend, log_axis, log_range, us_label, Chart};
 use crate::stats::Recorder;
 
 /// The marked percentiles: axis label and quantile. The quantiles are the literals the run
@@ -200,15 +200,7 @@ impl Chart for PercentileChart {
                 .draw_series(line.marks.iter().map(|&p| Circle::new(p, 4, c.filled())))
                 .map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 

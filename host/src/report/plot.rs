@@ -65,6 +65,21 @@ pub(super) fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
+/// Every chart's legend: the series labels in a framed, mostly opaque box in `corner`.
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    corner: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(corner)
+        .label_font(("sans-serif", 16))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// `157`, `1.5k`, `20k` (µs tick labels on a log axis).
 pub(super) fn us_label(v: f64) -> String {
     if v >= 10_000.0 {
@@ -168,15 +183,7 @@ impl Chart for CdfChart<'_> {
                 mark_percentiles(&mut chart, f, c)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
     }
 }
 
@@ -445,15 +452,7 @@ impl Chart for TimeChart<'_> {
                 .label(format!("{n} lost"))
                 .legend(|(x, y)| Cross::new((x + 10, y), 5, BLACK.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        Ok(())
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 
