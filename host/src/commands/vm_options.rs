@@ -10,8 +10,8 @@ use clap::Args;
 use crate::netsetup::ebpf::{self, Hook};
 use crate::os::{find_on_path, is_root};
 use crate::vm::options::{
-    check_vhost_net, default_image, is_arm64_image, resolve_accel, Accel, AccelArg,
-    Boot, GicArg, Mode, Net, OnOff, Transport, VmConfig, UBOOT_BIN,
+    check_vhost_net, default_image, is_arm64_image, resolve_accel, Accel, AccelArg, Boot, GicArg,
+    Mode, Net, OnOff, Transport, VmConfig, UBOOT_BIN,
 };
 use crate::vm::pin::PinSpec;
 use crate::vm::VmError;
